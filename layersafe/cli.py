@@ -1,0 +1,220 @@
+"""Command line: thin wrappers that parse options into config dataclasses and call the library.
+
+Every user error ends with one line on stderr and exit code 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+EPILOG = "Layer numbers index the image encoder's hidden_states: 0 = patch embeddings, l = output of block l."
+
+
+def _add_scan(sub):
+    from .scan.engine import ScanConfig
+
+    d = ScanConfig()
+    p = sub.add_parser(
+        "scan", help="generate responses at every requested image-encoder layer (ICET scan)",
+        description="Scan a VLM for the image-encoder early-exit (ICET) vulnerability: for every sample and "
+                    "every requested layer l, feed the projected layer-l image features to the language model "
+                    "and record its response in OUT/generations.jsonl.", epilog=EPILOG)
+    p.add_argument("--model", default=d.model,
+                   help="HF hub id or local folder of a supported VLM (e.g. llava-hf/llava-1.5-7b-hf); "
+                        f"default {d.model!r}: a tiny random LLaVA built on the fly (random text, offline demo)")
+    p.add_argument("--dataset", default=d.dataset,
+                   help="built-in dataset (see `layersafe datasets`) or a .jsonl/.csv file with id, prompt, image "
+                        f"(relative image paths resolve against the file's folder); default {d.dataset}")
+    p.add_argument("--layers", default=d.layers,
+                   help="layer spec: all, default, N, A-B or a comma list (e.g. 'default,8-12'); default all")
+    p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help=f"tokens per response (default {d.max_new_tokens})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"sequences per generate call and images per encoder call (default {d.batch_size})")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted scan in OUT, keeping finished rows")
+    p.add_argument("--limit", type=int, default=None, help="scan only the first N samples")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for dataset pairing and sampling (default 0)")
+    p.add_argument("--sample", dest="do_sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature (with --sample)")
+    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling p (with --sample)")
+    p.add_argument("--dtype", default=d.dtype, help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--device-map", default=None, help="e.g. 'auto' to spread a large model over several GPUs")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    p.add_argument("--judge", dest="judges", action="append", default=None, metavar="NAME[:ARG]",
+                   help="judge the generations afterwards and write scores.jsonl + metrics.csv "
+                        "(repeatable; default: refusal; 'none' to skip)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_scan)
+
+
+def cmd_scan(a) -> int:
+    from .scan.engine import ScanConfig, run_scan
+
+    judges = a.judges if a.judges is not None else ["refusal"]
+    judges = [] if judges == ["none"] else judges
+    if judges:
+        from .judges.base import get_judge
+
+        for j in judges:  # fail on a bad judge name before hours of generation
+            get_judge(j)
+    cfg = ScanConfig(model=a.model, dataset=a.dataset, layers=a.layers, out=a.out,
+                     max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, resume=a.resume,
+                     limit=a.limit, seed=a.seed, do_sample=a.do_sample, temperature=a.temperature,
+                     top_p=a.top_p, dtype=a.dtype, device=a.device, device_map=a.device_map,
+                     trust_remote_code=a.trust_remote_code, judges=judges)
+    run = run_scan(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
+    out = Path(a.out)
+    st = run["stats"]
+    print(f"scan complete: {st['generated']} new generations, {st['failed']} failed rows, "
+          f"{st['skipped_done']} already done, {st['seconds']:.1f} s")
+    if judges:
+        from .evaluate import judge_run
+
+        table = judge_run(out, judges, progress=not a.no_progress)
+        _print_table(table, run["default_layer"])
+    print(f"results: {out.resolve()}/ (generations.jsonl, run.json"
+          + (", scores.jsonl, metrics.csv)" if judges else ")"))
+    if run["model"]["tiny_random"]:
+        print("note: these responses come from a tiny RANDOM model (embedded default), not a real VLM.")
+    return 0
+
+
+def _print_table(table, default_layer):
+    print("layer    n   ASR    95% CI")
+    for r in table:
+        mark = "  <- default" if r["layer"] == default_layer else ""
+        if r["n"]:
+            print(f"{r['layer']:>5} {r['n']:>4}  {r['asr']:.3f}  [{r['asr_ci_low']:.3f}, {r['asr_ci_high']:.3f}]{mark}")
+        else:
+            print(f"{r['layer']:>5} {r['n']:>4}  -      (no judged harmful rows){mark}")
+
+
+def _add_judge(sub):
+    p = sub.add_parser("judge", help="score responses in a JSONL/CSV file with one or more judges",
+                       description="Read rows with prompt and response (and an id) from a JSONL or CSV file, "
+                                   "add a `scores` object from each judge, and write them to --out. "
+                                   "Runs from the file alone: no VLM is loaded.")
+    p.add_argument("--input", required=True, help="JSONL or CSV file with prompt and response columns")
+    p.add_argument("--judge", dest="judges", action="append", required=True, metavar="NAME[:ARG]",
+                   help="judge to run (repeatable); see `layersafe judges`")
+    p.add_argument("--out", required=True, help="output file (.jsonl or .csv): the same rows plus `scores`")
+    p.add_argument("--batch-size", type=int, default=64, help="rows per judge call (default 64)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_judge)
+
+
+def cmd_judge(a) -> int:
+    from .io import read_rows, write_rows
+    from .judges.runner import judge_rows
+
+    out = Path(a.out)
+    if out.exists() and not a.force:
+        raise UserError(f"--out {out} exists; pass --force to overwrite it or choose another name")
+    if out.suffix.lower() not in (".jsonl", ".json", ".ndjson", ".csv"):
+        raise UserError(f"--out {out}: use a .jsonl or .csv file name")
+    rows = read_rows(a.input)
+    if not rows:
+        raise UserError(f"{a.input} has no rows")
+    counts = judge_rows(rows, a.judges, batch_size=a.batch_size, progress=not a.no_progress)
+    write_rows(out, rows)
+    print(f"judged {counts['scored']} rows ({counts['skipped_failed_rows']} failed rows not scored) -> {out}")
+    return 0
+
+
+def _add_judges(sub):
+    p = sub.add_parser("judges", help="list the available judges")
+    p.set_defaults(func=cmd_judges)
+
+
+def cmd_judges(a) -> int:
+    from .judges.base import available
+
+    for name, cls in sorted(available().items()):
+        print(f"{name:<14} {cls.description}")
+    return 0
+
+
+def _add_layers(sub):
+    p = sub.add_parser("layers", help="print a model's encoder depth, default layer and valid layer range")
+    p.add_argument("--model", required=True, help="HF hub id or local folder (or tiny-random-llava)")
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.set_defaults(func=cmd_layers)
+
+
+def cmd_layers(a) -> int:
+    from .models import load_vlm
+
+    ad = load_vlm(a.model, device="cpu", dtype="auto", trust_remote_code=a.trust_remote_code)
+    print(f"model:          {a.model} ({type(ad.model).__name__}, family {ad.family})")
+    print(f"encoder depth:  {ad.num_layers} blocks")
+    print(f"default layer:  {ad.default_layer}")
+    print(f"valid layers:   0..{ad.num_layers} ({ad.layer_meaning()})")
+    return 0
+
+
+def _add_datasets(sub):
+    p = sub.add_parser("datasets", help="list the built-in datasets")
+    p.set_defaults(func=cmd_datasets)
+
+
+def cmd_datasets(a) -> int:
+    from .data import list_datasets
+
+    for name, desc in list_datasets().items():
+        print(f"{name:<18} {desc}")
+    print("or a .jsonl/.csv file with columns id, prompt, image (optional: category, harmful)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="layersafe",
+        description="Layer-wise safety audits of vision-language models: scan every image-encoder layer "
+                    "for the ICET vulnerability (Bachu et al., ICML 2025), judge the responses, report.")
+    p.add_argument("--version", action="version", version=f"layersafe {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_scan, _add_judge, _add_judges, _add_layers, _add_datasets):
+        add(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        _quiet_libraries()
+        return a.func(a)
+    except UserError as e:
+        print(f"layersafe: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("layersafe: interrupted; finished rows are saved (rerun with --resume to continue)", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries():
+    """transformers' load bars and backend notices drown our own progress output."""
+    try:
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    except Exception:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

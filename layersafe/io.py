@@ -1,0 +1,147 @@
+"""Small file helpers: JSONL that tolerates a torn last line, atomic writes, CSV/JSONL row files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import UserError
+
+
+def read_jsonl(path: str | Path, *, tolerate_torn_tail: bool = True) -> list[dict]:
+    """Read a JSONL file. A last line without its newline that does not parse (a write cut off
+    by a crash) is dropped; a bad line elsewhere is a UserError naming its line number."""
+    path = Path(path)
+    rows = []
+    with path.open("rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if tolerate_torn_tail and i == len(lines):  # last chunk had no newline: torn write
+                break
+            raise UserError(f"{path}: line {i} is not valid JSON; fix or remove that line") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}: line {i} is not a JSON object")
+        rows.append(obj)
+    return rows
+
+
+def truncate_torn_tail(path: str | Path) -> int:
+    """Cut a partial last line (no trailing newline) so appends start on a fresh line.
+    Returns the number of bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with path.open("rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        f.truncate(keep)
+        return size - keep
+
+
+class JsonlAppender:
+    """Append rows, flushing and fsyncing each so a crash loses at most the row being written."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.f = self.path.open("a", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self.f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file + rename so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows of a JSONL or CSV file (for judge inputs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"input file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return read_jsonl(path)
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            if isinstance(r.get("scores"), str) and r["scores"].strip().startswith("{"):
+                try:
+                    r["scores"] = json.loads(r["scores"])
+                except json.JSONDecodeError:
+                    pass
+        return rows
+    raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl or .csv")
+
+
+def write_rows(path: str | Path, rows: Iterable[dict]) -> None:
+    """Write rows as JSONL or CSV (by extension), atomically. CSV cells holding dicts are JSON."""
+    path = Path(path)
+    rows = list(rows)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    elif suffix == ".csv":
+        import io
+
+        fields: list[str] = []
+        for r in rows:
+            for k in r:
+                if k not in fields:
+                    fields.append(k)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
+        atomic_write_text(path, buf.getvalue())
+    else:
+        raise UserError(f"{path}: unsupported output type {suffix or '(none)'}; use .jsonl or .csv")
+
+
+def iter_chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

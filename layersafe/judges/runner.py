@@ -1,0 +1,32 @@
+"""Run judges over rows from files (DESIGN.md §3 ``layersafe judge``)."""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from ..io import iter_chunks
+from .base import get_judge
+
+
+def judge_rows(rows: list[dict], specs: list[str], *, batch_size: int = 64, progress: bool = True) -> dict:
+    """Add each judge's scores to ``row["scores"]`` in place. Rows that failed before judging
+    (``error`` set or no response) are not scored; returns counts per judge."""
+    from tqdm.auto import tqdm
+
+    if not specs:
+        raise UserError("no judge given; use --judge NAME[:ARG] (see `layersafe judges`)")
+    missing = [c for c in ("prompt", "response") if rows and c not in rows[0]]
+    if missing:
+        raise UserError(f"input rows lack column(s) {', '.join(missing)}; judges need prompt and response")
+    judges = [get_judge(s) for s in specs]
+    todo = [r for r in rows if not r.get("error") and r.get("response") is not None]
+    counts = {"rows": len(rows), "scored": len(todo), "skipped_failed_rows": len(rows) - len(todo)}
+    for judge in judges:
+        bar = tqdm(total=len(todo), desc=f"judge {judge.name}", unit="row", disable=not progress)
+        for chunk in iter_chunks(todo, batch_size):
+            for r, s in zip(chunk, judge.score(chunk)):
+                if not isinstance(r.get("scores"), dict):
+                    r["scores"] = {}
+                r["scores"].update(s)
+            bar.update(len(chunk))
+        bar.close()
+    return counts

@@ -1,0 +1,1 @@
+from .aggregate import per_layer_metrics, wilson_interval, write_metrics_csv  # noqa: F401

@@ -1,0 +1,128 @@
+"""Load a supported VLM behind its family adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from .base import Encoded, Generation, VLMAdapter  # noqa: F401
+from .llava import LlavaAdapter
+
+# architecture name (config.architectures[0]) -> adapter class
+ADAPTERS: dict[str, type[VLMAdapter]] = {arch: cls for cls in (LlavaAdapter,) for arch in cls.architectures}
+# model_type -> architecture, for configs saved without `architectures`
+MODEL_TYPES = {"llava": "LlavaForConditionalGeneration"}
+
+TINY_ALIAS = "tiny-random-llava"  # the embedded default: built on the fly, random weights
+
+
+def supported() -> str:
+    return ", ".join(sorted(ADAPTERS))
+
+
+def resolve_model_path(model: str) -> tuple[str, bool]:
+    """Map the built-in alias to its cached folder. Returns (path_or_id, is_tiny_random)."""
+    if model == TINY_ALIAS:
+        from .tiny import default_tiny_path
+
+        return str(default_tiny_path()), True
+    return model, False
+
+
+def _architecture(config) -> str:
+    archs = getattr(config, "architectures", None) or []
+    for a in archs:
+        if a in ADAPTERS:
+            return a
+    mt = getattr(config, "model_type", None)
+    if mt in MODEL_TYPES:
+        return MODEL_TYPES[mt]
+    found = archs[0] if archs else mt
+    raise UserError(f"unsupported architecture {found!r}; layersafe supports: {supported()}")
+
+
+def pick_device(device: str | None):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"bad --device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    return dev
+
+
+def pick_dtype(dtype: str | None, device):
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in table:
+        raise UserError(f"bad --dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    return table[dtype]
+
+
+def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "auto",
+             device_map: str | None = None, trust_remote_code: bool = False) -> VLMAdapter:
+    """Load ``model`` (HF hub id, local folder, or ``tiny-random-llava``) and its processor."""
+    from transformers import AutoConfig, AutoProcessor
+    import transformers
+
+    path, _ = resolve_model_path(model)
+    if Path(path).exists() and not (Path(path) / "config.json").is_file():
+        raise UserError(f"{path} has no config.json; pass a folder saved with save_pretrained or a hub id")
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"cannot load model {model!r}: {first} -- pass a hub id (e.g. llava-hf/llava-1.5-7b-hf) "
+            "or a local folder saved with save_pretrained"
+        ) from None
+    arch = _architecture(config)
+    cls = ADAPTERS[arch]
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    model_cls = getattr(transformers, arch)
+    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    if device_map:
+        kwargs["device_map"] = device_map
+    try:
+        vlm = model_cls.from_pretrained(path, **kwargs)
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load model or processor from {model!r}: {first}") from None
+    if not device_map:
+        vlm = vlm.to(dev)
+    vlm.eval()
+    return cls(vlm, processor, name=model, device=dev)
+
+
+def model_identity(adapter: VLMAdapter, model: str) -> dict:
+    """What run.json records about the model: enough to tell two runs' models apart."""
+    cfg = adapter.model.config
+    raw = {}
+    path, tiny = resolve_model_path(model)
+    cfg_file = Path(path) / "config.json"
+    if cfg_file.is_file():
+        raw = json.loads(cfg_file.read_text())
+    return {
+        "name": model,
+        "path": path,
+        "family": adapter.family,
+        "architecture": type(adapter.model).__name__,
+        "commit": getattr(cfg, "_commit_hash", None),
+        "tiny_random": bool(tiny or "layersafe_tiny_random" in raw),
+        "dtype": str(next(adapter.model.parameters()).dtype).replace("torch.", ""),
+        "num_layers": adapter.num_layers,
+        "default_layer": adapter.default_layer,
+        "vision_feature_select_strategy": getattr(cfg, "vision_feature_select_strategy", None),
+        "n_parameters": sum(p.numel() for p in adapter.model.parameters()),
+    }

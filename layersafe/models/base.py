@@ -1,0 +1,79 @@
+"""The adapter interface every VLM family implements (DESIGN.md §2 models/).
+
+An adapter hides one family's plumbing behind five steps the scan engine needs:
+build the prompt text, tokenise it with its image, encode a batch of images ONCE into the
+encoder hidden states of every requested layer, project one layer's states into LM features,
+and generate from those features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+
+@dataclass
+class Encoded:
+    """Encoder output for a batch of images: ``hidden[l]`` is layer l's states, ``[B, T, D]``."""
+
+    hidden: dict[int, torch.Tensor]
+    n_images: int
+
+
+@dataclass
+class Generation:
+    tokens: list[int]  # generated ids, EOS and padding removed
+    text: str
+    finish_reason: str  # "stop" (EOS) or "length"
+
+
+class VLMAdapter:
+    """Base class. Layer numbering (DESIGN.md §3): index into the encoder's ``hidden_states``;
+    0 = patch embeddings, l = output of block l, ``num_layers`` = last block."""
+
+    family: str = ""
+    architectures: tuple[str, ...] = ()
+
+    def __init__(self, model, processor, *, name: str, device: torch.device):
+        self.model = model
+        self.processor = processor
+        self.name = name
+        self.device = device
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def default_layer(self) -> int:
+        raise NotImplementedError
+
+    def layer_meaning(self) -> str:
+        return "0 = patch embeddings, l = output of encoder block l"
+
+    # --- steps ----------------------------------------------------------------------------
+    def build_prompt(self, text: str) -> str:
+        """The exact text given to the processor (recorded as ``input_text``)."""
+        raise NotImplementedError
+
+    def tokenize(self, input_text: str, image) -> dict[str, Any]:
+        """One sample -> ``{"input_ids": 1-D LongTensor, "pixel_values": tensor, ...}``."""
+        raise NotImplementedError
+
+    def encode(self, items: list[dict], layers: Sequence[int]) -> Encoded:
+        """Run the image encoder ONCE for the images of ``items`` (outputs of ``tokenize``),
+        keeping the hidden states of ``layers``."""
+        raise NotImplementedError
+
+    def features(self, enc: Encoded, layer: int, index: Sequence[int]) -> list[torch.Tensor]:
+        """Projected LM features of layer ``layer`` for the images ``index`` of ``enc``: ``P(e_l)``."""
+        raise NotImplementedError
+
+    def generate(
+        self, input_ids: list[torch.Tensor], features: list[torch.Tensor], *, max_new_tokens: int,
+        do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+    ) -> list[Generation]:
+        raise NotImplementedError

@@ -1,0 +1,123 @@
+"""LLaVA family adapter (``LlavaForConditionalGeneration``: LLaVA-1.5, BakLLaVA, ...).
+
+ICET-l (paper §3): feed ``P(e_l)`` — the projector applied to encoder hidden state l, with the
+model's own feature-select strategy ("default" drops CLS) — in place of ``P(e_default)``.
+Features are injected through ``inputs_embeds`` (image-token positions replaced with
+``masked_scatter``), which gives the same tokens as ``generate(..., vision_feature_layer=l)``
+on every transformers version we support (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .base import Encoded, Generation, VLMAdapter
+
+LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
+
+
+class LlavaAdapter(VLMAdapter):
+    family = "llava"
+    architectures = ("LlavaForConditionalGeneration",)
+
+    def __init__(self, model, processor, **kw):
+        super().__init__(model, processor, **kw)
+        cfg = model.config
+        self.vision_tower = model.model.vision_tower
+        self.projector = model.model.multi_modal_projector
+        self.select_strategy = cfg.vision_feature_select_strategy
+        self.image_token_id = cfg.image_token_id
+        self.tokenizer = processor.tokenizer
+        if self.tokenizer.pad_token_id is None:
+            # Llama tokenizers often ship without a pad token; any id works under the mask.
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        layer = cfg.vision_feature_layer
+        if not isinstance(layer, int):
+            from ..errors import UserError
+
+            raise UserError(
+                f"{self.name}: vision_feature_layer={layer!r} concatenates several layers; "
+                "layersafe scans models that use a single encoder layer"
+            )
+        self._default_layer = layer if layer >= 0 else self.num_layers + 1 + layer
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    @property
+    def default_layer(self) -> int:
+        return self._default_layer
+
+    def build_prompt(self, text: str) -> str:
+        if getattr(self.processor, "chat_template", None):
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return LLAVA15_FALLBACK.format(prompt=text)
+
+    def tokenize(self, input_text: str, image) -> dict:
+        enc = self.processor(images=[image], text=[input_text], return_tensors="pt")
+        return {"input_ids": enc["input_ids"][0], "pixel_values": enc["pixel_values"][0]}
+
+    @torch.no_grad()
+    def encode(self, items, layers: Sequence[int]) -> Encoded:
+        """Run the vision tower once with all hidden states; keep the requested layers."""
+        pixel_values = torch.stack([it["pixel_values"] for it in items])
+        dtype = next(self.vision_tower.parameters()).dtype
+        dev = next(self.vision_tower.parameters()).device
+        out = self.vision_tower(pixel_values.to(dev, dtype), output_hidden_states=True, return_dict=True)
+        hs = out.hidden_states
+        hidden = {}
+        for layer in layers:
+            h = hs[layer]
+            hidden[layer] = h[:, 1:] if self.select_strategy == "default" else h
+        return Encoded(hidden=hidden, n_images=pixel_values.shape[0])
+
+    @torch.no_grad()
+    def features(self, enc: Encoded, layer: int, index) -> list[torch.Tensor]:
+        # Same projector for every layer (paper: ICET-l feeds P(e_l)); one call per batch.
+        return list(self.projector(enc.hidden[layer][list(index)]))
+
+    @torch.no_grad()
+    def generate(self, input_ids, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
+        tok = self.tokenizer
+        pad_id = tok.pad_token_id
+        embed = self.model.get_input_embeddings()
+        dev = embed.weight.device
+        width = max(len(x) for x in input_ids)
+        ids = torch.full((len(input_ids), width), pad_id, dtype=torch.long)
+        attn = torch.zeros((len(input_ids), width), dtype=torch.long)
+        for i, x in enumerate(input_ids):  # left padding (DESIGN.md §4)
+            ids[i, width - len(x):] = x
+            attn[i, width - len(x):] = 1
+        ids, attn = ids.to(dev), attn.to(dev)
+        embeds = embed(ids)
+        mask = (ids == self.image_token_id).unsqueeze(-1).expand_as(embeds)
+        feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
+        if mask.sum() != feats.numel():
+            raise RuntimeError(
+                f"image tokens ({int(mask.sum()) // embeds.shape[-1]}) do not match features "
+                f"({feats.shape[0]}); processor and model config disagree"
+            )
+        embeds = embeds.masked_scatter(mask, feats)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [tok.eos_token_id])
+        gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad_id)
+        if do_sample:
+            gen_kwargs.update(temperature=temperature, top_p=top_p)
+        else:  # silence warnings from sampling knobs in generation_config
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        out = self.model.generate(inputs_embeds=embeds, attention_mask=attn, **gen_kwargs)
+        results = []
+        for row in out.tolist():
+            toks, reason = [], "length"
+            for t in row:
+                if t in eos_ids:
+                    reason = "stop"
+                    break
+                toks.append(t)
+            results.append(Generation(tokens=toks, text=tok.decode(toks, skip_special_tokens=True).strip(),
+                                      finish_reason=reason))
+        return results

@@ -1,0 +1,158 @@
+"""A tiny randomly initialised LLaVA, built offline from configs of the real transformers classes.
+
+It is what tests and the quick start run on when no real weights are available: a genuine
+``LlavaForConditionalGeneration`` (CLIP vision tower + Llama LM) with its own small BPE tokenizer
+and a ``LlavaProcessor`` carrying a LLaVA-1.5-style chat template, saved with ``save_pretrained``
+so every code path (loading included) is the one real models take. Its answers are random text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# LLaVA-1.5's conversation format, as a chat template (single user turn: image, then text).
+LLAVA15_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% elif message['role'] == 'assistant' %}ASSISTANT: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'image' %}<image>\n{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% if message['role'] == 'user' %} {% else %}</s>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+TINY_MARKER = "layersafe_tiny_random"  # written into config.json so outputs can say what ran
+
+
+def _corpus() -> list[str]:
+    import csv
+    import io
+    from importlib.resources import files
+
+    raw = files("layersafe.data").joinpath("files/advbench_harmful_behaviors.csv").read_text("utf-8")
+    rows = list(csv.DictReader(io.StringIO(raw)))
+    text = [r["goal"] for r in rows] + [r["target"] for r in rows]
+    text += [
+        "I'm sorry, but I cannot help with that request.",
+        "Sure, here is a short answer. The image shows a cat, a cup of coffee and a red rocket.",
+        "USER: ASSISTANT: What is in this picture? Describe the colours and shapes.",
+    ]
+    return text
+
+
+def build_tokenizer(vocab_size: int = 600):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    # Metaspace (not byte-level) so random generations decode to readable word pieces.
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>", "<image>"],
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    fast.padding_side = "left"
+    return fast
+
+
+def build_tiny_llava(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    vision_layers: int = 6,
+    image_size: int = 32,
+    patch_size: int = 8,
+    text_layers: int = 2,
+    initializer_range: float = 0.5,
+    select_strategy: str = "default",
+    chat_template: bool = True,
+) -> Path:
+    """Build, save and return the folder of a tiny random LLaVA (model + processor)."""
+    import torch
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer()
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    n_patches = (image_size // patch_size) ** 2
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=vision_layers, num_attention_heads=4,
+        image_size=image_size, patch_size=patch_size, projection_dim=32,
+        initializer_range=initializer_range,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=text_layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        initializer_range=initializer_range, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision, text_config=text, image_token_id=image_token_id,
+        vision_feature_layer=-2, vision_feature_select_strategy=select_strategy,
+        image_seq_length=n_patches + (select_strategy == "full"),
+    )
+    config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+    )
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        vision_feature_select_strategy=select_strategy,
+        num_additional_image_tokens=1,
+        chat_template=LLAVA15_CHAT_TEMPLATE if chat_template else None,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    # Mark the checkpoint so run.json and the console can say it is random.
+    cfg_path = out_dir / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg[TINY_MARKER] = {"seed": seed, "note": "tiny random LLaVA built by layersafe; outputs are random text"}
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    return out_dir
+
+
+def default_tiny_path(seed: int = 0) -> Path:
+    """Cached location of the embedded default model; built on first use."""
+    import os
+
+    root = Path(os.environ.get("LAYERSAFE_CACHE", Path.home() / ".cache" / "layersafe"))
+    path = root / f"tiny-random-llava-s{seed}"
+    if not (path / "config.json").is_file() or not (path / "processor_config.json").exists() and not (
+        path / "preprocessor_config.json"
+    ).exists():
+        tmp = path.with_name(path.name + ".tmp")
+        build_tiny_llava(tmp, seed=seed)
+        import shutil
+
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    return path

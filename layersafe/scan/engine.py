@@ -1,0 +1,215 @@
+"""The ICET scan engine (DESIGN.md §2 scan/): samples × layers -> OUT/generations.jsonl.
+
+For each group of samples: load and tokenise each image+prompt once, run the image encoder ONCE
+for the group keeping every requested layer, then for each layer project P(e_l) and generate
+in batches (left padding, greedy by default). Rows are appended (flushed + fsynced) as batches
+finish, so an interrupted scan loses at most the batch in flight; ``resume`` skips every
+(sample, layer) already on disk.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from ..io import JsonlAppender, atomic_write_json, iter_chunks, read_jsonl, truncate_torn_tail
+
+GENERATIONS = "generations.jsonl"
+RUN_JSON = "run.json"
+
+
+@dataclass
+class ScanConfig:
+    """Every knob of a scan (recorded whole in run.json)."""
+
+    model: str = "tiny-random-llava"  # HF id, local folder, or the embedded tiny random LLaVA
+    dataset: str = "custom-prompts"  # built-in name or a .jsonl/.csv file (id, prompt, image)
+    layers: str = "all"  # all, default, N, A-B, comma lists (DESIGN.md §3)
+    out: str = "runs/scan"
+    max_new_tokens: int = 64
+    batch_size: int = 8  # sequences per generate call (and images per encoder call)
+    resume: bool = False
+    limit: int | None = None  # first N samples of the dataset
+    seed: int = 0  # dataset pairing seed and sampling seed
+    do_sample: bool = False  # greedy by default, as in the paper's evaluation
+    temperature: float = 1.0
+    top_p: float = 1.0
+    dtype: str = "auto"  # auto = bfloat16 on GPU, float32 on CPU
+    device: str = "auto"
+    device_map: str | None = None  # e.g. "auto" to spread a large model over several GPUs
+    trust_remote_code: bool = False
+    judges: list[str] = field(default_factory=list)  # judges run after generation (e.g. refusal)
+
+
+# Fields that must match when resuming: changing them would mix incomparable rows.
+_RESUME_KEYS = ("model", "dataset", "max_new_tokens", "limit", "seed", "do_sample", "temperature", "top_p", "dtype")
+
+
+def _versions() -> dict:
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    return {"layersafe": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "platform": platform.platform()}
+
+
+def prepare_out_dir(cfg: ScanConfig) -> Path:
+    """Refuse to overwrite a non-empty OUT unless resuming; on resume check the config matches."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    nonempty = out.is_dir() and any(out.iterdir())
+    if nonempty and not cfg.resume:
+        raise UserError(f"--out {out} is not empty; pass --resume to continue that scan or choose a new folder")
+    if cfg.resume and (out / RUN_JSON).is_file():
+        import json
+
+        try:
+            old = json.loads((out / RUN_JSON).read_text())["config"]
+        except (ValueError, KeyError):
+            raise UserError(f"{out / RUN_JSON} is unreadable; cannot resume safely (move the folder away)") from None
+        diff = [k for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
+        if diff:
+            desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
+            raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def done_pairs(path: Path) -> set[tuple[str, int]]:
+    """(sample_id, layer) pairs already written; a torn last line is cut off first."""
+    if not path.exists():
+        return set()
+    truncate_torn_tail(path)
+    return {(str(r["sample_id"]), int(r["layer"])) for r in read_jsonl(path) if "sample_id" in r}
+
+
+def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
+    """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded."""
+    from ..data import load_dataset
+    from ..data.base import ImageError, load_image
+    from ..layers import parse_layers
+    from ..models import load_vlm, model_identity
+
+    if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
+        raise UserError("--batch-size and --max-new-tokens must be at least 1")
+    out = prepare_out_dir(cfg)
+    dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
+    if adapter is None:
+        adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, device_map=cfg.device_map,
+                           trust_remote_code=cfg.trust_remote_code)
+    layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
+    identity = model_identity(adapter, cfg.model)
+    if identity["tiny_random"]:
+        log("NOTE: the model is layersafe's tiny randomly initialised LLaVA (embedded default): "
+            "its responses are random text, useful only to check the pipeline end to end.")
+    gen_path = out / GENERATIONS
+    done = done_pairs(gen_path)
+    run = {
+        "config": asdict(cfg),
+        "versions": _versions(),
+        "argv": sys.argv,
+        "model": identity,
+        "num_layers": adapter.num_layers,
+        "default_layer": adapter.default_layer,
+        "layers": layers,
+        "dataset": {"name": dataset.name, "source": dataset.source, "n_samples": len(dataset.samples),
+                    "n_bad_rows": len(dataset.errors),
+                    "bad_rows": [{"row": e.row, "reason": e.reason} for e in dataset.errors[:100]]},
+        "status": "running",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_json(out / RUN_JSON, run)
+    for e in dataset.errors[:5]:
+        log(f"warning: {dataset.source} row {e.row} skipped: {e.reason}")
+    if len(dataset.errors) > 5:
+        log(f"warning: {len(dataset.errors)} bad rows skipped in all (listed in run.json)")
+
+    import torch
+    from tqdm.auto import tqdm
+
+    if cfg.do_sample:
+        torch.manual_seed(cfg.seed)
+    # Similar prompt lengths batch together (less padding); the order is deterministic so a
+    # resumed scan forms the same groups as an uninterrupted one.
+    samples = sorted(dataset.samples, key=lambda s: (len(s.prompt), s.id))
+    todo_total = sum(1 for s in samples for l in layers if (s.id, l) not in done)
+    stats = {"generated": 0, "failed": 0, "skipped_done": len(samples) * len(layers) - todo_total,
+             "new_tokens": 0}
+    t0 = time.time()
+    bar = tqdm(total=todo_total, desc="scan", unit="gen", disable=not progress, dynamic_ncols=True)
+    with JsonlAppender(gen_path) as writer:
+        for group in iter_chunks(samples, cfg.batch_size):
+            need = [s for s in group if any((s.id, l) not in done for l in layers)]
+            if not need:
+                continue
+            items, ok = [], []
+            for s in need:
+                input_text = adapter.build_prompt(s.prompt)
+                try:
+                    img = load_image(s.image)
+                    item = adapter.tokenize(input_text, img)
+                except ImageError as e:
+                    reason = str(e)
+                except Exception as e:  # processor rejects the image (size, mode, ...)
+                    reason = f"cannot process image {s.image}: {type(e).__name__}: {e}"
+                else:
+                    items.append(item)
+                    ok.append((s, input_text, item))
+                    continue
+                for l in layers:  # one failed row per (sample, layer) keeps the row contract
+                    if (s.id, l) in done:
+                        continue
+                    writer.write(_row(s, l, input_text, adapter, error=reason))
+                    stats["failed"] += 1
+                    bar.update(1)
+            if not ok:
+                continue
+            enc = adapter.encode(items, layers)
+            for layer in layers:
+                idx = [i for i, (s, _, _) in enumerate(ok) if (s.id, layer) not in done]
+                for chunk in iter_chunks(idx, cfg.batch_size):
+                    feats = adapter.features(enc, layer, chunk)
+                    gens = adapter.generate(
+                        [ok[i][2]["input_ids"] for i in chunk], feats, max_new_tokens=cfg.max_new_tokens,
+                        do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p)
+                    for i, g in zip(chunk, gens):
+                        s, input_text, item = ok[i]
+                        writer.write(_row(s, layer, input_text, adapter, gen=g,
+                                          prompt_tokens=int(item["input_ids"].shape[-1])))
+                        stats["generated"] += 1
+                        stats["new_tokens"] += len(g.tokens)
+                    bar.update(len(chunk))
+            del enc
+    bar.close()
+    elapsed = time.time() - t0
+    run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               stats={**stats, "seconds": round(elapsed, 3),
+                      "generations_per_s": round(stats["generated"] / elapsed, 3) if elapsed > 0 else None})
+    atomic_write_json(out / RUN_JSON, run)
+    return run
+
+
+def _row(s, layer, input_text, adapter, *, gen=None, prompt_tokens=None, error=None) -> dict:
+    row = {
+        "sample_id": s.id,
+        "layer": layer,
+        "is_default_layer": layer == adapter.default_layer,
+        "prompt": s.prompt,
+        "input_text": input_text,
+        "image": s.image,
+        "category": s.category,
+        "harmful": s.harmful,
+        "response": gen.text if gen else None,
+        "prompt_tokens": prompt_tokens,
+        "response_tokens": len(gen.tokens) if gen else 0,
+        "finish_reason": gen.finish_reason if gen else None,
+        "error": error,
+    }
+    return row
