@@ -70,19 +70,33 @@ def build_tokenizer(vocab_size: int = 600):
     return fast
 
 
-def build_tiny_llava(
-    out_dir: str | Path,
+def make_random_llava(
     *,
     seed: int = 0,
     vision_layers: int = 6,
     image_size: int = 32,
     patch_size: int = 8,
     text_layers: int = 2,
+    vision_hidden: int = 32,
+    vision_intermediate: int | None = None,
+    vision_heads: int = 4,
+    text_hidden: int = 64,
+    text_intermediate: int | None = None,
+    text_heads: int = 4,
+    text_kv_heads: int = 2,
+    vocab_size: int | None = None,
     initializer_range: float = 0.5,
     select_strategy: str = "default",
     chat_template: bool = True,
-) -> Path:
-    """Build, save and return the folder of a tiny random LLaVA (model + processor)."""
+    dtype=None,
+    device=None,
+):
+    """An in-memory random ``LlavaForConditionalGeneration`` and its ``LlavaProcessor``.
+
+    Defaults give a tiny test model; the benchmarks pass LLaVA-1.5-7B sizes (CLIP ViT-L/14-336 +
+    32-layer 4096-wide Llama) with ``device="cuda"`` to build real-cost models with random weights.
+    ``vocab_size`` larger than the tokenizer pads the vocabulary with dummy tokens.
+    """
     import torch
     from transformers import (
         CLIPImageProcessor,
@@ -93,19 +107,20 @@ def build_tiny_llava(
         LlavaProcessor,
     )
 
-    out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
+    if vocab_size and vocab_size > len(tokenizer):
+        tokenizer.add_tokens([f"<x{i}>" for i in range(vocab_size - len(tokenizer))])
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
     n_patches = (image_size // patch_size) ** 2
     vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=vision_layers, num_attention_heads=4,
-        image_size=image_size, patch_size=patch_size, projection_dim=32,
-        initializer_range=initializer_range,
+        hidden_size=vision_hidden, intermediate_size=vision_intermediate or 2 * vision_hidden,
+        num_hidden_layers=vision_layers, num_attention_heads=vision_heads, image_size=image_size,
+        patch_size=patch_size, projection_dim=vision_hidden, initializer_range=initializer_range,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=text_layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        initializer_range=initializer_range, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer), hidden_size=text_hidden, intermediate_size=text_intermediate or 2 * text_hidden,
+        num_hidden_layers=text_layers, num_attention_heads=text_heads, num_key_value_heads=text_kv_heads,
+        max_position_embeddings=4096, initializer_range=initializer_range, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     config = LlavaConfig(
@@ -115,7 +130,14 @@ def build_tiny_llava(
     )
     config.pad_token_id = tokenizer.pad_token_id
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).eval()
+    old = torch.get_default_dtype()
+    if dtype is not None:  # build directly in the target dtype (a 7B model in fp32 is 28 GB)
+        torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device or "cpu"):
+            model = LlavaForConditionalGeneration(config).eval()
+    finally:
+        torch.set_default_dtype(old)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
@@ -128,13 +150,29 @@ def build_tiny_llava(
         num_additional_image_tokens=1,
         chat_template=LLAVA15_CHAT_TEMPLATE if chat_template else None,
     )
+    return model, processor
+
+
+# LLaVA-1.5-7B's architecture (llava-hf/llava-1.5-7b-hf config): for GPU benchmarks at real cost.
+LLAVA15_7B = dict(
+    vision_layers=24, image_size=336, patch_size=14, vision_hidden=1024, vision_intermediate=4096,
+    vision_heads=16, text_layers=32, text_hidden=4096, text_intermediate=11008, text_heads=32,
+    text_kv_heads=32, vocab_size=32064, initializer_range=0.02,
+)
+
+
+def build_tiny_llava(out_dir: str | Path, *, seed: int = 0, **kw) -> Path:
+    """Build a random LLaVA (see :func:`make_random_llava`), save it with ``save_pretrained``
+    and return the folder."""
+    out_dir = Path(out_dir)
+    model, processor = make_random_llava(seed=seed, **kw)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     # Mark the checkpoint so run.json and the console can say it is random.
     cfg_path = out_dir / "config.json"
     cfg = json.loads(cfg_path.read_text())
-    cfg[TINY_MARKER] = {"seed": seed, "note": "tiny random LLaVA built by layersafe; outputs are random text"}
+    cfg[TINY_MARKER] = {"seed": seed, "note": "random LLaVA built by layersafe; outputs are random text"}
     cfg_path.write_text(json.dumps(cfg, indent=2))
     return out_dir
 

@@ -1,0 +1,170 @@
+"""Scan throughput: layersafe's engine vs the naive way, same model and inputs (CPU or GPU).
+
+Naive = what a user does without layersafe: for every (sample, layer), truncate the vision
+encoder to its first l blocks, re-encode the image and call stock ``generate`` at batch 1.
+layersafe = encode each image once for all layers, project per layer, batched generation.
+Greedy outputs of both are compared on every pair (they must be equal).
+
+    python benchmarks/bench_scan.py                      # CPU, small random LLaVA (defaults)
+    python benchmarks/bench_scan.py --samples 20 --new-tokens 32 --batch-size 32
+
+Records go in docs/benchmarks.md with the exact command, date and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import tempfile
+import time
+
+import torch
+
+
+def encoder_layers(vision_tower):
+    """The ModuleList of encoder blocks, wherever this transformers version keeps it."""
+    for path in ("encoder.layers", "vision_model.encoder.layers"):
+        mod = vision_tower
+        try:
+            for part in path.split("."):
+                mod = getattr(mod, part)
+            return mod, path
+        except AttributeError:
+            continue
+    raise RuntimeError("cannot find the vision encoder's blocks")
+
+
+@contextlib.contextmanager
+def truncated(vision_tower, n_blocks):
+    layers, path = encoder_layers(vision_tower)
+    parent = vision_tower
+    for part in path.split(".")[:-1]:
+        parent = getattr(parent, part)
+    parent.layers = torch.nn.ModuleList(list(layers)[:n_blocks])
+    try:
+        yield
+    finally:
+        parent.layers = layers
+
+
+def naive(adapter, samples, layers, new_tokens):
+    from layersafe.data.base import load_image
+
+    outs = {}
+    eos = adapter.tokenizer.eos_token_id
+    for s in samples:
+        img = load_image(s.image)
+        for layer in layers:
+            inputs = adapter.processor(images=[img], text=[adapter.build_prompt(s.prompt)], return_tensors="pt")
+            inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
+            with truncated(adapter.vision_tower, layer), torch.no_grad():
+                out = adapter.model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False,
+                                             vision_feature_layer=-1, pad_token_id=adapter.tokenizer.pad_token_id)
+            new = out[0, inputs["input_ids"].shape[1]:].tolist()
+            outs[(s.id, layer)] = new[:new.index(eos)] if eos in new else new
+    return outs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=["small", "llava-1.5-7b"], default="small",
+                    help="small: a small random LLaVA (CPU friendly, sizes below); llava-1.5-7b: the real "
+                         "architecture with random bf16 weights built on the GPU")
+    ap.add_argument("--samples", type=int, default=12)
+    ap.add_argument("--new-tokens", type=int, default=24)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--naive-samples", type=int, default=None,
+                    help="time the naive way on the first N samples only (it is slow); default all")
+    ap.add_argument("--vision-layers", type=int, default=12)
+    ap.add_argument("--vision-hidden", type=int, default=256)
+    ap.add_argument("--text-layers", type=int, default=4)
+    ap.add_argument("--text-hidden", type=int, default=512)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--patch-size", type=int, default=16)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", help="write the results here too")
+    a = ap.parse_args()
+
+    from layersafe.data import load_dataset
+    from layersafe.io import read_jsonl
+    from layersafe.models import pick_device
+    from layersafe.models.llava import LlavaAdapter
+    from layersafe.models.tiny import LLAVA15_7B, make_random_llava
+    from layersafe.scan import ScanConfig, run_scan
+
+    torch.set_grad_enabled(False)
+    dev = pick_device(a.device)
+    if a.preset == "llava-1.5-7b":
+        sizes, dtype = dict(LLAVA15_7B), torch.bfloat16
+    else:
+        sizes = dict(vision_layers=a.vision_layers, vision_hidden=a.vision_hidden, text_layers=a.text_layers,
+                     text_hidden=a.text_hidden, image_size=a.image_size, patch_size=a.patch_size,
+                     initializer_range=0.05)
+        dtype = torch.float32
+    t = time.perf_counter()
+    model, processor = make_random_llava(dtype=dtype, device=dev, **sizes)
+    t_build = time.perf_counter() - t
+    adapter = LlavaAdapter(model, processor, name=f"random:{a.preset}", device=dev)
+    # Forced length: no EOS, so both paths generate exactly new_tokens per pair.
+    adapter.model.generation_config.eos_token_id = None
+    samples = load_dataset("custom-prompts", limit=a.samples).samples
+    layers = list(range(adapter.num_layers + 1))
+    pairs = len(samples) * len(layers)
+    n_params = sum(p.numel() for p in adapter.model.parameters())
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # warm-up (kernels, allocator) on 1 sample, then the timed scan
+        run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=1, layers="0,1",
+                            out=f"{tmp}/warm", max_new_tokens=4, batch_size=2, judges=[]),
+                 adapter=adapter, progress=False, log=lambda m: None)
+        sync()
+        t = time.perf_counter()
+        cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers="all",
+                         out=f"{tmp}/scan", max_new_tokens=a.new_tokens, batch_size=a.batch_size, judges=[])
+        run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
+        sync()
+        t_engine = time.perf_counter() - t
+        rows = read_jsonl(f"{tmp}/scan/generations.jsonl")
+    ours = {(r["sample_id"], r["layer"]): r["response"] for r in rows}
+
+    naive_samples = samples[: a.naive_samples or len(samples)]
+    naive_pairs = len(naive_samples) * len(layers)
+    sync()
+    t = time.perf_counter()
+    ref = naive(adapter, naive_samples, layers, a.new_tokens)
+    sync()
+    t_naive = time.perf_counter() - t
+    tok = adapter.tokenizer
+    same = sum(ours[k] == tok.decode(v, skip_special_tokens=True).strip() for k, v in ref.items())
+
+    engine_pps = pairs / t_engine
+    naive_pps = naive_pairs / t_naive
+    res = {
+        "date": time.strftime("%Y-%m-%d"), "preset": a.preset,
+        "machine": torch.cuda.get_device_name() if dev.type == "cuda"
+        else f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "torch": torch.__version__, "transformers": __import__("transformers").__version__,
+        "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
+        "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
+        "batch_size": a.batch_size,
+        "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
+        "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),
+        "naive_pairs_timed": naive_pairs, "naive_s": round(t_naive, 2),
+        "naive_pairs_per_s": round(naive_pps, 3), "naive_tokens_per_s": round(naive_pps * a.new_tokens, 1),
+        "speedup": round(engine_pps / naive_pps, 2),
+        "identical_greedy_outputs": f"{same}/{naive_pairs}",
+    }
+    print(json.dumps(res, indent=2))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
