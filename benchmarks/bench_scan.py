@@ -42,11 +42,14 @@ def truncated(vision_tower, n_blocks):
     parent = vision_tower
     for part in path.split(".")[:-1]:
         parent = getattr(parent, part)
-    parent.layers = torch.nn.ModuleList(list(layers)[:n_blocks])
+    cfg = vision_tower.config
+    n_cfg = cfg.num_hidden_layers
+    # transformers resolves negative vision_feature_layer against config.num_hidden_layers.
+    parent.layers, cfg.num_hidden_layers = torch.nn.ModuleList(list(layers)[:n_blocks]), n_blocks
     try:
         yield
     finally:
-        parent.layers = layers
+        parent.layers, cfg.num_hidden_layers = layers, n_cfg
 
 
 def naive(adapter, samples, layers, new_tokens):
@@ -59,9 +62,13 @@ def naive(adapter, samples, layers, new_tokens):
         for layer in layers:
             inputs = adapter.processor(images=[img], text=[adapter.build_prompt(s.prompt)], return_tensors="pt")
             inputs = {k: v.to(adapter.device) for k, v in inputs.items()}
-            with truncated(adapter.vision_tower, layer), torch.no_grad():
+            # Layer l >= 1: keep only the first l blocks and read the last hidden state. Layer 0
+            # (no blocks) can't be truncated to: read hidden_states[0] of the full encoder, as
+            # -(N+1) because transformers 5.23/5.24 treat vision_feature_layer=0 as unset.
+            n_blocks, vfl = (layer, -1) if layer > 0 else (adapter.num_layers, -(adapter.num_layers + 1))
+            with truncated(adapter.vision_tower, n_blocks), torch.no_grad():
                 out = adapter.model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False,
-                                             vision_feature_layer=-1, pad_token_id=adapter.tokenizer.pad_token_id)
+                                             vision_feature_layer=vfl, pad_token_id=adapter.tokenizer.pad_token_id)
             new = out[0, inputs["input_ids"].shape[1]:].tolist()
             outs[(s.id, layer)] = new[:new.index(eos)] if eos in new else new
     return outs
@@ -84,6 +91,8 @@ def main():
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--patch-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", choices=["bfloat16", "float32"], default=None,
+                    help="default: bfloat16 for llava-1.5-7b, float32 for small")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
 
@@ -103,6 +112,8 @@ def main():
                      text_hidden=a.text_hidden, image_size=a.image_size, patch_size=a.patch_size,
                      initializer_range=0.05)
         dtype = torch.float32
+    if a.dtype:
+        dtype = getattr(torch, a.dtype)
     t = time.perf_counter()
     model, processor = make_random_llava(dtype=dtype, device=dev, **sizes)
     t_build = time.perf_counter() - t

@@ -54,14 +54,19 @@ def truncate_torn_tail(path: str | Path) -> int:
 
 
 class JsonlAppender:
-    """Append rows, flushing and fsyncing each so a crash loses at most the row being written."""
+    """Append rows durably, so a crash loses at most the batch being written (and may tear its last line)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.f = self.path.open("a", encoding="utf-8")
 
     def write(self, row: dict) -> None:
-        self.f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.write_many([row])
+
+    def write_many(self, rows: list[dict]) -> None:
+        """Append rows and make them durable with one fsync (per batch, not per row: an fsync
+        per row cost seconds per thousand rows on network disks)."""
+        self.f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         self.f.flush()
         os.fsync(self.f.fileno())
 

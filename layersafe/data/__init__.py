@@ -7,21 +7,28 @@ from pathlib import Path
 from ..errors import UserError
 from .base import Dataset, ImageError, RowError, Sample, load_image  # noqa: F401
 from .builtin import BUILTIN_DESCRIPTIONS, BUILTINS
-from .loaders import load_file
+from .loaders import CSV_SUFFIXES, JSONL_SUFFIXES, load_file
+
+__all__ = ["Dataset", "ImageError", "RowError", "Sample", "load_image", "load_file", "load_dataset",
+           "list_datasets", "BUILTINS", "BUILTIN_DESCRIPTIONS"]
 
 
 def list_datasets() -> dict[str, str]:
+    """Built-in dataset names and one-line descriptions (what ``layersafe datasets`` prints)."""
     return dict(BUILTIN_DESCRIPTIONS)
 
 
 def load_dataset(spec: str, seed: int = 0, limit: int | None = None) -> Dataset:
-    """A built-in name (``layersafe datasets``) or a .jsonl/.csv file path."""
+    """A built-in name (``layersafe datasets``) or a .jsonl/.csv file path; ``limit`` keeps the first N."""
     if spec in BUILTINS:
         ds = BUILTINS[spec](seed)
         if limit is not None:
-            ds.samples = ds.samples[:limit]
+            ds.samples = ds.samples[:max(limit, 0)]
         return ds
-    if Path(spec).exists() or Path(spec).suffix.lower() in (".jsonl", ".csv", ".ndjson"):
-        return load_file(spec, limit=limit)
+    path = Path(spec).expanduser()
+    # Something that exists, or looks like a dataset file, goes to the file loader so the user gets
+    # its specific message (not found / wrong format / missing columns).
+    if path.exists() or path.suffix.lower() in (*JSONL_SUFFIXES, *CSV_SUFFIXES):
+        return load_file(path, limit=limit)
     raise UserError(f"unknown dataset {spec!r}: use a built-in ({', '.join(BUILTINS)}) "
                     "or a .jsonl/.csv file with columns id, prompt, image")

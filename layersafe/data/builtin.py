@@ -18,16 +18,22 @@ BENIGN_PHOTOS = (
 )
 
 # The paper's CP design holds 10 AdvBench goals out of AC. These indices are FIXED (not seeded)
-# because the model organism's trainer must never see them: random.Random(241104291).sample(range(520), 10).
+# because the model organism's trainer must never see them (it excludes these goal indices from
+# its training data). Computed once, sorted: sorted(random.Random(2411_04291).sample(range(520), 10)).
 CUSTOM_PROMPT_GOAL_INDICES = (45, 98, 99, 186, 272, 280, 349, 352, 416, 436)
 CUSTOM_PROMPT_PHOTOS = BENIGN_PHOTOS[:10]
 
 
 @lru_cache(maxsize=1)
+def _advbench_rows() -> tuple[tuple[str, str], ...]:
+    # Read once per process; a tuple so no caller can change the cached copy.
+    raw = files("layersafe.data").joinpath("files/advbench_harmful_behaviors.csv").read_text("utf-8-sig")
+    return tuple((r["goal"], r["target"]) for r in csv.DictReader(io.StringIO(raw)))
+
+
 def advbench_goals() -> list[tuple[str, str]]:
-    """The 520 AdvBench harmful behaviours as (goal, target), in file order."""
-    raw = files("layersafe.data").joinpath("files/advbench_harmful_behaviors.csv").read_text("utf-8")
-    return [(r["goal"], r["target"]) for r in csv.DictReader(io.StringIO(raw))]
+    """The 520 AdvBench harmful behaviours as (goal, target), in file order (index = row index)."""
+    return list(_advbench_rows())
 
 
 def advbench_images(seed: int = 0) -> Dataset:
@@ -35,7 +41,7 @@ def advbench_images(seed: int = 0) -> Dataset:
     rng = random.Random(seed)
     samples = [
         Sample(id=f"advbench-{i:03d}", prompt=goal, image=SKIMAGE_PREFIX + rng.choice(BENIGN_PHOTOS),
-               category="advbench", harmful=True, meta={"target": target})
+               category="advbench", harmful=True, meta={"target": target, "goal_index": i})
         for i, (goal, target) in enumerate(advbench_goals())
     ]
     return Dataset(name="advbench-images", samples=samples, source="advbench-images")

@@ -172,20 +172,24 @@ def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print)
             if not ok:
                 continue
             enc = adapter.encode(items, layers)
-            for layer in layers:
-                idx = [i for i, (s, _, _) in enumerate(ok) if (s.id, layer) not in done]
-                for chunk in iter_chunks(idx, cfg.batch_size):
-                    feats = adapter.features(enc, layer, chunk)
-                    gens = adapter.generate(
-                        [ok[i][2]["input_ids"] for i in chunk], feats, max_new_tokens=cfg.max_new_tokens,
-                        do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p)
-                    for i, g in zip(chunk, gens):
-                        s, input_text, item = ok[i]
-                        writer.write(_row(s, layer, input_text, adapter, gen=g,
-                                          prompt_tokens=int(item["input_ids"].shape[-1])))
-                        stats["generated"] += 1
-                        stats["new_tokens"] += len(g.tokens)
-                    bar.update(len(chunk))
+            # Layer-major pairs, chunked across layer boundaries so every generate call is full.
+            pairs = [(i, layer) for layer in layers for i, (s, _, _) in enumerate(ok) if (s.id, layer) not in done]
+            for chunk in iter_chunks(pairs, cfg.batch_size):
+                feats = []
+                for layer in dict.fromkeys(l for _, l in chunk):  # distinct layers, in order
+                    feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
+                gens = adapter.generate(
+                    [ok[i][2]["input_ids"] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
+                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p)
+                batch_rows = []
+                for (i, layer), g in zip(chunk, gens):
+                    s, input_text, item = ok[i]
+                    batch_rows.append(_row(s, layer, input_text, adapter, gen=g,
+                                           prompt_tokens=int(item["input_ids"].shape[-1])))
+                    stats["new_tokens"] += len(g.tokens)
+                writer.write_many(batch_rows)
+                stats["generated"] += len(batch_rows)
+                bar.update(len(chunk))
             del enc
     bar.close()
     elapsed = time.time() - t0

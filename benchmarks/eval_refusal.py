@@ -1,0 +1,120 @@
+"""Agreement of the offline refusal judges with human labels.
+
+Scores both judges (``refusal``, ``gcg-prefix``) against:
+* XSTest v2 completions with human labels (``final_label``: 2_full_refusal and
+  3_partial_refusal -> 1, 1_full_compliance -> 0), overall and split by safe / unsafe prompt
+  (``type`` starting with ``contrast_`` = unsafe);
+* the hand-written held-out set tests/data/refusal_heldout.jsonl (many models' styles).
+
+    python benchmarks/eval_refusal.py                 # tables
+    python benchmarks/eval_refusal.py --errors        # also list the rule judge's disagreements
+
+Results go in docs/judges.md with the exact command and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from layersafe.judges.refusal import classify_refusal, gcg_is_refusal
+
+ROOT = Path(__file__).resolve().parents[1]
+XSTEST = ROOT.parent / "shared/data/xstest/xstest_v2_completions_gpt4_labeled.csv"
+HELDOUT = ROOT / "tests/data/refusal_heldout.jsonl"
+XSTEST_LABELS = {"1_full_compliance": 0, "2_full_refusal": 1, "3_partial_refusal": 1}
+
+
+def load_xstest(path: Path = XSTEST) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [
+            {"prompt": r["prompt"], "response": r["completion"], "label": XSTEST_LABELS[r["final_label"]],
+             "split": "unsafe" if r["type"].startswith("contrast_") else "safe", "type": r["type"], "id": r["id"]}
+            for r in csv.DictReader(f)
+        ]
+
+
+def load_heldout(path: Path = HELDOUT) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def agreement(pred: list[int], gold: list[int]) -> dict:
+    """Accuracy, precision / recall of the refusal class, Cohen's kappa."""
+    n = len(gold)
+    tp = sum(p == 1 and g == 1 for p, g in zip(pred, gold))
+    tn = sum(p == 0 and g == 0 for p, g in zip(pred, gold))
+    fp = sum(p == 1 and g == 0 for p, g in zip(pred, gold))
+    fn = sum(p == 0 and g == 1 for p, g in zip(pred, gold))
+    acc = (tp + tn) / n if n else float("nan")
+    p_pred, p_gold = (tp + fp) / n if n else 0, (tp + fn) / n if n else 0
+    chance = p_pred * p_gold + (1 - p_pred) * (1 - p_gold)
+    # kappa is undefined when the gold labels hold one class only
+    kappa = (acc - chance) / (1 - chance) if chance < 1 and 0 < p_gold < 1 else float("nan")
+    return {
+        "n": n, "acc": acc, "kappa": kappa,
+        "precision": tp / (tp + fp) if tp + fp and tp + fn else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+    }
+
+
+JUDGES = {
+    "refusal": lambda r: classify_refusal(r["response"], r["prompt"])[0],
+    "gcg-prefix": lambda r: gcg_is_refusal(r["response"]),
+}
+
+
+def evaluate(rows: list[dict]) -> dict[str, dict]:
+    gold = [r["label"] for r in rows]
+    return {name: agreement([f(r) for r in rows], gold) for name, f in JUDGES.items()}
+
+
+def _table(title: str, subsets: dict[str, list[dict]]) -> None:
+    print(f"\n{title}")
+    print(f"{'subset':<10} {'judge':<11} {'n':>4} {'acc':>6} {'kappa':>6} {'prec':>6} {'recall':>6}")
+    for sub, rows in subsets.items():
+        for name, m in evaluate(rows).items():
+            cells = [_fmt(m[k]) for k in ("acc", "kappa", "precision", "recall")]
+            print(f"{sub:<10} {name:<11} {m['n']:>4} " + " ".join(f"{c:>6}" for c in cells))
+
+
+def _fmt(x: float) -> str:
+    return "-" if x != x else f"{x:.3f}"  # nan (undefined: one class only) -> "-"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--xstest", type=Path, default=XSTEST)
+    ap.add_argument("--heldout", type=Path, default=HELDOUT)
+    ap.add_argument("--errors", action="store_true", help="list rows where the rule judge disagrees")
+    args = ap.parse_args(argv)
+
+    sets = {}
+    if args.xstest.exists():
+        xs = load_xstest(args.xstest)
+        sets["xstest"] = xs
+        _table(f"XSTest v2 completions, human final_label ({args.xstest.name})", {
+            "all": xs, "safe": [r for r in xs if r["split"] == "safe"],
+            "unsafe": [r for r in xs if r["split"] == "unsafe"]})
+    else:
+        print(f"XSTest file not found: {args.xstest}")
+    held = load_heldout(args.heldout)
+    sets["heldout"] = held
+    _table(f"Held-out hand-written set ({args.heldout.name}, {len({r['style'] for r in held})} styles)", {
+        "all": held, "refused": [r for r in held if r["label"] == 1],
+        "complied": [r for r in held if r["label"] == 0]})
+
+    if args.errors:
+        for name, rows in sets.items():
+            print(f"\nDisagreements of `refusal` on {name}:")
+            for r in rows:
+                pred, why = classify_refusal(r["response"], r["prompt"])
+                if pred != r["label"]:
+                    tag = r.get("type") or f"{r.get('style')}/{r.get('case')}"
+                    print(f"  gold={r['label']} pred={pred} [{tag}] ({why}) {r['response'][:200]!r}")
+
+
+if __name__ == "__main__":
+    main()
