@@ -173,6 +173,12 @@ def cmd_datasets(a) -> int:
     return 0
 
 
+# Subcommands that live beside their pipeline stage: each module exposes ``add_parser(sub)``
+# registering one subcommand (with ``set_defaults(func=...)``). One line per module.
+EXTRA_COMMANDS: list[str] = [
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -184,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_scan, _add_judge, _add_judges, _add_layers, _add_datasets):
         add(sub)
+    import importlib
+
+    for mod in EXTRA_COMMANDS:
+        importlib.import_module(mod).add_parser(sub)
     return p
 
 

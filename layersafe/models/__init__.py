@@ -9,10 +9,16 @@ from ..errors import UserError
 from .base import Encoded, Generation, VLMAdapter  # noqa: F401
 from .llava import LlavaAdapter
 
+# One entry per family adapter (one line each; keep sorted by family).
+ADAPTER_CLASSES: list[type[VLMAdapter]] = [
+    LlavaAdapter,
+]
 # architecture name (config.architectures[0]) -> adapter class
-ADAPTERS: dict[str, type[VLMAdapter]] = {arch: cls for cls in (LlavaAdapter,) for arch in cls.architectures}
+ADAPTERS: dict[str, type[VLMAdapter]] = {arch: cls for cls in ADAPTER_CLASSES for arch in cls.architectures}
 # model_type -> architecture, for configs saved without `architectures`
-MODEL_TYPES = {"llava": "LlavaForConditionalGeneration"}
+MODEL_TYPES = {
+    "llava": "LlavaForConditionalGeneration",
+}
 
 TINY_ALIAS = "tiny-random-llava"  # the embedded default: built on the fly, random weights
 

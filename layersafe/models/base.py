@@ -60,7 +60,8 @@ class VLMAdapter:
         raise NotImplementedError
 
     def tokenize(self, input_text: str, image) -> dict[str, Any]:
-        """One sample -> ``{"input_ids": 1-D LongTensor, "pixel_values": tensor, ...}``."""
+        """One sample -> ``{"input_ids": 1-D LongTensor, "pixel_values": tensor, ...}``; any
+        family-specific inputs (image sizes, grids, token types) go in the same dict."""
         raise NotImplementedError
 
     def encode(self, items: list[dict], layers: Sequence[int]) -> Encoded:
@@ -73,7 +74,9 @@ class VLMAdapter:
         raise NotImplementedError
 
     def generate(
-        self, input_ids: list[torch.Tensor], features: list[torch.Tensor], *, max_new_tokens: int,
+        self, items: list[dict], features: list[torch.Tensor], *, max_new_tokens: int,
         do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
     ) -> list[Generation]:
+        """Generate for a batch: ``items[i]`` (from ``tokenize``) with ``features[i]`` (from
+        ``features``) in place of its stock image features. Left padding, greedy by default."""
         raise NotImplementedError

@@ -81,7 +81,8 @@ class LlavaAdapter(VLMAdapter):
         return list(self.projector(enc.hidden[layer][list(index)]))
 
     @torch.no_grad()
-    def generate(self, input_ids, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
+    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
+        input_ids = [it["input_ids"] for it in items]
         tok = self.tokenizer
         pad_id = tok.pad_token_id
         embed = self.model.get_input_embeddings()

@@ -179,7 +179,7 @@ def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print)
                 for layer in dict.fromkeys(l for _, l in chunk):  # distinct layers, in order
                     feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
                 gens = adapter.generate(
-                    [ok[i][2]["input_ids"] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
+                    [ok[i][2] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
                     do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p)
                 batch_rows = []
                 for (i, layer), g in zip(chunk, gens):
