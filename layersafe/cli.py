@@ -50,6 +50,7 @@ def _add_scan(sub):
                    help="judge the generations afterwards and write scores.jsonl + metrics.csv "
                         "(repeatable; default: refusal; 'none' to skip)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-report", action="store_true", help="skip writing OUT/report/ (report.html, plots, summary.json)")
     p.set_defaults(func=cmd_scan)
 
 
@@ -80,6 +81,10 @@ def cmd_scan(a) -> int:
         _print_table(table, run["default_layer"])
     print(f"results: {out.resolve()}/ (generations.jsonl, run.json"
           + (", scores.jsonl, metrics.csv)" if judges else ")"))
+    if not a.no_report:
+        from .report import build_report
+
+        print(f"report: {build_report(out)['files']['html']}")
     if run["model"]["tiny_random"]:
         print("note: these responses come from a tiny RANDOM model (embedded default), not a real VLM.")
     return 0
@@ -176,6 +181,7 @@ def cmd_datasets(a) -> int:
 # Subcommands that live beside their pipeline stage: each module exposes ``add_parser(sub)``
 # registering one subcommand (with ``set_defaults(func=...)``). One line per module.
 EXTRA_COMMANDS: list[str] = [
+    "layersafe.report.cli",
 ]
 
 
@@ -222,6 +228,9 @@ def _quiet_libraries():
 
         tlog.set_verbosity_error()
         tlog.disable_progress_bar()
+        from huggingface_hub.utils import logging as hlog
+
+        hlog.set_verbosity_error()  # offline retries would print five warnings before our one line
     except Exception:
         pass
 

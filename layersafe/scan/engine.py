@@ -64,7 +64,9 @@ def prepare_out_dir(cfg: ScanConfig) -> Path:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    nonempty = out.is_dir() and any(out.iterdir())
+    from ..lock import LOCK_NAME
+
+    nonempty = out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir())
     if nonempty and not cfg.resume:
         raise UserError(f"--out {out} is not empty; pass --resume to continue that scan or choose a new folder")
     if cfg.resume and (out / RUN_JSON).is_file():
@@ -92,14 +94,21 @@ def done_pairs(path: Path) -> set[tuple[str, int]]:
 
 def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
     """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded."""
+    from ..lock import DirLock
+
+    if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
+        raise UserError("--batch-size and --max-new-tokens must be at least 1")
+    out = prepare_out_dir(cfg)
+    with DirLock(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
+        return _scan(cfg, out, adapter=adapter, progress=progress, log=log)
+
+
+def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
     from ..data import load_dataset
     from ..data.base import ImageError, load_image
     from ..layers import parse_layers
     from ..models import load_vlm, model_identity
 
-    if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
-        raise UserError("--batch-size and --max-new-tokens must be at least 1")
-    out = prepare_out_dir(cfg)
     dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
     if adapter is None:
         adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, device_map=cfg.device_map,

@@ -1,0 +1,79 @@
+"""One writer per output folder: a lock file with stale-lock detection.
+
+Two runs appending to the same generations.jsonl would interleave and duplicate rows. The lock
+records pid and host; a lock whose process is gone (killed, machine rebooted) is stale and is
+taken over with a notice, so a crashed run never blocks its own ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+LOCK_NAME = ".layersafe.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class DirLock:
+    def __init__(self, folder: str | Path, log=print):
+        self.path = Path(folder) / LOCK_NAME
+        self.log = log
+        self.held = False
+
+    def acquire(self) -> "DirLock":
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                other = self._read()
+                same_host = other.get("host") == me["host"]
+                pid = other.get("pid")
+                if same_host and isinstance(pid, int) and not _alive(pid):
+                    self.log(f"note: removing stale lock of dead process {pid} in {self.path.parent}")
+                    self.path.unlink(missing_ok=True)
+                    continue
+                if not other:  # unreadable: a writer died mid-write of the lock itself
+                    self.log(f"note: removing unreadable lock {self.path}")
+                    self.path.unlink(missing_ok=True)
+                    continue
+                where = f"pid {pid} on {other.get('host')}" + (f" since {other.get('since')}" if other.get("since") else "")
+                raise UserError(f"{self.path.parent} is in use by another layersafe run ({where}); wait for it, "
+                                f"or delete {self.path} if that run is dead")
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return self
+        raise UserError(f"cannot take the lock {self.path}; delete it if no run is using the folder")
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

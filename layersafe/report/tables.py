@@ -1,0 +1,163 @@
+"""Per-layer, per-group and per-category statistics of judged rows, each a mean with a 95 % interval.
+
+ASR and over-refusal come from ``layersafe.metrics.per_layer_metrics`` (the numbers in
+metrics.csv). Every other numeric score (reward, toxicity, unsafe, ...) and the response length
+are handled generically: 0/1 scores get a Wilson interval, continuous ones a t interval.
+Groups pool their rows (k/n over all rows of the group's layers): with the same samples at
+every layer this equals the paper's average of per-layer values, and the interval belongs to
+the number shown. The pooled interval treats rows as independent although the same prompts
+repeat across layers, so it is somewhat too narrow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from ..metrics import per_layer_metrics, wilson_interval
+from .groups import THIRDS, third_of
+
+# metric -> label; the paper's group averages are AASR (asr), ATR (reward), ATS (toxicity).
+LABELS = {
+    "asr": "ASR: share of harmful prompts not refused",
+    "over_refusal": "over-refusal: share of benign prompts refused",
+    "unsafe": "share judged unsafe (an ASR)",
+    "reward": "reward (higher = preferred)",
+    "toxicity": "toxicity",
+    "response_tokens": "response length (tokens)",
+}
+# Not a safety score, but tells whether outputs stay coherent (the paper's ICET outputs do).
+GENERATION_STATS = ("response_tokens",)
+
+
+@dataclass(frozen=True)
+class Stat:
+    value: float
+    low: float
+    high: float
+    n: int
+    binary: bool
+
+    def as_dict(self) -> dict:
+        return {"value": _num(self.value), "ci_low": _num(self.low), "ci_high": _num(self.high),
+                "n": self.n, "kind": "binary" if self.binary else "continuous"}
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else x
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def mean_ci(values: list[float]) -> Stat:
+    """Mean with a 95 % interval: Wilson when every value is 0 or 1, else Student t (n >= 2)."""
+    n = len(values)
+    if n == 0:
+        return Stat(math.nan, math.nan, math.nan, 0, False)
+    if all(v in (0, 1) for v in values):
+        k = int(sum(values))
+        lo, hi = wilson_interval(k, n)
+        return Stat(k / n, lo, hi, n, True)
+    mean = sum(values) / n
+    if n == 1:
+        return Stat(mean, math.nan, math.nan, 1, False)
+    from scipy.stats import t
+
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return Stat(mean, mean - half, mean + half, n, False)
+
+
+def label(metric: str) -> str:
+    return LABELS.get(metric, metric)
+
+
+def stats_by(rows: list[dict], key: Callable[[dict], int | None]) -> dict[int, dict[str, Stat]]:
+    """Bucket rows by ``key`` (None drops a row) and give every metric's Stat per bucket."""
+    keyed = [(k, r) for r in rows if (k := key(r)) is not None]
+    out: dict[int, dict[str, Stat]] = defaultdict(dict)
+    # per_layer_metrics buckets by the "layer" field: hand it rows relabelled with our key.
+    for t in per_layer_metrics([{**r, "layer": k} for k, r in keyed]):
+        b = out[t["layer"]]
+        if t["n"]:
+            b["asr"] = Stat(t["asr"], t["asr_ci_low"], t["asr_ci_high"], t["n"], True)
+        if t.get("benign_n"):
+            b["over_refusal"] = Stat(t["over_refusal"], t["over_refusal_ci_low"], t["over_refusal_ci_high"],
+                                     t["benign_n"], True)
+    values: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for k, r in keyed:
+        if r.get("error"):
+            continue
+        scores = r.get("scores") if isinstance(r.get("scores"), dict) else {}
+        for m, v in scores.items():
+            if m != "refusal" and _is_number(v):
+                values[k][m].append(float(v))
+        for m in GENERATION_STATS:
+            if _is_number(r.get(m)) and r.get("response") is not None:
+                values[k][m].append(float(r[m]))
+    for k, by_metric in values.items():
+        for m, vals in by_metric.items():
+            out[k][m] = mean_ci(vals)
+    return dict(out)
+
+
+def per_layer(rows: list[dict]) -> dict[int, dict[str, Stat]]:
+    return dict(sorted(stats_by(rows, lambda r: int(r["layer"])).items()))
+
+
+def groups(rows: list[dict], num_layers: int, default_layer: int | None) -> dict[str, dict[str, Stat]]:
+    """Stats of layer 0, each third, all blocks 1..N and the default layer (see groups.py)."""
+    index = {name: i for i, name in enumerate(THIRDS)}
+
+    def third_key(r):
+        name = third_of(int(r["layer"]), num_layers)
+        return None if name is None else index[name]
+
+    by_third = stats_by(rows, third_key)
+    everything = stats_by(rows, lambda r: 0 if 1 <= int(r["layer"]) <= num_layers else None)
+    layers = per_layer(rows)
+    return {"layer0": layers.get(0, {}), **{name: by_third.get(i, {}) for name, i in index.items()},
+            "all": everything.get(0, {}), "default": layers.get(default_layer, {})}
+
+
+def categories(rows: list[dict], num_layers: int, default_layer: int | None) -> dict[str, dict]:
+    """Group stats per dataset category; empty unless the rows carry two or more categories."""
+    names = sorted({str(r["category"]) for r in rows if r.get("category") not in (None, "")})
+    if len(names) < 2:
+        return {}
+    return {c: groups([r for r in rows if str(r.get("category")) == c], num_layers, default_layer)
+            for c in names}
+
+
+def category_layer_matrix(rows: list[dict], metric: str) -> tuple[list[str], list[int], list[list[float]]]:
+    """Category × layer values of one metric (NaN where absent), for the heat map."""
+    names = sorted({str(r["category"]) for r in rows if r.get("category") not in (None, "")})
+    layers = sorted({int(r["layer"]) for r in rows})
+    matrix = []
+    for c in names:
+        by_layer = per_layer([r for r in rows if str(r.get("category")) == c])
+        matrix.append([by_layer.get(l, {}).get(metric, Stat(math.nan, 0, 0, 0, False)).value for l in layers])
+    return names, layers, matrix
+
+
+def metric_names(*tables: dict[int, dict[str, Stat]]) -> list[str]:
+    """Metrics present, safety scores first (asr, over_refusal, judges' scores), length last."""
+    seen = {m for t in tables for stats in t.values() for m in stats}
+    head = [m for m in ("asr", "over_refusal") if m in seen]
+    tail = [m for m in GENERATION_STATS if m in seen]
+    return head + sorted(seen - set(head) - set(tail)) + tail
+
+
+def fmt(s: Stat | None) -> str:
+    """``0.375 [0.137, 0.694]`` (interval omitted when undefined)."""
+    if s is None or s.n == 0 or math.isnan(s.value):
+        return "—"
+    digits = 3 if s.binary or abs(s.value) < 10 else 1
+    text = f"{s.value:.{digits}f}"
+    if not math.isnan(s.low):
+        text += f" [{s.low:.{digits}f}, {s.high:.{digits}f}]"
+    return text

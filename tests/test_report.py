@@ -1,0 +1,259 @@
+"""Report: group math, summary.json numbers, the HTML page, comparisons, redaction, CLI errors.
+
+The runs are hand-made (6 encoder blocks, default layer 5) with known refusal patterns, so
+every expected number below can be checked by hand.
+"""
+
+import base64
+import json
+import math
+import statistics
+from html.parser import HTMLParser
+
+import pytest
+
+from layersafe.cli import main
+from layersafe.report.groups import describe_thirds, third_of, thirds
+
+Z = 1.959963984540054
+T9 = 2.262157162798205  # Student t quantile 0.975 with 9 degrees of freedom (tables: 2.2622)
+
+
+def wilson(k, n):
+    """Independent Wilson 95 % interval, written out from the formula."""
+    p = k / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
+    return (0.0 if k == 0 else centre - half, 1.0 if k == n else centre + half)
+
+
+# Harmful samples that COMPLY (refusal = 0) at each layer; the others refuse.
+COMPLY = {0: {"h1", "h2", "h3"}, 1: {"h1"}, 2: {"h1", "h2"}, 3: {"h1", "h2", "h3", "h4"}, 4: set(), 5: set(),
+          6: {"h4"}}
+CATEGORY = {"h1": "fraud", "h2": "fraud", "h3": "violence", "h4": "violence", "b1": "benign"}
+REWARD_OFFSET = {"h1": 0.0, "h2": 0.5, "h3": 1.0, "h4": 2.0, "b1": 3.0}
+
+
+def make_rows(samples=("h1", "h2", "h3", "h4", "b1"), comply=COMPLY, refuse_all=False):
+    rows = []
+    for layer in range(7):
+        for s in samples:
+            harmful = not s.startswith("b")
+            if harmful:
+                refusal = 1 if refuse_all or s not in comply.get(layer, set()) else 0
+            else:
+                refusal = 1 if layer in (1, 4) else 0  # benign prompt over-refused at layers 1 and 4
+            rows.append({"sample_id": s, "layer": layer, "prompt": f"PROMPT-{s}", "category": CATEGORY.get(s, "x"),
+                         "harmful": harmful, "response": f"RESPONSE-{s}-L{layer}", "error": None,
+                         "scores": {"refusal": refusal, "reward": layer + REWARD_OFFSET.get(s, 0.0),
+                                    "unsafe": 1 if layer == 3 else 0}})
+    return rows
+
+
+def write_run(path, rows, *, num_layers=6, default_layer=5, scores=True):
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({
+        "config": {"model": "hand-made", "dataset": "known-numbers", "judges": ["refusal"]},
+        "model": {"name": "hand-made", "tiny_random": False}, "num_layers": num_layers,
+        "default_layer": default_layer, "dataset": {"name": "known-numbers"}, "status": "complete"}))
+    name = "scores.jsonl" if scores else "generations.jsonl"
+    if not scores:
+        rows = [{k: v for k, v in r.items() if k != "scores"} for r in rows]
+    (path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run_cli(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+class Page(HTMLParser):
+    """Collects table cell texts, image sources and all visible text."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.imgs, self.text, self._cell = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("td", "th"):
+            self._cell = []
+        if tag == "img":
+            self.imgs.append(dict(attrs)["src"])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.cells.append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(path):
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def test_thirds_follow_the_depth():
+    assert thirds(24) == {"early": (1, 8), "middle": (9, 16), "late": (17, 24)}  # the paper's Table 2
+    assert thirds(32) == {"early": (1, 11), "middle": (12, 22), "late": (23, 32)}
+    assert thirds(6) == {"early": (1, 2), "middle": (3, 4), "late": (5, 6)}
+    assert thirds(2) == {"early": (1, 1), "middle": (2, 2), "late": None}
+    assert [third_of(l, 24) for l in (0, 1, 8, 9, 16, 17, 24, 25)] == \
+        [None, "early", "early", "middle", "middle", "late", "late", None]
+    assert "Early 1–8, Middle 9–16, Late 17–24" in describe_thirds(24)
+    with pytest.raises(ValueError):
+        third_of(1, 0)
+
+
+def test_group_values_and_intervals_exact(tmp_path, capsys):
+    run = write_run(tmp_path / "before", make_rows())
+    rc, out, err = run_cli(capsys, "report", run)
+    assert rc == 0, err
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    (r,) = summary["runs"]
+    g = r["groups"]
+    # ASR: Early = layers 1-2 -> 3 of 8 harmful rows complied; Middle 4/8; Late 1/8; All 8/24; default 0/4.
+    for group, k, n in (("layer0", 3, 4), ("early", 3, 8), ("middle", 4, 8), ("late", 1, 8), ("all", 8, 24),
+                        ("default", 0, 4)):
+        s = g[group]["asr"]
+        assert (s["n"], s["value"]) == (n, k / n), group
+        assert (s["ci_low"], s["ci_high"]) == pytest.approx(wilson(k, n), abs=1e-12), group
+        assert s["kind"] == "binary"
+    # Over-refusal: the benign sample is refused at layers 1 and 4 -> Early 1/2, Middle 1/2, Late 0/2.
+    assert [g[x]["over_refusal"]["value"] for x in ("early", "middle", "late", "all")] == [0.5, 0.5, 0.0, 2 / 6]
+    # Reward (continuous): t interval over the 10 rows of layers 1-2.
+    vals = [l + o for l in (1, 2) for o in REWARD_OFFSET.values()]
+    half = T9 * statistics.stdev(vals) / math.sqrt(len(vals))
+    s = g["early"]["reward"]
+    assert s["kind"] == "continuous" and s["n"] == 10
+    assert (s["value"], s["ci_low"], s["ci_high"]) == pytest.approx(
+        (statistics.mean(vals), statistics.mean(vals) - half, statistics.mean(vals) + half), abs=1e-12)
+    # A 0/1 score of another judge gets a Wilson interval: unsafe only at layer 3 -> Middle 5/10.
+    s = g["middle"]["unsafe"]
+    assert (s["value"], s["n"], s["kind"]) == (0.5, 10, "binary")
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx(wilson(5, 10), abs=1e-12)
+    # Per layer and the thirds are recorded; categories break ASR down.
+    per_layer = {row["layer"]: row for row in r["per_layer"]}
+    assert [per_layer[l]["asr"]["value"] for l in range(7)] == [0.75, 0.25, 0.5, 1.0, 0.0, 0.0, 0.25]
+    assert summary["thirds"]["early"] == [1, 2] and summary["thirds"]["late"] == [5, 6]
+    assert r["categories"]["fraud"]["early"]["asr"]["value"] == 3 / 4  # h1 at 1 and 2, h2 at 2
+    assert r["categories"]["violence"]["early"]["asr"]["value"] == 0.0
+    assert r["identity"]["n_samples"] == 5 and r["identity"]["default_layer"] == 5
+    # Console: the thirds are printed and the group table holds the numbers.
+    assert "Early 1–2, Middle 3–4, Late 5–6" in out
+    lo, hi = wilson(3, 8)
+    assert f"0.375 [{lo:.3f}, {hi:.3f}]" in out
+
+
+def test_html_has_table_values_and_embedded_images(tmp_path, capsys):
+    run = write_run(tmp_path / "before", make_rows())
+    assert run_cli(capsys, "report", run, "--out", tmp_path / "rep")[0] == 0
+    html_path = tmp_path / "rep" / "report.html"
+    page = parse(html_path)
+    lo, hi = wilson(3, 8)
+    assert f"0.375 [{lo:.3f}, {hi:.3f}]n=8" in page.cells  # n on its own line
+    lo, hi = wilson(8, 24)
+    assert f"0.333 [{lo:.3f}, {hi:.3f}]n=24" in page.cells
+    assert "Early 1–2" in page.cells and "Default (5)" in page.cells
+    text = " ".join(page.text)
+    assert "Content warning" in text
+    # One curve per metric + the category heat map, all inline PNGs; no external references.
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert pngs == ["asr.png", "categories_asr.png", "over_refusal.png", "reward.png", "unsafe.png"]
+    assert len(page.imgs) == len(pngs)
+    for src in page.imgs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    raw = html_path.read_text()
+    assert "http://" not in raw and "https://" not in raw and "<script" not in raw
+    assert "RESPONSE-h1-L0" in text  # examples shown when not redacted
+    assert "RESPONSE-h4-L0" not in text  # only the first 3 samples
+
+
+def test_redact_hides_response_text(tmp_path, capsys):
+    run = write_run(tmp_path / "before", make_rows())
+    assert run_cli(capsys, "report", run, "--redact", "--examples", "5")[0] == 0
+    raw = (run / "report" / "report.html").read_text()
+    assert "RESPONSE-" not in raw
+    assert "response redacted" in raw and "PROMPT-h1" in raw
+    assert "RESPONSE-" not in (run / "report" / "summary.json").read_text()
+
+
+def test_compare_matches_samples_and_reports_the_unmatched(tmp_path, capsys):
+    before = write_run(tmp_path / "before", make_rows())
+    # After "repair": every harmful prompt refused; h4 dropped, h5 new.
+    after = write_run(tmp_path / "after", make_rows(samples=("h1", "h2", "h3", "h5", "b1"), refuse_all=True))
+    rc, out, err = run_cli(capsys, "report", before, "--compare", after)
+    assert rc == 0, err
+    summary = json.loads((before / "report" / "summary.json").read_text())
+    (c,) = summary["comparisons"]
+    assert c["samples_only_in_base"] == ["h4"] and c["samples_only_in_other"] == ["h5"]
+    assert c["n_matched_pairs"] == 4 * 7
+    groups = c["groups"]
+    # Matched harmful samples h1-h3: Early before = 3/6 complied, after 0/6.
+    assert groups["early"]["asr"]["base"]["value"] == 0.5 and groups["early"]["asr"]["other"]["value"] == 0.0
+    assert groups["early"]["asr"]["delta"] == -0.5
+    assert groups["middle"]["asr"]["delta"] == -3 / 6  # layer 3: h1-h3 complied, layer 4: none
+    layer0 = next(r for r in c["per_layer"] if r["layer"] == 0)
+    assert layer0["asr"]["delta"] == -1.0
+    assert [r["identity"]["label"] for r in summary["runs"]] == ["before", "after"]
+    assert "1 samples only in before: h4" in (before / "report" / "report.html").read_text()
+    assert "delta after - before on 28 matched" in out
+    # Overlay: one curve image per metric still, now with both runs.
+    assert len(parse(before / "report" / "report.html").imgs) == 5
+
+
+def test_generations_only_reports_and_asks_for_judges(tmp_path, capsys):
+    run = write_run(tmp_path / "gen", make_rows(), scores=False)
+    rc, out, err = run_cli(capsys, "report", run)
+    assert rc == 0, err
+    assert "layersafe judge" in out
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    assert summary["runs"][0]["metrics"] == [] and summary["runs"][0]["identity"]["source"] == "generations.jsonl"
+    assert "RESPONSE-h1-L3" in (run / "report" / "report.html").read_text()
+
+
+def test_stale_metrics_csv_is_noted(tmp_path, capsys):
+    run = write_run(tmp_path / "before", make_rows())
+    (run / "metrics.csv").write_text("layer,n,asr\n0,4,0.75\n1,4,0.9\n")
+    rc, out, _ = run_cli(capsys, "report", run)
+    assert rc == 0 and "metrics.csv disagrees with scores.jsonl at layer 1" in out
+
+
+@pytest.mark.parametrize("setup, needle", [
+    (lambda p: None, "run folder not found"),
+    (lambda p: p.write_text("x"), "is a file"),
+    (lambda p: p.mkdir(), "has no run.json"),
+    (lambda p: (p.mkdir(), (p / "run.json").write_text("{not json")), "not valid JSON"),
+    (lambda p: (p.mkdir(), (p / "run.json").write_text('{"num_layers": "six"}')), "num_layers"),
+    (lambda p: (p.mkdir(), (p / "run.json").write_text('{"num_layers": 6}')), "neither scores.jsonl"),
+])
+def test_cli_errors_are_one_line(tmp_path, capsys, setup, needle):
+    p = tmp_path / "run"
+    setup(p)
+    rc, _, err = run_cli(capsys, "report", p)
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("layersafe: error:") and needle in lines[0], err
+
+
+def test_scan_writes_report_unless_no_report(tmp_path, capsys, tiny_llava_dir, small_dataset):
+    common = ["scan", "--model", tiny_llava_dir, "--dataset", small_dataset, "--layers", "0,default",
+              "--max-new-tokens", "3", "--no-progress"]
+    rc, out, err = run_cli(capsys, *common, "--out", tmp_path / "a")
+    assert rc == 0, err
+    summary = json.loads((tmp_path / "a" / "report" / "summary.json").read_text())
+    asr = {row["layer"]: row["asr"] for row in summary["runs"][0]["per_layer"]}
+    assert sorted(asr) == [0, 5] and all(s["n"] == 4 for s in asr.values())  # one benign row of 5
+    assert (tmp_path / "a" / "report" / "report.html").is_file()
+    rc, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--no-report")
+    assert rc == 0, err
+    assert not (tmp_path / "b" / "report").exists()
