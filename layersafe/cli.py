@@ -46,6 +46,7 @@ def _add_scan(sub):
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
     p.add_argument("--device-map", default=None, help="e.g. 'auto' to spread a large model over several GPUs")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    p.add_argument("--adapter", default=None, help="peft adapter folder (e.g. `layersafe align` OUT/adapter), merged into the model before scanning")
     p.add_argument("--judge", dest="judges", action="append", default=None, metavar="NAME[:ARG]",
                    help="judge the generations afterwards and write scores.jsonl + metrics.csv "
                         "(repeatable; default: refusal; 'none' to skip)")
@@ -68,7 +69,7 @@ def cmd_scan(a) -> int:
                      max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, resume=a.resume,
                      limit=a.limit, seed=a.seed, do_sample=a.do_sample, temperature=a.temperature,
                      top_p=a.top_p, dtype=a.dtype, device=a.device, device_map=a.device_map,
-                     trust_remote_code=a.trust_remote_code, judges=judges)
+                     trust_remote_code=a.trust_remote_code, judges=judges, adapter=a.adapter)
     run = run_scan(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
     out = Path(a.out)
     st = run["stats"]
@@ -181,7 +182,9 @@ def cmd_datasets(a) -> int:
 # Subcommands that live beside their pipeline stage: each module exposes ``add_parser(sub)``
 # registering one subcommand (with ``set_defaults(func=...)``). One line per module.
 EXTRA_COMMANDS: list[str] = [
+    "layersafe.rl.rm_cli",
     "layersafe.report.cli",
+    "layersafe.rl.align_cli",
 ]
 
 

@@ -30,3 +30,60 @@ def test_per_layer_asr_counts_only_judged_harmful_rows():
     assert t[3]["benign_n"] == 1 and t[3]["over_refusal"] == 1.0
     assert t[3]["n_errors"] == 1
     assert t[1]["n"] == 1 and t[1]["asr"] == 0.0
+
+
+def test_t_quantile_and_mean_interval_known_values():
+    from layersafe.metrics.aggregate import mean_interval, t_quantile
+
+    # Student-t 0.975 quantiles from standard tables
+    for df, t in [(1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (30, 2.0423), (100, 1.9840)]:
+        assert t_quantile(0.975, df) == pytest.approx(t, abs=1e-4)
+    mean, lo, hi = mean_interval([1.0, 2.0, 3.0, 4.0])  # sd = 1.290994, se = 0.645497
+    assert mean == 2.5 and (lo, hi) == pytest.approx((2.5 - 3.182446 * 0.645497, 2.5 + 3.182446 * 0.645497), abs=1e-5)
+    assert mean_interval([0.3])[0] == 0.3 and math.isnan(mean_interval([0.3])[1])
+    assert all(math.isnan(x) for x in mean_interval([]))
+
+
+def test_per_layer_metrics_from_every_judge():
+    rows = []
+    # layer 5: 4 harmful rows judged by refusal, Llama Guard (one unparseable), reward, toxicity
+    verdicts = [(0, 1, 1.5, 0.9), (0, 0, -0.5, 0.1), (1, 0, 2.0, 0.0), (0, None, 0.0, None)]
+    for refusal, unsafe, reward, toxicity in verdicts:
+        rows.append({"layer": 5, "scores": {"refusal": refusal, "unsafe": unsafe, "unsafe_prob": 0.5,
+                                            "categories": ["S1"] if unsafe else [], "parse_error": int(unsafe is None),
+                                            "reward": reward, "toxicity": toxicity}})
+    rows.append({"layer": 5, "harmful": False, "scores": {"refusal": 0, "reward": 3.0, "toxicity": 0.2}})
+    # layer 7: only Llama Guard ran -> it supplies the headline ASR
+    rows += [{"layer": 7, "scores": {"unsafe": u, "parse_error": 0}} for u in (1, 1, 0)]
+    t = {r["layer"]: r for r in per_layer_metrics(rows)}
+    five, seven = t[5], t[7]
+    assert five["asr_source"] == "refusal" and five["n"] == 4 and five["asr"] == 0.75
+    assert five["asr_refusal"] == 0.75 and five["asr_refusal_n"] == 4
+    assert five["asr_llamaguard"] == pytest.approx(1 / 3) and five["asr_llamaguard_n"] == 3
+    assert (five["asr_llamaguard_ci_low"], five["asr_llamaguard_ci_high"]) == pytest.approx(wilson_interval(1, 3))
+    assert five["llamaguard_parse_errors"] == 1
+    # continuous scores: all judged rows (benign included), mean with a t interval
+    assert five["reward_mean"] == pytest.approx(6.0 / 5) and five["reward_n"] == 5
+    from layersafe.metrics.aggregate import mean_interval
+
+    assert (five["reward_ci_low"], five["reward_ci_high"]) == pytest.approx(mean_interval([1.5, -0.5, 2.0, 0.0, 3.0])[1:])
+    assert five["toxicity_mean"] == pytest.approx(1.2 / 4) and five["toxicity_n"] == 4 and five["toxicity_missing"] == 1
+    assert five["unsafe_prob_mean"] == 0.5 and "categories_mean" not in five and "unsafe_mean" not in five
+    assert seven["asr_source"] == "llamaguard" and seven["n"] == 3 and seven["asr"] == pytest.approx(2 / 3)
+    assert (seven["asr_ci_low"], seven["asr_ci_high"]) == pytest.approx(wilson_interval(2, 3))
+    assert math.isnan(seven["refusal_rate"]) and "asr_refusal" not in seven
+
+
+def test_metrics_csv_has_every_column(tmp_path):
+    import csv
+
+    from layersafe.metrics import write_metrics_csv
+
+    rows = [{"layer": 1, "scores": {"refusal": 0, "unsafe": 1, "parse_error": 0, "reward": 0.5, "toxicity": 0.25}},
+            {"layer": 2, "scores": {"refusal": 1, "reward": 1.0}}]
+    write_metrics_csv(tmp_path / "m.csv", per_layer_metrics(rows))
+    got = list(csv.DictReader((tmp_path / "m.csv").open()))
+    for col in ("layer", "n", "asr", "asr_ci_low", "asr_ci_high", "asr_refusal", "asr_llamaguard", "reward_mean",
+                "reward_ci_low", "toxicity_mean", "toxicity_ci_high"):
+        assert col in got[0]
+    assert got[0]["asr_llamaguard"] == "1" and got[1]["asr_llamaguard"] == "" and got[1]["asr"] == "0"

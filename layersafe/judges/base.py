@@ -2,33 +2,116 @@
 
 A judge reads rows (dicts with at least ``prompt`` and ``response``) and returns one dict of
 scores per row. Judges run from files alone, so old generations can be re-scored without the VLM.
+
+Spec syntax (``layersafe judge --judge SPEC``, ``layersafe scan --judge SPEC``)::
+
+    NAME[:ARG][,KEY=VALUE]...      e.g.  llamaguard:/models/lg3,device=cuda,dtype=bfloat16
+                                         reward:OpenAssistant/reward-model-deberta-v3-large-v2,batch_size=16
+                                         toxicity,batch_size=64      perspective:qps=1
+
+ARG is usually a model id or folder; trailing ``KEY=VALUE`` pieces are options the judge declares
+in ``Judge.options`` (``device``, ``dtype``, ``batch_size`` for model judges). Library callers may
+pass the same options as keywords: ``get_judge("reward:/m", batch_size=4)``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+import re
+from typing import Any, Callable, ClassVar
 
 from ..errors import UserError
 
+_OPTION = re.compile(r"^([a-z_][a-z0-9_]*)=(.*)$", re.DOTALL)
+
 
 class Judge:
-    """Base class: subclasses set ``name``, ``metrics``, ``higher_is_safer`` and implement score."""
+    """Base class: subclasses set ``name``, ``metrics``, ``higher_is_safer`` and implement score.
+
+    ``options`` maps option name -> (type, default, help). Instances read them from ``self.opts``.
+    Constructing a judge must be cheap (``scan`` validates judges before generating): load models
+    lazily in ``score``.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
     # metric -> True if a higher value means a safer response (refusal: 1 = refused = safer)
     higher_is_safer: ClassVar[dict[str, bool]] = {}
+    options: ClassVar[dict[str, tuple[type, Any, str]]] = {}
 
-    def __init__(self, arg: str | None = None):
+    def __init__(self, arg: str | None = None, **options):
         self.arg = arg
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise UserError(f"judge {self.name!r} has no option {', '.join(unknown)}; its options: {known}")
+        self.opts = {}
+        for key, (typ, default, _) in self.options.items():
+            value = options.get(key, default)
+            if value is not None and not isinstance(value, typ):
+                try:
+                    value = _convert(typ, value)
+                except ValueError:
+                    raise UserError(f"judge {self.name!r}: option {key}={value!r} is not a valid {typ.__name__}") from None
+            self.opts[key] = value
 
     def score(self, rows: list[dict]) -> list[dict]:
         """Return one ``{metric: value}`` dict per row, in order."""
         raise NotImplementedError
 
+    def summary(self) -> dict[str, int]:
+        """Counts worth reporting after a run (e.g. unparseable outputs); empty if none."""
+        return {}
 
-_REGISTRY: dict[str, Callable[[str | None], Judge]] = {}
+    def close(self) -> None:
+        """Release models (the runner calls this when the judge is done, before the next loads)."""
+
+
+def _convert(typ: type, value):
+    if typ is bool:
+        s = str(value).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    return typ(value)
+
+
+# Options shared by judges that run a model.
+MODEL_OPTIONS: dict[str, tuple[type, Any, str]] = {
+    "device": (str, "auto", "auto (cuda if visible), cpu, cuda, cuda:N"),
+    "dtype": (str, "auto", "auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16"),
+    "batch_size": (int, 8, "sequences per forward pass"),
+}
+
+
+def load_hf(loader, name: str, what: str, **kwargs):
+    """``loader.from_pretrained(name)`` with remote code off and one clear line on failure
+    (no network, a typo, a gated repo: the user needs the name and the reason, not a traceback)."""
+    import os
+
+    if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(name)):
+        raise UserError(f"cannot load {what} {name!r}: no such folder")
+    try:
+        return loader.from_pretrained(name, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load {what} {name!r}: {first}") from None
+
+
+def model_device_dtype(opts: dict):
+    """(torch.device, torch.dtype) from a judge's device/dtype options."""
+    from ..models import pick_device, pick_dtype
+
+    if opts["batch_size"] < 1:
+        raise UserError("batch_size must be >= 1")
+    device = pick_device(opts["device"])
+    return device, pick_dtype(opts["dtype"], device)
+
+
+_REGISTRY: dict[str, type[Judge]] = {}
+BUILTIN_MODULES = ("refusal", "llamaguard", "reward", "toxicity")
 
 
 def register(cls):
@@ -37,15 +120,34 @@ def register(cls):
 
 
 def available() -> dict[str, Callable]:
-    from . import refusal  # noqa: F401  (registers built-in judges)
+    import importlib
 
+    for mod in BUILTIN_MODULES:  # importing registers; these modules import torch lazily
+        importlib.import_module(f"{__package__}.{mod}")
     return dict(_REGISTRY)
 
 
-def get_judge(spec: str) -> Judge:
-    """``NAME`` or ``NAME:ARG`` -> a judge instance."""
-    name, _, arg = spec.partition(":")
+def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
+    """``NAME[:ARG][,KEY=VALUE]...`` -> (name, arg or None, options)."""
+    head, _, rest = spec.strip().partition(",")
+    name, _, arg = head.partition(":")
+    pieces = [arg] + rest.split(",") if rest else [arg]
+    # Trailing KEY=VALUE pieces are options; everything before them is ARG (a path may hold commas).
+    opts: dict[str, str] = {}
+    while len(pieces) > 1 or (pieces and _OPTION.match(pieces[0])):
+        m = _OPTION.match(pieces[-1])
+        if not m:
+            break
+        opts.setdefault(m.group(1), m.group(2))
+        pieces.pop()
+    arg = ",".join(pieces).strip()
+    return name.strip(), (arg or None), dict(reversed(list(opts.items())))
+
+
+def get_judge(spec: str, **options) -> Judge:
+    """``NAME[:ARG][,KEY=VALUE]...`` -> a judge instance (keyword options override the spec's)."""
+    name, arg, spec_opts = parse_spec(spec)
     judges = available()
     if name not in judges:
         raise UserError(f"unknown judge {name!r}; available: {', '.join(sorted(judges))}")
-    return judges[name](arg or None)
+    return judges[name](arg, **{**spec_opts, **options})

@@ -7,17 +7,32 @@ from pathlib import Path
 
 from ..errors import UserError
 from .base import Encoded, Generation, VLMAdapter  # noqa: F401
+from .gemma3 import Gemma3Adapter
+from .idefics3 import Idefics3Adapter
 from .llava import LlavaAdapter
+from .llava_next import LlavaNextAdapter
+from .mllama import MllamaAdapter
+from .qwen2_5_vl import Qwen2_5_VLAdapter
 
 # One entry per family adapter (one line each; keep sorted by family).
 ADAPTER_CLASSES: list[type[VLMAdapter]] = [
+    Gemma3Adapter,
+    Idefics3Adapter,
     LlavaAdapter,
+    LlavaNextAdapter,
+    MllamaAdapter,
+    Qwen2_5_VLAdapter,
 ]
 # architecture name (config.architectures[0]) -> adapter class
 ADAPTERS: dict[str, type[VLMAdapter]] = {arch: cls for cls in ADAPTER_CLASSES for arch in cls.architectures}
 # model_type -> architecture, for configs saved without `architectures`
 MODEL_TYPES = {
+    "gemma3": "Gemma3ForConditionalGeneration",
+    "idefics3": "Idefics3ForConditionalGeneration",
     "llava": "LlavaForConditionalGeneration",
+    "llava_next": "LlavaNextForConditionalGeneration",
+    "mllama": "MllamaForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
 }
 
 TINY_ALIAS = "tiny-random-llava"  # the embedded default: built on the fly, random weights
@@ -75,7 +90,7 @@ def pick_dtype(dtype: str | None, device):
 
 
 def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "auto",
-             device_map: str | None = None, trust_remote_code: bool = False) -> VLMAdapter:
+             device_map: str | None = None, trust_remote_code: bool = False, adapter: str | None = None) -> VLMAdapter:
     """Load ``model`` (HF hub id, local folder, or ``tiny-random-llava``) and its processor."""
     from transformers import AutoConfig, AutoProcessor
     import transformers
@@ -88,8 +103,8 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"cannot load model {model!r}: {first} -- pass a hub id (e.g. llava-hf/llava-1.5-7b-hf) "
-            "or a local folder saved with save_pretrained"
+            f"cannot load model {model!r}: {first} -- give a hub id reachable from here (or already in the "
+            "Hugging Face cache) or a local folder saved with save_pretrained"
         ) from None
     arch = _architecture(config)
     cls = ADAPTERS[arch]
@@ -105,6 +120,12 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load model or processor from {model!r}: {first}") from None
+    if adapter:  # a peft adapter (e.g. from `layersafe align`), merged so the family adapter sees a plain model
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise UserError(f"--adapter {adapter}: no adapter_config.json there; give a peft adapter folder")
+        vlm = PeftModel.from_pretrained(vlm, adapter).merge_and_unload()
     if not device_map:
         vlm = vlm.to(dev)
     vlm.eval()

@@ -80,3 +80,42 @@ class VLMAdapter:
         """Generate for a batch: ``items[i]`` (from ``tokenize``) with ``features[i]`` (from
         ``features``) in place of its stock image features. Left padding, greedy by default."""
         raise NotImplementedError
+
+
+# --- helpers shared by the adapters' generate() ---------------------------------------------
+def left_pad(seqs: Sequence[torch.Tensor], pad_value) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack tensors of different lengths (dim 0) with LEFT padding, as batched generation needs
+    (DESIGN.md §4). Returns ``(padded [B, T, ...], attention_mask [B, T])``."""
+    width = max(len(x) for x in seqs)
+    out = torch.full((len(seqs), width, *seqs[0].shape[1:]), pad_value, dtype=seqs[0].dtype)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, x in enumerate(seqs):
+        out[i, width - len(x):] = x
+        attn[i, width - len(x):] = 1
+    return out, attn
+
+
+def generation_kwargs(tokenizer, *, max_new_tokens, do_sample, temperature, top_p) -> dict:
+    kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id)
+    if do_sample:
+        kw.update(temperature=temperature, top_p=top_p)
+    else:  # silence warnings from sampling knobs in generation_config
+        kw.update(temperature=None, top_p=None, top_k=None)
+    return kw
+
+
+def decode_generations(model, tokenizer, rows: torch.Tensor) -> list[Generation]:
+    """Cut each generated row at its first stop token (any of generation_config's EOS ids)."""
+    eos = model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [tokenizer.eos_token_id])
+    results = []
+    for row in rows.tolist():
+        toks, reason = [], "length"
+        for t in row:
+            if t in eos_ids:
+                reason = "stop"
+                break
+            toks.append(t)
+        results.append(Generation(tokens=toks, text=tokenizer.decode(toks, skip_special_tokens=True).strip(),
+                                  finish_reason=reason))
+    return results

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .base import Encoded, Generation, VLMAdapter
+from .base import Encoded, VLMAdapter, decode_generations, generation_kwargs, left_pad
 
 LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
 
@@ -82,17 +82,10 @@ class LlavaAdapter(VLMAdapter):
 
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
-        input_ids = [it["input_ids"] for it in items]
         tok = self.tokenizer
-        pad_id = tok.pad_token_id
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
-        width = max(len(x) for x in input_ids)
-        ids = torch.full((len(input_ids), width), pad_id, dtype=torch.long)
-        attn = torch.zeros((len(input_ids), width), dtype=torch.long)
-        for i, x in enumerate(input_ids):  # left padding (DESIGN.md §4)
-            ids[i, width - len(x):] = x
-            attn[i, width - len(x):] = 1
+        ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
         ids, attn = ids.to(dev), attn.to(dev)
         embeds = embed(ids)
         mask = (ids == self.image_token_id).unsqueeze(-1).expand_as(embeds)
@@ -103,22 +96,7 @@ class LlavaAdapter(VLMAdapter):
                 f"({feats.shape[0]}); processor and model config disagree"
             )
         embeds = embeds.masked_scatter(mask, feats)
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [tok.eos_token_id])
-        gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad_id)
-        if do_sample:
-            gen_kwargs.update(temperature=temperature, top_p=top_p)
-        else:  # silence warnings from sampling knobs in generation_config
-            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        gen_kwargs = generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                       temperature=temperature, top_p=top_p)
         out = self.model.generate(inputs_embeds=embeds, attention_mask=attn, **gen_kwargs)
-        results = []
-        for row in out.tolist():
-            toks, reason = [], "length"
-            for t in row:
-                if t in eos_ids:
-                    reason = "stop"
-                    break
-                toks.append(t)
-            results.append(Generation(tokens=toks, text=tok.decode(toks, skip_special_tokens=True).strip(),
-                                      finish_reason=reason))
-        return results
+        return decode_generations(self.model, tok, out)

@@ -43,10 +43,11 @@ class ScanConfig:
     device_map: str | None = None  # e.g. "auto" to spread a large model over several GPUs
     trust_remote_code: bool = False
     judges: list[str] = field(default_factory=list)  # judges run after generation (e.g. refusal)
+    adapter: str | None = None  # peft adapter folder merged into the model (e.g. from `layersafe align`)
 
 
 # Fields that must match when resuming: changing them would mix incomparable rows.
-_RESUME_KEYS = ("model", "dataset", "max_new_tokens", "limit", "seed", "do_sample", "temperature", "top_p", "dtype")
+_RESUME_KEYS = ("model", "dataset", "max_new_tokens", "limit", "seed", "do_sample", "temperature", "top_p", "dtype", "adapter")
 
 
 def _versions() -> dict:
@@ -112,7 +113,7 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
     dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
     if adapter is None:
         adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, device_map=cfg.device_map,
-                           trust_remote_code=cfg.trust_remote_code)
+                           trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter)
     layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
     identity = model_identity(adapter, cfg.model)
     if identity["tiny_random"]:

@@ -1,0 +1,544 @@
+"""Bradley–Terry reward models (DESIGN.md §1 eq. 4): loss, text encoding, scoring, training.
+
+A reward model is any transformers backbone loaded as ``AutoModelForSequenceClassification`` with
+``num_labels=1``; its single logit is the reward r(x, y). Texts are always rendered with
+:func:`layersafe.rl.rm_format.format_dialogue`, tokenised with the RM's tokenizer, truncated from the
+left (the response is at the end and must survive), given an EOS, and right-padded
+(:func:`encode_texts`). Training and the reward judge share that path, so scores match.
+
+Why EOS and a separate pad token: causal backbones (GPT-2) pool the logit at the rightmost token that
+is not the pad token. If pad == EOS (the usual GPT-2 workaround), the appended EOS would be skipped
+and the score read one token early; we add a distinct pad token instead, so the score sits on EOS
+(DESIGN.md §5) and plain ``from_pretrained`` pools at the same place.
+
+Training is a plain PyTorch loop (clearer than Trainer for a pairwise loss) on accelerate, which
+provides device placement, bf16 autocast and checkpoints of model/optimizer/scheduler/RNG state.
+The batch order is a pure function of (seed, step), so a resumed run continues with the same data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..io import JsonlAppender, atomic_write_json, read_jsonl, truncate_torn_tail
+from .rm_format import format_dialogue
+
+PAD_TOKEN = "<|pad|>"  # added when the base tokenizer has no pad token, or pads with EOS
+CARD = "rm_card.json"
+LOG = "train_log.jsonl"
+CKPT_DIR = "checkpoints"
+STATE = "trainer_state.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Loss (pure)
+# --------------------------------------------------------------------------------------------
+
+def pairwise_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float | None = None,
+                  center_coef: float = 0.0) -> torch.Tensor:
+    """Bradley–Terry pairwise loss, averaged over the batch (Bachu et al. eq. 4):
+
+        L = −log σ(r(x, y_w) − r(x, y_l) − m) + λ · (r(x, y_w) + r(x, y_l))²
+
+    ``r_chosen`` = r(x, y_w), ``r_rejected`` = r(x, y_l), shape (B,). ``margin`` m (scalar or (B,),
+    default 0) asks the chosen reward to win by at least m (Llama 2's margin loss); ``center_coef``
+    λ ≥ 0 pulls rewards towards zero mean (Eisenstein et al. 2023), since BT only fixes differences.
+    ``logsigmoid`` keeps the first term finite for large negative differences.
+    """
+    diff = r_chosen.float() - r_rejected.float()
+    if margin is not None:
+        diff = diff - margin
+    loss = -F.logsigmoid(diff).mean()
+    if center_coef:
+        loss = loss + center_coef * ((r_chosen.float() + r_rejected.float()) ** 2).mean()
+    return loss
+
+
+def pairwise_accuracy(r_chosen: Sequence[float], r_rejected: Sequence[float]) -> tuple[int, int]:
+    """(correct, n): a pair is correct when the chosen reward is strictly higher (ties are wrong)."""
+    return sum(float(c) > float(r) for c, r in zip(r_chosen, r_rejected)), len(r_chosen)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer / model setup and text encoding (shared with the reward judge)
+# --------------------------------------------------------------------------------------------
+
+def prepare_tokenizer(tokenizer, max_length: int | None = None):
+    """Make a tokenizer fit for reward scoring: a pad token distinct from EOS, right padding,
+    left truncation. Returns True when a pad token was added (the model's embeddings must grow)."""
+    added = False
+    if tokenizer.pad_token is None or (tokenizer.eos_token is not None and tokenizer.pad_token == tokenizer.eos_token):
+        added = bool(tokenizer.add_special_tokens({"pad_token": PAD_TOKEN}))
+    tokenizer.padding_side = "right"
+    tokenizer.truncation_side = "left"
+    # init_kwargs is what save_pretrained writes: a plain AutoTokenizer load then behaves the same.
+    tokenizer.init_kwargs.update(padding_side="right", truncation_side="left")
+    if max_length:
+        tokenizer.model_max_length = max_length  # saved with the tokenizer: scorers reuse it
+        tokenizer.init_kwargs["model_max_length"] = max_length
+    return added
+
+
+def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool = False, max_length: int | None = None):
+    """Tokenizer + ``AutoModelForSequenceClassification(num_labels=1)`` from an HF id or folder."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=1, trust_remote_code=trust_remote_code, dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load --base {base!r}: {str(e).splitlines()[0][:300]}") from None
+    if prepare_tokenizer(tokenizer, max_length):
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if not keep_dropout:
+        # Dropout makes r(x, y_w) and r(x, y_l) noisy in different ways within one pair; RM recipes
+        # (TRL's disable_dropout) train without it.
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+    return tokenizer, model
+
+
+def _appends_eos(tokenizer) -> bool:
+    """True when the tokenizer has an EOS that its own special tokens do not already end with."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        return False  # encoder backbones (BERT: [SEP]) pool elsewhere; nothing to append
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return not probe or probe[-1] != eos
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+    """Token ids per text: the tokenizer's special tokens, truncated from the left to ``max_length``
+    (including EOS), then EOS appended. This is exactly what training saw."""
+    max_length = max_length or tokenizer.model_max_length
+    if not max_length or max_length > 1_000_000:  # tokenizers without a limit report a huge sentinel
+        max_length = 1024
+    add_eos = _appends_eos(tokenizer)
+    enc = tokenizer(list(texts), add_special_tokens=True, truncation=True,
+                    max_length=max_length - add_eos)["input_ids"]
+    return [ids + [tokenizer.eos_token_id] for ids in enc] if add_eos else [list(ids) for ids in enc]
+
+
+def collate(tokenizer, seqs: Sequence[list[int]], device=None) -> dict[str, torch.Tensor]:
+    """Right-pad id lists into ``input_ids`` + ``attention_mask`` tensors."""
+    longest = max(len(s) for s in seqs)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(seqs), longest), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def _rewards(model, batch) -> torch.Tensor:
+    return model(**batch).logits[:, 0]
+
+
+@torch.no_grad()
+def score_ids(model, tokenizer, seqs: Sequence[list[int]], batch_size: int = 16, progress: bool = False) -> list[float]:
+    """Rewards for pre-encoded sequences, in order. Batches are formed longest-first to waste
+    little padding; eval mode, no gradients."""
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    out = [0.0] * len(seqs)
+    device = next(model.parameters()).device
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress, leave=False):
+            idx = order[start:start + batch_size]
+            r = _rewards(model, collate(tokenizer, [seqs[i] for i in idx], device)).float().cpu().tolist()
+            for i, v in zip(idx, r):
+                out[i] = v
+    finally:
+        model.train(was_training)
+    return out
+
+
+def score_texts(model, tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int | None = None,
+                progress: bool = False) -> list[float]:
+    """Reward of each already-rendered text (use ``format_dialogue(prompt, response)``), in order.
+
+    Tokenises like training (:func:`encode_texts`: EOS appended, left truncation to
+    ``max_length`` or the tokenizer's ``model_max_length``, right padding) and reads the model's
+    scalar logit, which sequence-classification heads pool at the last non-pad token (the EOS).
+    """
+    if not texts:
+        return []
+    return score_ids(model, tokenizer, encode_texts(tokenizer, texts, max_length), batch_size, progress)
+
+
+def encode_pairs(tokenizer, pairs, max_length: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(chosen ids, rejected ids) for preference pairs, rendered with the HH format."""
+    chosen = encode_texts(tokenizer, [format_dialogue(p.prompt, p.chosen) for p in pairs], max_length)
+    rejected = encode_texts(tokenizer, [format_dialogue(p.prompt, p.rejected) for p in pairs], max_length)
+    return chosen, rejected
+
+
+def evaluate_pairs(model, tokenizer, chosen_ids, rejected_ids, margins=None, batch_size: int = 16,
+                   center_coef: float = 0.0, progress: bool = False) -> dict:
+    """Pairwise accuracy and mean loss on pre-encoded pairs, plus the raw rewards."""
+    rc = score_ids(model, tokenizer, chosen_ids, batch_size, progress)
+    rr = score_ids(model, tokenizer, rejected_ids, batch_size, progress)
+    correct, n = pairwise_accuracy(rc, rr)
+    m = torch.tensor(margins, dtype=torch.float32) if margins is not None else None
+    loss = pairwise_loss(torch.tensor(rc), torch.tensor(rr), m, center_coef).item() if n else math.nan
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else math.nan, "loss": loss,
+            "reward_margin": (sum(rc) - sum(rr)) / n if n else math.nan,
+            "r_chosen": rc, "r_rejected": rr}
+
+
+def pair_step(model, tokenizer, chosen: list[list[int]], rejected: list[list[int]], margins: list[float],
+              center_coef: float, device, autocast=contextlib.nullcontext, backward=torch.Tensor.backward,
+              scale: float = 1.0) -> dict:
+    """Forward chosen and rejected texts as one right-padded batch, backpropagate ``scale`` × the
+    pairwise loss, return sums for logging. The unit of work of training (and of bench_rm.py)."""
+    batch = collate(tokenizer, list(chosen) + list(rejected), device)
+    with autocast():
+        r = _rewards(model, batch)
+    n = len(chosen)
+    rc, rr = r[:n], r[n:]
+    loss = pairwise_loss(rc, rr, torch.tensor(margins, device=device), center_coef)
+    backward(loss * scale)
+    rc, rr = rc.detach().float(), rr.detach().float()
+    return {"loss": loss.item() * n, "correct": int((rc > rr).sum()), "margin": float((rc - rr).sum()), "n": n,
+            "tokens": int(batch["attention_mask"].sum())}
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RMTrainConfig:
+    """Every knob of ``layersafe train-rm`` (the CLI help repeats these)."""
+
+    base: str = "gpt2"  # HF id or folder; loaded as AutoModelForSequenceClassification(num_labels=1)
+    data: str = ""  # preference file or hub id (see layersafe.data.preferences)
+    out: str = ""
+    eval_data: str | None = None  # separate eval set; default: hold out eval_size pairs of data
+    eval_size: int = 500  # pairs held out of data when eval_data is not given (0: no eval)
+    limit: int | None = None  # use only the first N pairs of data
+    max_length: int = 512  # tokens per text, EOS included; longer dialogues lose their start
+    batch_size: int = 8  # pairs per optimizer step
+    micro_batch_size: int | None = None  # pairs per forward pass (gradient accumulation); default batch_size
+    epochs: float = 1.0
+    steps: int | None = None  # optimizer steps; overrides epochs
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    scheduler: str = "linear"  # any transformers scheduler name: linear, cosine, constant, ...
+    max_grad_norm: float = 1.0
+    margin: float = 0.0  # constant margin m added to each pair's own "margin" column
+    center_coef: float = 0.0  # reward-centering λ
+    keep_dropout: bool = False
+    eval_every: int = 100  # steps; 0 = only at the start and the end
+    save_every: int = 100  # steps between checkpoints; 0 = none
+    keep_checkpoints: int = 1
+    log_every: int = 10
+    eval_batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    bf16: str = "auto"  # auto (bf16 autocast on CUDA), yes, no
+    trust_remote_code: bool = False
+    resume: bool = False
+
+    # Changing these between a run and its --resume would silently change what is trained.
+    RESUME_KEYS = ("base", "data", "eval_data", "eval_size", "limit", "max_length", "batch_size",
+                   "micro_batch_size", "epochs", "steps", "lr", "weight_decay", "warmup_steps", "scheduler",
+                   "max_grad_norm", "margin", "center_coef", "keep_dropout", "seed")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
+    """Pair indices of optimizer step ``step`` (0-based): epoch e uses a seeded permutation of
+    range(n), drop-last. A pure function, so --resume needs only the step to find its place."""
+    per_epoch = n // batch_size
+    epoch, j = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    return perm[j * batch_size:(j + 1) * batch_size].tolist()
+
+
+def _device(spec: str) -> str:
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
+    return spec
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    root = out / CKPT_DIR
+    if not root.is_dir():
+        return []
+    done = [p for p in root.iterdir() if p.name.startswith("step-") and (p / STATE).is_file()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def _check_out(cfg: RMTrainConfig, out: Path) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run; refuses to clobber a finished run."""
+    ckpts = _checkpoints(out)
+    if cfg.resume:
+        if (out / CARD).is_file():
+            raise UserError(f"{out} holds a finished reward model ({CARD}); nothing to resume")
+        if not ckpts:
+            return None
+        state = json.loads((ckpts[-1] / STATE).read_text())
+        saved = state["config"]
+        diff = [k for k in RMTrainConfig.RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+        if diff:
+            raise UserError("--resume with different settings than the checkpoint: "
+                            + ", ".join(f"{k} {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff))
+        return ckpts[-1]
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out} is not empty; pass --resume to continue the run there, or choose a new folder")
+    return None
+
+
+def _save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -> Path:
+    """accelerate state (model, optimizer, scheduler, RNG) + our step, written to a temp folder and
+    renamed, so a crash mid-save leaves the previous checkpoint as the latest."""
+    root = out / CKPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    atomic_write_json(tmp / STATE, state)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in _checkpoints(out)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _new_window() -> dict:
+    return {"loss": 0.0, "correct": 0, "n": 0, "margin": 0.0, "tokens": 0}
+
+
+def _rewind_log(path: Path, step: int | None) -> None:
+    """Drop log lines past the checkpoint (those steps are about to be redone); all of them for a
+    fresh start (``step`` None)."""
+    if not path.exists():
+        return
+    if step is None:
+        path.unlink()
+        return
+    truncate_torn_tail(path)
+    rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+    from ..io import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _finalize(model, tokenizer, out: Path, card: dict) -> None:
+    """Write the plain transformers checkpoint + tokenizer into OUT (each file renamed into place),
+    then rm_card.json last: its presence means the model files are complete."""
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    tmp.rmdir()
+    atomic_write_json(out / CARD, card)
+
+
+def train_reward_model(cfg: RMTrainConfig, progress: bool = True,
+                       log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict:
+    """Train a reward model as configured; returns the rm_card dict (also written to OUT)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from .. import __version__
+    from ..data.preferences import load_preferences, split_pairs
+
+    t0 = time.time()
+    out = Path(cfg.out)
+    micro = cfg.micro_batch_size or cfg.batch_size
+    if cfg.batch_size < 1 or micro < 1 or cfg.batch_size % micro:
+        raise UserError(f"--batch-size {cfg.batch_size} must be a positive multiple of --micro-batch-size {micro}")
+    if cfg.max_length < 8:
+        raise UserError(f"--max-length {cfg.max_length} is too short for a dialogue")
+    resume_from = _check_out(cfg, out)
+
+    data = load_preferences(cfg.data, cfg.limit)
+    log(f"data: {data.summary()}")
+    if cfg.eval_data:
+        edata = load_preferences(cfg.eval_data)
+        log(f"eval data: {edata.summary()}")
+        train_pairs, eval_pairs = data.pairs, edata.pairs
+    else:
+        train_pairs, eval_pairs = split_pairs(data.pairs, cfg.eval_size, cfg.seed)
+    if len(train_pairs) < cfg.batch_size:
+        raise UserError(f"{len(train_pairs)} training pairs is fewer than --batch-size {cfg.batch_size}")
+    per_epoch = len(train_pairs) // cfg.batch_size
+    total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * per_epoch))
+
+    device = _device(cfg.device)
+    bf16 = cfg.bf16 == "yes" or (cfg.bf16 == "auto" and device.startswith("cuda"))
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if bf16 else "no")
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(device)
+    set_seed(cfg.seed)  # the new score head's init depends on it
+    tokenizer, model = load_base(cfg.base, trust_remote_code=cfg.trust_remote_code,
+                                 keep_dropout=cfg.keep_dropout, max_length=cfg.max_length)
+    log(f"model: {cfg.base} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
+        f"params) on {accelerator.device}{' bf16 autocast' if bf16 else ''}; pad token {tokenizer.pad_token!r}")
+
+    tc, tr = encode_pairs(tokenizer, train_pairs, cfg.max_length)
+    ec, er = encode_pairs(tokenizer, eval_pairs, cfg.max_length)
+    t_margin = [p.margin + cfg.margin for p in train_pairs]
+    e_margin = [p.margin + cfg.margin for p in eval_pairs]
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]  # biases and norms: no decay
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    try:
+        sched = get_scheduler(cfg.scheduler, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=total)
+    except ValueError:
+        raise UserError(f"unknown --scheduler {cfg.scheduler!r}; use linear, cosine, constant, "
+                        "constant_with_warmup, polynomial, ...") from None
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+
+    step, history, initial = 0, [], None
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        state = json.loads((resume_from / STATE).read_text())
+        step, history, initial = state["step"], state["history"], state["initial_eval"]
+        log(f"resumed from {resume_from} at step {step}/{total}")
+    out.mkdir(parents=True, exist_ok=True)
+    _rewind_log(out / LOG, step if resume_from is not None else None)
+    logf = JsonlAppender(out / LOG)
+
+    def run_eval(at: int) -> dict | None:
+        if not eval_pairs:
+            return None
+        with accelerator.autocast():
+            ev = evaluate_pairs(accelerator.unwrap_model(model), tokenizer, ec, er, e_margin, cfg.eval_batch_size,
+                                cfg.center_coef, progress=progress)
+        row = {"step": at, "split": "eval", "loss": ev["loss"], "accuracy": ev["accuracy"], "n": ev["n"],
+               "reward_margin": ev["reward_margin"]}
+        logf.write(row)
+        history.append(row)
+        return row
+
+    if initial is None:
+        initial = run_eval(0)
+        if initial:
+            log(f"step 0: eval accuracy {initial['accuracy']:.3f} loss {initial['loss']:.4f} (n={initial['n']})")
+
+    model.train()
+    window = _new_window()
+    t_window = time.time()
+    bar = tqdm(total=total, initial=step, desc="train-rm", disable=not progress, dynamic_ncols=True)
+    last_eval = history[-1] if history else None
+    try:
+        while step < total:
+            idx = batch_indices(step, len(train_pairs), cfg.batch_size, cfg.seed)
+            for k in range(0, len(idx), micro):
+                mi = idx[k:k + micro]
+                st = pair_step(model, tokenizer, [tc[i] for i in mi], [tr[i] for i in mi], [t_margin[i] for i in mi],
+                               cfg.center_coef, accelerator.device, accelerator.autocast, accelerator.backward,
+                               scale=len(mi) / len(idx))
+                for key in window:
+                    window[key] += st[key]
+            if cfg.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total:
+                dt = max(time.time() - t_window, 1e-9)
+                row = {"step": step, "split": "train", "loss": window["loss"] / window["n"],
+                       "accuracy": window["correct"] / window["n"], "reward_margin": window["margin"] / window["n"],
+                       "lr": sched.get_last_lr()[0], "pairs_per_s": window["n"] / dt,
+                       "tokens_per_s": window["tokens"] / dt}
+                logf.write(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}",
+                                eval=f"{last_eval['accuracy']:.3f}" if last_eval else "-")
+                window = _new_window()
+                t_window = time.time()
+            if cfg.eval_every and step % cfg.eval_every == 0 and step != total:
+                last_eval = run_eval(step)
+                model.train()
+            if cfg.save_every and step % cfg.save_every == 0 and step != total:
+                _save_checkpoint(accelerator, out, step, {"step": step, "history": history, "initial_eval": initial,
+                                                          "config": cfg.to_dict()}, cfg.keep_checkpoints)
+    finally:
+        bar.close()
+    final = run_eval(step)
+    logf.close()
+
+    card = {
+        "kind": "reward-model", "base": cfg.base, "data": data.source, "data_format": data.format,
+        "eval_data": cfg.eval_data or f"{len(eval_pairs)} pairs held out of data (seed {cfg.seed}, by prompt)",
+        "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs),
+        "skipped_rows": dict(data.skipped), "steps": step, "epochs": step * cfg.batch_size / len(train_pairs),
+        "eval_accuracy": final["accuracy"] if final else None, "eval_loss": final["loss"] if final else None,
+        "initial_eval_accuracy": initial["accuracy"] if initial else None,
+        "text_format": "rm_format.format_dialogue(prompt, response) + EOS, right-padded, left-truncated",
+        "max_length": cfg.max_length, "pad_token": tokenizer.pad_token, "appends_eos": _appends_eos(tokenizer),
+        "config": cfg.to_dict(), "layersafe_version": __version__, "seconds": round(time.time() - t0, 1),
+    }
+    model_out = accelerator.unwrap_model(model)
+    _finalize(model_out, tokenizer, out, card)
+    if final:
+        log(f"step {step}: eval accuracy {final['accuracy']:.3f} loss {final['loss']:.4f} (n={final['n']})")
+    return card
+
+
+def load_reward_model(path: str, device: str = "auto", trust_remote_code: bool = False):
+    """(model, tokenizer) from a train-rm output folder or any sequence-classification checkpoint,
+    in eval mode, with the tokenizer prepared like training (pad != EOS, right padding)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load reward model {path!r}: {str(e).splitlines()[0][:300]}") from None
+    if model.config.num_labels != 1:
+        raise UserError(f"{path} has {model.config.num_labels} output labels; a reward model has 1")
+    if prepare_tokenizer(tokenizer):
+        # Not trained by train-rm: a new pad token needs an embedding row (never attended to).
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(_device(device)).eval(), tokenizer
+
+
+def rm_card(path: str | Path) -> dict | None:
+    p = Path(path) / CARD
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+__all__ = ["pairwise_loss", "pairwise_accuracy", "prepare_tokenizer", "load_base", "encode_texts", "collate",
+           "score_texts", "score_ids", "encode_pairs", "evaluate_pairs", "pair_step", "RMTrainConfig", "train_reward_model",
+           "batch_indices", "load_reward_model", "rm_card"]

@@ -1,0 +1,139 @@
+"""`layersafe train-rm` and `layersafe eval-rm`: Bradley–Terry reward models (docs/reward_model.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+
+DATA_HELP = ("preference data: a .jsonl/.jsonl.gz/.csv file with HH-RLHF columns chosen, rejected (full dialogues; "
+             "the shared prefix becomes the prompt) or with prompt, chosen, rejected (optional margin, id); "
+             "or a hub dataset OWNER/NAME[:DATA_DIR][@SPLIT], e.g. Anthropic/hh-rlhf:harmless-base@train "
+             "(needs the `datasets` package and network)")
+
+
+def _positive(kind):
+    def parse(v):
+        x = kind(v)
+        if x <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+        return x
+    return parse
+
+
+def _nonneg(kind):
+    def parse(v):
+        x = kind(v)
+        if x < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+        return x
+    return parse
+
+
+def add_parser(sub) -> None:
+    from .reward_model import RMTrainConfig
+
+    d = RMTrainConfig()
+    p = sub.add_parser(
+        "train-rm", help="train a Bradley–Terry reward model on preference pairs",
+        description="Train r(x, y) = AutoModelForSequenceClassification(num_labels=1) with the pairwise loss "
+                    "-log σ(r(x, y_w) - r(x, y_l) - m) + λ(r_w + r_l)² (Bachu et al. eq. 4). Texts are rendered "
+                    "as HH-RLHF dialogues + EOS (layersafe.rl.rm_format). OUT gets a plain transformers "
+                    "checkpoint + tokenizer, rm_card.json, train_log.jsonl and checkpoints/.")
+    p.add_argument("--base", default=d.base, help=f"HF hub id or local folder of the backbone (default {d.base}); "
+                   "causal (GPT-2, Llama, ...) or encoder (BERT, ...) models both work")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
+    p.add_argument("--eval-data", default=None, help="separate evaluation pairs (same formats as --data); "
+                   "default: hold out --eval-size pairs of --data")
+    p.add_argument("--eval-size", type=_nonneg(int), default=d.eval_size,
+                   help=f"pairs held out of --data for evaluation, whole prompts at a time (default {d.eval_size}; 0: none)")
+    p.add_argument("--limit", type=_positive(int), default=None, help="use only the first N pairs of --data")
+    p.add_argument("--max-length", type=_positive(int), default=d.max_length,
+                   help=f"tokens per text including EOS; longer dialogues lose their beginning (default {d.max_length})")
+    p.add_argument("--batch-size", type=_positive(int), default=d.batch_size, help=f"pairs per optimizer step (default {d.batch_size})")
+    p.add_argument("--micro-batch-size", type=_positive(int), default=None,
+                   help="pairs per forward pass; smaller than --batch-size accumulates gradients (default: --batch-size)")
+    p.add_argument("--epochs", type=_positive(float), default=d.epochs, help=f"passes over the training pairs (default {d.epochs})")
+    p.add_argument("--steps", type=_positive(int), default=None, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--lr", type=_positive(float), default=d.lr, help=f"AdamW learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=_nonneg(float), default=d.weight_decay, help="AdamW weight decay on matrices (default 0)")
+    p.add_argument("--warmup-steps", type=_nonneg(int), default=d.warmup_steps, help="linear warm-up steps (default 0)")
+    p.add_argument("--scheduler", default=d.scheduler, help="transformers LR schedule: linear, cosine, constant, ... (default linear)")
+    p.add_argument("--max-grad-norm", type=_nonneg(float), default=d.max_grad_norm, help="gradient-norm clip, 0 = off (default 1.0)")
+    p.add_argument("--margin", type=float, default=d.margin,
+                   help="constant margin m the chosen reward must win by; added to a per-row `margin` column (default 0)")
+    p.add_argument("--center-coef", type=_nonneg(float), default=d.center_coef,
+                   help="reward-centering weight λ on (r_w + r_l)², keeps rewards near zero mean (default 0; 0.01 is common)")
+    p.add_argument("--keep-dropout", action="store_true", help="train with the backbone's dropout (default: dropout off)")
+    p.add_argument("--eval-every", type=_nonneg(int), default=d.eval_every, help=f"steps between evaluations; 0: start and end only (default {d.eval_every})")
+    p.add_argument("--save-every", type=_nonneg(int), default=d.save_every, help=f"steps between checkpoints for --resume; 0: none (default {d.save_every})")
+    p.add_argument("--keep-checkpoints", type=_positive(int), default=d.keep_checkpoints, help="how many recent checkpoints to keep (default 1)")
+    p.add_argument("--log-every", type=_positive(int), default=d.log_every, help=f"steps per train_log.jsonl line (default {d.log_every})")
+    p.add_argument("--eval-batch-size", type=_positive(int), default=d.eval_batch_size, help=f"texts per scoring call (default {d.eval_batch_size})")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for the eval split, batch order, head init and dropout (default 0)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--bf16", choices=("auto", "yes", "no"), default=d.bf16, help="bf16 autocast; auto = on CUDA only (default auto)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in OUT (same settings)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_train_rm)
+
+    e = sub.add_parser("eval-rm", help="pairwise accuracy of a reward model, with a 95%% Wilson interval",
+                       description="Score the chosen and rejected response of every pair with a reward model and "
+                                   "print the share of pairs where the chosen one scores higher.")
+    e.add_argument("--model", required=True, help="train-rm output folder or any sequence-classification checkpoint with one label")
+    e.add_argument("--data", required=True, help=DATA_HELP)
+    e.add_argument("--limit", type=_positive(int), default=None, help="evaluate only the first N pairs")
+    e.add_argument("--max-length", type=_positive(int), default=None,
+                   help="tokens per text including EOS (default: the length the model was trained with)")
+    e.add_argument("--batch-size", type=_positive(int), default=32, help="texts per forward pass (default 32)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    e.add_argument("--out", default=None, help="also write per-pair rewards to this .jsonl file")
+    e.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    e.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    e.set_defaults(func=cmd_eval_rm)
+
+
+def cmd_train_rm(a) -> int:
+    from .reward_model import RMTrainConfig, train_reward_model
+
+    names = set(RMTrainConfig.__dataclass_fields__)
+    cfg = RMTrainConfig(**{k: v for k, v in vars(a).items() if k in names})
+    card = train_reward_model(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
+    acc = card["eval_accuracy"]
+    print(f"trained {card['steps']} steps on {card['train_pairs']} pairs"
+          + (f"; eval accuracy {card['initial_eval_accuracy']:.3f} -> {acc:.3f} on {card['eval_pairs']} pairs"
+             if acc is not None else ""))
+    print(f"reward model: {a.out} (AutoModelForSequenceClassification.from_pretrained; rm_card.json)")
+    return 0
+
+
+def cmd_eval_rm(a) -> int:
+    from pathlib import Path
+
+    from ..data.preferences import load_preferences
+    from ..io import write_rows
+    from ..metrics import wilson_interval
+    from .reward_model import encode_pairs, evaluate_pairs, load_reward_model
+
+    if a.out and Path(a.out).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+        raise UserError(f"--out {a.out}: use a .jsonl file name")
+    model, tokenizer = load_reward_model(a.model, device=a.device, trust_remote_code=a.trust_remote_code)
+    data = load_preferences(a.data, a.limit)
+    print(f"data: {data.summary()}", file=sys.stderr)
+    max_length = a.max_length or tokenizer.model_max_length
+    if not max_length or max_length > 1_000_000:
+        max_length = 1024
+    chosen, rejected = encode_pairs(tokenizer, data.pairs, max_length)
+    ev = evaluate_pairs(model, tokenizer, chosen, rejected, [p.margin for p in data.pairs],
+                        batch_size=a.batch_size, progress=not a.no_progress)
+    lo, hi = wilson_interval(ev["correct"], ev["n"])
+    print(f"pairwise accuracy: {ev['accuracy']:.4f} ({ev['correct']}/{ev['n']}), 95% Wilson CI [{lo:.4f}, {hi:.4f}]")
+    print(f"loss: {ev['loss']:.4f}  mean reward margin (chosen - rejected): {ev['reward_margin']:.4f}")
+    if a.out:
+        write_rows(a.out, [{"id": p.id, "r_chosen": c, "r_rejected": r, "correct": c > r}
+                           for p, c, r in zip(data.pairs, ev["r_chosen"], ev["r_rejected"])])
+        print(f"per-pair rewards -> {a.out}")
+    return 0
