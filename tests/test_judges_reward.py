@@ -56,7 +56,7 @@ def _manual_reward(path, ids):
 
 def test_hh_format_scores_at_eos_and_batching_matches_single(rm_dir):
     one = get_judge(f"reward:{rm_dir},batch_size=1,device=cpu,dtype=float32")
-    four = get_judge(f"reward:{rm_dir},batch_size=4")
+    four = get_judge(f"reward:{rm_dir},batch_size=4,device=cpu,dtype=float32")
     r1, r4 = one.score(ROWS), four.score(ROWS)
     assert one.format == "hh"
     assert [s["reward"] for s in r1] == pytest.approx([s["reward"] for s in r4], abs=1e-5)
@@ -71,7 +71,7 @@ def test_hh_format_scores_at_eos_and_batching_matches_single(rm_dir):
 
 
 def test_left_truncation_keeps_the_response(rm_dir):
-    j = get_judge(f"reward:{rm_dir},max_length=24,batch_size=2")
+    j = get_judge(f"reward:{rm_dir},max_length=24,batch_size=2,device=cpu,dtype=float32")
     long = {"prompt": "please tell me about the image " * 20, "response": "The image shows a red rocket."}
     s = j.score([long, ROWS[2]])
     ids = j.encode([long["prompt"]], [long["response"]])[0]
@@ -85,14 +85,14 @@ def test_left_truncation_keeps_the_response(rm_dir):
 def test_chat_template_format(tmp_path):
     tmpl = ("{% for m in messages %}{{ '<s>' if loop.first else '' }}{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}")
     path = _save_gpt2_rm(tmp_path / "chat", chat_template=tmpl)
-    j = get_judge(f"reward:{path}")
+    j = get_judge(f"reward:{path},device=cpu,dtype=float32")
     s = j.score(ROWS[:3])
     assert j.format == "chat"
     tok = j.tokenizer
     ids = tok("user: Hi</s>assistant: Sure</s>", add_special_tokens=True)["input_ids"]
     assert j.encode(["Hi"], ["Sure"])[0][-len(ids):] == ids and j.encode(["Hi"], ["Sure"])[0][0] == tok.bos_token_id
     assert s[2]["reward"] == pytest.approx(_manual_reward(path, j.encode(["Hi"], ["Sure"])[0]), abs=1e-5)
-    hh = get_judge(f"reward:{path},format=hh").score(ROWS[:3])  # format is selectable per model
+    hh = get_judge(f"reward:{path},format=hh,device=cpu,dtype=float32").score(ROWS[:3])  # format is selectable per model
     assert hh[2]["reward"] != pytest.approx(s[2]["reward"], abs=1e-6)
 
 
@@ -105,4 +105,4 @@ def test_bad_inputs(tmp_path):
         get_judge("reward:/no/such/rm").score(ROWS[:1])
     two = _save_gpt2_rm(tmp_path / "two", num_labels=2)
     with pytest.raises(UserError, match="has 2 outputs"):
-        get_judge(f"reward:{two}").score(ROWS[:1])
+        get_judge(f"reward:{two},device=cpu,dtype=float32").score(ROWS[:1])
