@@ -7,6 +7,7 @@ precedence: dataclass default < ``--config`` YAML < explicit command-line option
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -110,6 +111,8 @@ def cmd_align(a) -> int:
 
     cfg = config_from_args(a)
     run = train(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
+    if os.environ.get("RANK", "0") != "0":  # under accelerate/torchrun only rank 0 reports
+        return 0
     fin = run.get("final") or {}
     out = Path(cfg.out).resolve()
     print(f"align complete: {cfg.steps} steps on layers {run['layers']}; last step: score {fin.get('score', float('nan')):.3f}, "

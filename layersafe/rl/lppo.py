@@ -729,9 +729,12 @@ def _make_accelerator():
     """One process: no accelerate needed (None). Under ``accelerate launch``: an Accelerator."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import Accelerator
 
-    return Accelerator()
+    # Without cpu=True accelerate ignores a multi-process launch on a CPU-only machine and every
+    # process trains alone (same folder, no gradient all-reduce).
+    return Accelerator(cpu=not torch.cuda.is_available())
 
 
 def _build_reward(cfg: LPPOConfig):
