@@ -117,9 +117,11 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     try:
         vlm = model_cls.from_pretrained(path, **kwargs)
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load model or processor from {model!r}: {first}") from None
+        hint = (" -- install the missing package (Qwen2.5-VL's processor needs torchvision: "
+                "pip install torchvision matching your torch)") if isinstance(e, ImportError) else ""
+        raise UserError(f"cannot load model or processor from {model!r}: {first}{hint}") from None
     if adapter:  # a peft adapter (e.g. from `layersafe align`), merged so the family adapter sees a plain model
         from peft import PeftModel
 
