@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .errors import UserError
 
+ALLOW_PICKLE_HELP = ("also load pickle weights (pytorch_model.bin), which can run code when loaded; "
+                     "default: safetensors only (judges: add allow_pickle=1 to the judge spec)")
 EPILOG = "Layer numbers index the image encoder's hidden_states: 0 = patch embeddings, l = output of block l."
 
 
@@ -46,6 +48,7 @@ def _add_scan(sub):
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
     p.add_argument("--device-map", default=None, help="e.g. 'auto' to spread a large model over several GPUs")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.add_argument("--adapter", default=None, help="peft adapter folder (e.g. `layersafe align` OUT/adapter), merged into the model before scanning")
     p.add_argument("--judge", dest="judges", action="append", default=None, metavar="NAME[:ARG]",
                    help="judge the generations afterwards and write scores.jsonl + metrics.csv "
@@ -69,7 +72,8 @@ def cmd_scan(a) -> int:
                      max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, resume=a.resume,
                      limit=a.limit, seed=a.seed, do_sample=a.do_sample, temperature=a.temperature,
                      top_p=a.top_p, dtype=a.dtype, device=a.device, device_map=a.device_map,
-                     trust_remote_code=a.trust_remote_code, judges=judges, adapter=a.adapter)
+                     trust_remote_code=a.trust_remote_code, judges=judges, adapter=a.adapter,
+                     allow_pickle=a.allow_pickle)
     run = run_scan(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
     out = Path(a.out)
     st = run["stats"]
@@ -125,6 +129,8 @@ def cmd_judge(a) -> int:
         raise UserError(f"--out {out} exists; pass --force to overwrite it or choose another name")
     if out.suffix.lower() not in (".jsonl", ".json", ".ndjson", ".csv"):
         raise UserError(f"--out {out}: use a .jsonl or .csv file name")
+    if a.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {a.batch_size}")
     rows = read_rows(a.input)
     if not rows:
         raise UserError(f"{a.input} has no rows")
@@ -151,13 +157,15 @@ def _add_layers(sub):
     p = sub.add_parser("layers", help="print a model's encoder depth, default layer and valid layer range")
     p.add_argument("--model", required=True, help="HF hub id or local folder (or tiny-random-llava)")
     p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.set_defaults(func=cmd_layers)
 
 
 def cmd_layers(a) -> int:
     from .models import load_vlm
 
-    ad = load_vlm(a.model, device="cpu", dtype="auto", trust_remote_code=a.trust_remote_code)
+    ad = load_vlm(a.model, device="cpu", dtype="auto", trust_remote_code=a.trust_remote_code,
+                  allow_pickle=a.allow_pickle)
     print(f"model:          {a.model} ({type(ad.model).__name__}, family {ad.family})")
     print(f"encoder depth:  {ad.num_layers} blocks")
     print(f"default layer:  {ad.default_layer}")
@@ -185,6 +193,8 @@ EXTRA_COMMANDS: list[str] = [
     "layersafe.rl.rm_cli",
     "layersafe.report.cli",
     "layersafe.rl.align_cli",
+    "layersafe.utility.cli",
+    "layersafe.rl.sft_cli",
 ]
 
 

@@ -113,8 +113,11 @@ def read_rows(path: str | Path) -> list[dict]:
     if suffix in (".jsonl", ".json", ".ndjson"):
         return read_jsonl(path)
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 CSV") from None
         for r in rows:
             if isinstance(r.get("scores"), str) and r["scores"].strip().startswith("{"):
                 try:

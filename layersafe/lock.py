@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
@@ -77,3 +78,30 @@ class DirLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+@contextmanager
+def locked_out(folder: str | Path, log=print):
+    """Create the output folder and hold its lock for the body. Under torchrun / ``accelerate
+    launch`` only rank 0 locks (it is the one writing there). A folder this call created is removed
+    again if the body left it empty (e.g. a bad option found before anything was written)."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = DirLock(out, log=log).acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+        if created and not any(out.iterdir()):
+            out.rmdir()
+
+
+def is_empty(folder: Path) -> bool:
+    """True when ``folder`` is missing or holds nothing but our lock file."""
+    return not folder.is_dir() or all(p.name == LOCK_NAME for p in folder.iterdir())

@@ -118,6 +118,14 @@ def _sample(obj: dict, base: Path, seen: set[str]) -> Sample:
     return Sample(id=sid, prompt=prompt, image=image, category=category, harmful=harmful, meta=meta)
 
 
+def _decoded(rows, path: Path):
+    """``rows``, with a file that is not UTF-8 text (binary, Latin-1) reported as one clear error."""
+    try:
+        yield from rows
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
 def load_file(path: str | Path, limit: int | None = None) -> Dataset:
     """Load a .jsonl (.json/.ndjson lines) or .csv dataset; ``limit`` keeps the first N good samples."""
     path = Path(path).expanduser()
@@ -133,6 +141,7 @@ def load_file(path: str | Path, limit: int | None = None) -> Dataset:
     else:
         raise UserError(f"{path}: unsupported dataset format {suffix or '(no extension)'}; "
                         f"use .jsonl (one JSON object per line) or .csv with {_NEEDS}")
+    rows = _decoded(rows, path)
     base = path.resolve().parent
     samples: list[Sample] = []
     errors: list[RowError] = []
@@ -154,4 +163,8 @@ def load_file(path: str | Path, limit: int | None = None) -> Dataset:
         samples.append(sample)
     if n_rows == 0 and not (limit is not None and limit <= 0):
         raise UserError(f"{path} has no rows; a dataset file needs {_NEEDS}")
+    if errors and not samples and not (limit is not None and limit <= 0):
+        first = errors[0]
+        raise UserError(f"{path}: none of its {n_rows} rows is usable (row {first.row}: {first.reason}); "
+                        f"a dataset file needs {_NEEDS}")
     return Dataset(name=path.stem, samples=samples, errors=errors, source=str(path.resolve()))

@@ -83,21 +83,29 @@ MODEL_OPTIONS: dict[str, tuple[type, Any, str]] = {
     "device": (str, "auto", "auto (cuda if visible), cpu, cuda, cuda:N"),
     "dtype": (str, "auto", "auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16"),
     "batch_size": (int, 8, "sequences per forward pass"),
+    "allow_pickle": (bool, False, "1: also load pickle weights (pytorch_model.bin); default safetensors only"),
 }
 
 
-def load_hf(loader, name: str, what: str, **kwargs):
+def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kwargs):
     """``loader.from_pretrained(name)`` with remote code off and one clear line on failure
-    (no network, a typo, a gated repo: the user needs the name and the reason, not a traceback)."""
+    (no network, a typo, a gated repo: the user needs the name and the reason, not a traceback).
+    For weights pass ``allow_pickle`` (the judge's option): safetensors only unless it is true."""
     import os
+
+    from ..safeload import check_weights, load_hint, weights_kwargs
 
     if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(name)):
         raise UserError(f"cannot load {what} {name!r}: no such folder")
+    flag = "allow_pickle=1 in the judge spec"
+    if allow_pickle is not None:
+        check_weights(os.path.expanduser(name), allow_pickle, what, flag)
+        kwargs.update(weights_kwargs(allow_pickle))
     try:
         return loader.from_pretrained(name, trust_remote_code=False, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {what} {name!r}: {first}") from None
+        raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag)}") from None
 
 
 def model_device_dtype(opts: dict):

@@ -160,7 +160,8 @@ class LlamaGuardJudge(Judge):
         archs = getattr(config, "architectures", None) or []
         loader = tf.AutoModelForImageTextToText if any("ConditionalGeneration" in a for a in archs) else tf.AutoModelForCausalLM
         tok = load_hf(tf.AutoTokenizer, self.model_name, "Llama Guard tokenizer")
-        model = load_hf(loader, self.model_name, "Llama Guard model", dtype=self.dtype)
+        model = load_hf(loader, self.model_name, "Llama Guard model", dtype=self.dtype,
+                        allow_pickle=self.opts["allow_pickle"])
         model.to(self.device).eval()
         tok.padding_side = "left"  # batched generation: prompts end where generation starts
         if tok.pad_token is None:

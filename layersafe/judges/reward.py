@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..rl.rm_format import format_dialogue
+from ..safeload import require_classifier
 from .base import MODEL_OPTIONS, Judge, load_hf, model_device_dtype, register
 
 # Encoder families scored as a (prompt, response) text pair when they have no chat template.
@@ -52,7 +53,9 @@ class RewardJudge(Judge):
 
         self.device, dtype = model_device_dtype(self.opts)
         tok = load_hf(tf.AutoTokenizer, self.arg, "reward-model tokenizer")
-        model = load_hf(tf.AutoModelForSequenceClassification, self.arg, "reward model", dtype=dtype)
+        model = load_hf(tf.AutoModelForSequenceClassification, self.arg, "reward model", dtype=dtype,
+                        allow_pickle=self.opts["allow_pickle"])
+        require_classifier(model.config, self.arg, "reward judge model")
         if model.config.num_labels != 1:
             raise UserError(f"reward: {self.arg} has {model.config.num_labels} outputs; a reward model has exactly 1")
         # Same preparation as train-rm's loader (pad != EOS, right padding, left truncation), plus dtype.

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 
 from ..errors import UserError
+from ..safeload import require_classifier
 from .base import MODEL_OPTIONS, Judge, load_hf, model_device_dtype, register
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +132,9 @@ class ModelToxicityJudge(LexiconToxicityJudge):
 
         self.device, dtype = model_device_dtype(self.opts)
         tok = load_hf(tf.AutoTokenizer, self.arg, "toxicity tokenizer")
-        model = load_hf(tf.AutoModelForSequenceClassification, self.arg, "toxicity model", dtype=dtype)
+        model = load_hf(tf.AutoModelForSequenceClassification, self.arg, "toxicity model", dtype=dtype,
+                        allow_pickle=self.opts["allow_pickle"])
+        require_classifier(model.config, self.arg, "toxicity judge model")
         model.to(self.device).eval()
         cfg = model.config
         self.toxic = toxic_labels(cfg.id2label, self.opts["label"])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..safeload import check_local_folder, check_weights, load_hint, weights_kwargs
 from .base import Encoded, Generation, VLMAdapter  # noqa: F401
 from .gemma3 import Gemma3Adapter
 from .idefics3 import Idefics3Adapter
@@ -60,6 +61,9 @@ def _architecture(config) -> str:
     if mt in MODEL_TYPES:
         return MODEL_TYPES[mt]
     found = archs[0] if archs else mt
+    if getattr(config, "vision_config", None) is None and any(a.endswith("ForCausalLM") for a in archs):
+        raise UserError(f"{found!r} is a text-only language model (no image encoder), so there are no encoder "
+                        f"layers to scan; give a vision-language model: {supported()}")
     raise UserError(f"unsupported architecture {found!r}; layersafe supports: {supported()}")
 
 
@@ -90,12 +94,15 @@ def pick_dtype(dtype: str | None, device):
 
 
 def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "auto",
-             device_map: str | None = None, trust_remote_code: bool = False, adapter: str | None = None) -> VLMAdapter:
-    """Load ``model`` (HF hub id, local folder, or ``tiny-random-llava``) and its processor."""
+             device_map: str | None = None, trust_remote_code: bool = False, adapter: str | None = None,
+             allow_pickle: bool = False) -> VLMAdapter:
+    """Load ``model`` (HF hub id, local folder, or ``tiny-random-llava``) and its processor.
+    Weights load from safetensors only unless ``allow_pickle`` (pickle files can run code)."""
     from transformers import AutoConfig, AutoProcessor
     import transformers
 
     path, _ = resolve_model_path(model)
+    check_local_folder(path, "model")
     if Path(path).exists() and not (Path(path) / "config.json").is_file():
         raise UserError(f"{path} has no config.json; pass a folder saved with save_pretrained or a hub id")
     try:
@@ -111,7 +118,8 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     model_cls = getattr(transformers, arch)
-    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    check_weights(path, allow_pickle, "model")
+    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code, **weights_kwargs(allow_pickle))
     if device_map:
         kwargs["device_map"] = device_map
     try:
@@ -120,13 +128,14 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     except (OSError, ValueError, ImportError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = (" -- install the missing package (Qwen2.5-VL's processor needs torchvision: "
-                "pip install torchvision matching your torch)") if isinstance(e, ImportError) else ""
+                "pip install torchvision matching your torch)") if isinstance(e, ImportError) else load_hint(first, allow_pickle)
         raise UserError(f"cannot load model or processor from {model!r}: {first}{hint}") from None
     if adapter:  # a peft adapter (e.g. from `layersafe align`), merged so the family adapter sees a plain model
         from peft import PeftModel
 
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise UserError(f"--adapter {adapter}: no adapter_config.json there; give a peft adapter folder")
+        check_weights(adapter, allow_pickle, "--adapter")
         vlm = PeftModel.from_pretrained(vlm, adapter).merge_and_unload()
     if not device_map:
         vlm = vlm.to(dev)

@@ -40,6 +40,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, write_rows
+from ..lock import is_empty, locked_out
 from . import ppo
 
 LOG_JSONL = "log.jsonl"
@@ -113,6 +114,7 @@ class LPPOConfig:
     merge: bool = field(default=False, metadata={"help": "also save OUT/merged: adapter merged, loads with plain transformers"})
     log_with: str = field(default="none", metadata={"help": "none | tensorboard | wandb (JSONL/CSV always)"})
     reward_batch_size: int = field(default=16, metadata={"help": "batch size of reward-model / judge calls"})
+    allow_pickle: bool = field(default=False, metadata={"help": "also load pickle weights (pytorch_model.bin: can run code); default safetensors only"})
 
     def validate(self) -> None:
         pos = {"steps": self.steps, "batch_size": self.batch_size, "mini_batch_size": self.mini_batch_size,
@@ -360,7 +362,7 @@ class LPPOTrainer:
             device = cfg.device
             if self.acc is not None and self.acc.num_processes > 1:
                 device = str(self.acc.device)
-            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device)
+            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
         if adapter.family != "llava":
             raise UserError(f"align supports the LLaVA family for now; {cfg.model} is {adapter.family}")
         self.adapter = adapter
@@ -740,7 +742,7 @@ def _make_accelerator():
 def _build_reward(cfg: LPPOConfig):
     from .rewards import build_reward
 
-    return build_reward(cfg.reward, device=cfg.device, batch_size=cfg.reward_batch_size)
+    return build_reward(cfg.reward, device=cfg.device, batch_size=cfg.reward_batch_size, allow_pickle=cfg.allow_pickle)
 
 
 # ============================================================================================
@@ -773,7 +775,7 @@ def _prepare_out(cfg: LPPOConfig) -> tuple[Path, Path | None]:
         if diff:
             desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
             raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
-    elif out.is_dir() and any(out.iterdir()):
+    elif not is_empty(out):
         raise UserError(f"--out {out} is not empty; pass --resume to continue that run or choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     return out, latest
@@ -826,7 +828,14 @@ class _Logger:
 
 def train(cfg: LPPOConfig, *, adapter=None, progress: bool = True, log=print, _stop_after: int | None = None) -> dict:
     """Run L-PPO; returns the summary stored in OUT/run.json. ``adapter`` may be pre-loaded;
-    ``_stop_after`` (tests) stops after that step as if interrupted (no final outputs)."""
+    ``_stop_after`` (tests) stops after that step as if interrupted (no final outputs).
+    OUT is locked for the run: a second run writing there is refused, a dead run's lock taken over."""
+    cfg.validate()
+    with locked_out(cfg.out, log=log):
+        return _train(cfg, adapter=adapter, progress=progress, log=log, _stop_after=_stop_after)
+
+
+def _train(cfg: LPPOConfig, *, adapter, progress: bool, log, _stop_after: int | None) -> dict:
     from tqdm.auto import tqdm
 
     from ..models import model_identity

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, read_jsonl, truncate_torn_tail
+from ..lock import is_empty, locked_out
+from ..safeload import check_local_folder, check_weights, load_hint, require_classifier, weights_kwargs
 from .rm_format import format_dialogue
 
 PAD_TOKEN = "<|pad|>"  # added when the base tokenizer has no pad token, or pads with EOS
@@ -92,16 +94,21 @@ def prepare_tokenizer(tokenizer, max_length: int | None = None):
     return added
 
 
-def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool = False, max_length: int | None = None):
-    """Tokenizer + ``AutoModelForSequenceClassification(num_labels=1)`` from an HF id or folder."""
+def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool = False, max_length: int | None = None,
+              allow_pickle: bool = False):
+    """Tokenizer + ``AutoModelForSequenceClassification(num_labels=1)`` from an HF id or folder
+    (safetensors weights only unless ``allow_pickle``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    check_local_folder(base, "--base")
+    check_weights(base, allow_pickle, "--base")
     try:
         tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
-            base, num_labels=1, trust_remote_code=trust_remote_code, dtype=torch.float32)
+            base, num_labels=1, trust_remote_code=trust_remote_code, dtype=torch.float32, **weights_kwargs(allow_pickle))
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load --base {base!r}: {str(e).splitlines()[0][:300]}") from None
+        first = str(e).splitlines()[0][:300]
+        raise UserError(f"cannot load --base {base!r}: {first}{load_hint(first, allow_pickle)}") from None
     if prepare_tokenizer(tokenizer, max_length):
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -126,6 +133,8 @@ def _appends_eos(tokenizer) -> bool:
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
     """Token ids per text: the tokenizer's special tokens, truncated from the left to ``max_length``
     (including EOS), then EOS appended. This is exactly what training saw."""
+    if not texts:  # e.g. --eval-size 0: fast tokenizers fail on an empty batch
+        return []
     max_length = max_length or tokenizer.model_max_length
     if not max_length or max_length > 1_000_000:  # tokenizers without a limit report a huge sentinel
         max_length = 1024
@@ -259,6 +268,7 @@ class RMTrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     bf16: str = "auto"  # auto (bf16 autocast on CUDA), yes, no
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # load pickle (.bin) weights of --base too; default safetensors only
     resume: bool = False
 
     # Changing these between a run and its --resume would silently change what is trained.
@@ -311,7 +321,7 @@ def _check_out(cfg: RMTrainConfig, out: Path) -> Path | None:
             raise UserError("--resume with different settings than the checkpoint: "
                             + ", ".join(f"{k} {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff))
         return ckpts[-1]
-    if out.exists() and any(out.iterdir()):
+    if not is_empty(out):
         raise UserError(f"--out {out} is not empty; pass --resume to continue the run there, or choose a new folder")
     return None
 
@@ -368,7 +378,13 @@ def _finalize(model, tokenizer, out: Path, card: dict) -> None:
 
 def train_reward_model(cfg: RMTrainConfig, progress: bool = True,
                        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict:
-    """Train a reward model as configured; returns the rm_card dict (also written to OUT)."""
+    """Train a reward model as configured; returns the rm_card dict (also written to OUT).
+    OUT is locked for the run: a second run writing there is refused, a dead run's lock taken over."""
+    with locked_out(cfg.out, log=log):
+        return _train_reward_model(cfg, progress, log)
+
+
+def _train_reward_model(cfg: RMTrainConfig, progress: bool, log: Callable[[str], None]) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -406,7 +422,7 @@ def train_reward_model(cfg: RMTrainConfig, progress: bool = True,
         torch.cuda.set_device(device)
     set_seed(cfg.seed)  # the new score head's init depends on it
     tokenizer, model = load_base(cfg.base, trust_remote_code=cfg.trust_remote_code,
-                                 keep_dropout=cfg.keep_dropout, max_length=cfg.max_length)
+                                 keep_dropout=cfg.keep_dropout, max_length=cfg.max_length, allow_pickle=cfg.allow_pickle)
     log(f"model: {cfg.base} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
         f"params) on {accelerator.device}{' bf16 autocast' if bf16 else ''}; pad token {tokenizer.pad_token!r}")
 
@@ -515,16 +531,22 @@ def train_reward_model(cfg: RMTrainConfig, progress: bool = True,
     return card
 
 
-def load_reward_model(path: str, device: str = "auto", trust_remote_code: bool = False):
+def load_reward_model(path: str, device: str = "auto", trust_remote_code: bool = False, allow_pickle: bool = False):
     """(model, tokenizer) from a train-rm output folder or any sequence-classification checkpoint,
-    in eval mode, with the tokenizer prepared like training (pad != EOS, right padding)."""
+    in eval mode, with the tokenizer prepared like training (pad != EOS, right padding).
+    Safetensors weights only unless ``allow_pickle``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    check_local_folder(path, "reward model")
+    check_weights(path, allow_pickle, "reward model")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                                   **weights_kwargs(allow_pickle))
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load reward model {path!r}: {str(e).splitlines()[0][:300]}") from None
+        first = str(e).splitlines()[0][:300]
+        raise UserError(f"cannot load reward model {path!r}: {first}{load_hint(first, allow_pickle)}") from None
+    require_classifier(model.config, path, "reward model")
     if model.config.num_labels != 1:
         raise UserError(f"{path} has {model.config.num_labels} output labels; a reward model has 1")
     if prepare_tokenizer(tokenizer):

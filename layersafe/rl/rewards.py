@@ -55,10 +55,10 @@ class RefusalReward:
 class RewardModelReward:
     """Scalar reward model via the train-rm module's public functions."""
 
-    def __init__(self, path: str, device: str = "auto", batch_size: int = 16):
+    def __init__(self, path: str, device: str = "auto", batch_size: int = 16, allow_pickle: bool = False):
         from .reward_model import load_reward_model
 
-        self.model, self.tokenizer = load_reward_model(path, device=device)
+        self.model, self.tokenizer = load_reward_model(path, device=device, allow_pickle=allow_pickle)
         self.batch_size = batch_size
 
     def __call__(self, prompts, responses, harmful) -> list[float]:
@@ -75,10 +75,12 @@ class RewardModelReward:
 class JudgeReward:
     """Any registered judge (e.g. ``llamaguard:ID``) as ±1: +1 when its first metric says safe."""
 
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, allow_pickle: bool = False):
         from ..judges.base import get_judge
 
         self.judge = get_judge(spec)
+        if allow_pickle and "allow_pickle" in self.judge.opts:  # align --allow-pickle reaches judges too
+            self.judge.opts["allow_pickle"] = True
         if not self.judge.metrics:
             raise UserError(f"judge {spec!r} declares no metric; it cannot be used as a reward")
         self.metric = self.judge.metrics[0]
@@ -134,17 +136,17 @@ def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
     return terms
 
 
-def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16) -> WeightedSum:
+def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16, allow_pickle: bool = False) -> WeightedSum:
     fns = []
     for w, name in parse_reward_spec(spec):
         kind, _, arg = name.partition(":")
         if kind == "refusal":
             fn = RefusalReward()
         elif kind == "rm":
-            fn = RewardModelReward(arg, device=device, batch_size=batch_size)
+            fn = RewardModelReward(arg, device=device, batch_size=batch_size, allow_pickle=allow_pickle)
         elif kind == "llamaguard":
-            fn = JudgeReward(name)
+            fn = JudgeReward(name, allow_pickle)
         else:  # judge:NAME[:ARG]
-            fn = JudgeReward(arg)
+            fn = JudgeReward(arg, allow_pickle)
         fns.append((w, name, fn))
     return WeightedSum(fns)

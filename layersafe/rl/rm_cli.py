@@ -12,6 +12,8 @@ DATA_HELP = ("preference data: a .jsonl/.jsonl.gz/.csv file with HH-RLHF columns
              "or a hub dataset OWNER/NAME[:DATA_DIR][@SPLIT], e.g. Anthropic/hh-rlhf:harmless-base@train "
              "(needs the `datasets` package and network)")
 
+ALLOW_PICKLE = "also load pickle weights (pytorch_model.bin), which can run code when loaded; default: safetensors only"
+
 
 def _positive(kind):
     def parse(v):
@@ -76,6 +78,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--bf16", choices=("auto", "yes", "no"), default=d.bf16, help="bf16 autocast; auto = on CUDA only (default auto)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in OUT (same settings)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_train_rm)
@@ -92,6 +95,7 @@ def add_parser(sub) -> None:
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     e.add_argument("--out", default=None, help="also write per-pair rewards to this .jsonl file")
     e.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    e.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE)
     e.add_argument("--no-progress", action="store_true", help="hide progress bars")
     e.set_defaults(func=cmd_eval_rm)
 
@@ -120,7 +124,8 @@ def cmd_eval_rm(a) -> int:
 
     if a.out and Path(a.out).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
         raise UserError(f"--out {a.out}: use a .jsonl file name")
-    model, tokenizer = load_reward_model(a.model, device=a.device, trust_remote_code=a.trust_remote_code)
+    model, tokenizer = load_reward_model(a.model, device=a.device, trust_remote_code=a.trust_remote_code,
+                                         allow_pickle=a.allow_pickle)
     data = load_preferences(a.data, a.limit)
     print(f"data: {data.summary()}", file=sys.stderr)
     max_length = a.max_length or tokenizer.model_max_length

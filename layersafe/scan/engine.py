@@ -44,6 +44,7 @@ class ScanConfig:
     trust_remote_code: bool = False
     judges: list[str] = field(default_factory=list)  # judges run after generation (e.g. refusal)
     adapter: str | None = None  # peft adapter folder merged into the model (e.g. from `layersafe align`)
+    allow_pickle: bool = False  # load pickle (.bin) weights too; default safetensors only
 
 
 # Fields that must match when resuming: changing them would mix incomparable rows.
@@ -113,7 +114,8 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
     dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
     if adapter is None:
         adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, device_map=cfg.device_map,
-                           trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter)
+                           trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter,
+                           allow_pickle=cfg.allow_pickle)
     layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
     identity = model_identity(adapter, cfg.model)
     if identity["tiny_random"]:

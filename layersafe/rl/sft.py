@@ -1,0 +1,215 @@
+"""``layersafe sft``: supervised safety fine-tuning baseline (the paper's Appendix L comparison).
+
+LoRA on the language model only (vision tower and projector frozen, as in L-PPO), trained with
+teacher forcing on (prompt + image features of layer l) -> target, where l is drawn per sample
+(seeded) from the chosen layers:
+
+* harmful prompts (``harmful`` not false) -> a refusal (:data:`REFUSAL_TARGET` or --refusal);
+  a dataset's own ``target`` column is NEVER used for them (AdvBench targets are compliance);
+* benign prompts (``harmful: false``) -> their ``response`` column when the data has one, else
+  :data:`BENIGN_TEMPLATE`.
+
+Loss = mean cross-entropy over the target tokens (EOS included). Reuses L-PPO's helpers
+(``build_embeds``: cached layer-l features scattered into the image-token positions).
+Writes OUT/adapter (peft; ``scan --adapter OUT/adapter`` and ``utility --adapter`` accept it),
+OUT/log.jsonl (step, loss, layer mix) and OUT/run.json.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+REFUSAL_TARGET = "I'm sorry, but I can't help with that."
+BENIGN_TEMPLATE = "Sure, I'm happy to help. Here is a clear and helpful answer to your question."
+ADAPTER_DIR = "adapter"
+
+
+@dataclass
+class SFTConfig:
+    model: str = "tiny-random-llava"
+    data: str = "advbench-images"
+    layers: str = "default"
+    out: str = "runs/sft"
+    steps: int = 100
+    batch_size: int = 8
+    learning_rate: float = 2e-4
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    refusal: str = REFUSAL_TARGET
+    benign_template: str = BENIGN_TEMPLATE
+    limit: int | None = None
+    seed: int = 0
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise UserError("--steps and --batch-size must be at least 1")
+        if not self.learning_rate > 0:
+            raise UserError("--learning-rate must be > 0")
+        if self.lora_r < 1:
+            raise UserError("--lora-r must be at least 1")
+        if not self.refusal.strip() or not self.benign_template.strip():
+            raise UserError("--refusal and --benign-template must not be empty")
+
+
+def training_pairs(samples, cfg: SFTConfig) -> list[tuple]:
+    """(sample, target text) for every sample; harmful -> refusal, benign -> its response or the template."""
+    from ..data.builtin import CUSTOM_PROMPT_GOAL_INDICES, advbench_goals
+
+    goals = advbench_goals()
+    held = {goals[i][0].strip() for i in CUSTOM_PROMPT_GOAL_INDICES}
+    pairs = []
+    for s in samples:
+        if s.prompt.strip() in held:  # the CP test goals never enter training
+            continue
+        if s.harmful is False:
+            resp = str(s.meta.get("response") or "").strip()
+            pairs.append((s, resp or cfg.benign_template))
+        else:
+            pairs.append((s, cfg.refusal))
+    return pairs
+
+
+class SFTTrainer:
+    def __init__(self, cfg: SFTConfig, *, adapter=None, log=print):
+        from ..data import load_dataset
+        from ..layers import parse_layers
+        from ..models import load_vlm
+
+        cfg.validate()
+        self.cfg, self.log = cfg, log
+        ds = load_dataset(cfg.data, seed=cfg.seed, limit=cfg.limit)
+        if cfg.data == "custom-prompts":
+            raise UserError("custom-prompts is the held-out test set (CP); train on advbench-images or your own file")
+        self.pairs = training_pairs(ds.samples, cfg)
+        if not self.pairs:
+            raise UserError(f"--data {cfg.data}: no usable training prompts")
+        if adapter is None:
+            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device)
+        if adapter.family != "llava":
+            raise UserError(f"sft supports the LLaVA family for now; {cfg.model} is {adapter.family}")
+        self.adapter, self.raw, self.tok = adapter, adapter.model, adapter.tokenizer
+        self.layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
+        eos = self.raw.generation_config.eos_token_id
+        self.eos_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else self.tok.eos_token_id
+        torch.manual_seed(cfg.seed)
+        from peft import LoraConfig, get_peft_model
+
+        for p in self.raw.parameters():
+            p.requires_grad_(False)
+        names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
+        target = r".*language_model.*\.(" + "|".join(map(re.escape, names)) + r")"  # LM only, as L-PPO
+        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=target, bias="none")
+        self.peft = get_peft_model(self.raw, lcfg)
+        params = [p for p in self.peft.parameters() if p.requires_grad]
+        if not params:
+            raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+        self._target_ids: dict[str, list[int]] = {}
+
+    def _targets(self, text: str) -> list[int]:
+        if text not in self._target_ids:
+            ids = self.tok(" " + text, add_special_tokens=False)["input_ids"]
+            self._target_ids[text] = list(ids) + [self.eos_id]
+        return self._target_ids[text]
+
+    def draw(self, step: int):
+        """Batch of ``step`` and one layer per sample: a pure function of (seed, step)."""
+        rng = random.Random(f"{self.cfg.seed}-sft-{step}")
+        batch = [self.pairs[rng.randrange(len(self.pairs))] for _ in range(self.cfg.batch_size)]
+        return batch, [rng.choice(self.layers) for _ in batch]
+
+    def loss(self, batch, layers) -> torch.Tensor:
+        from ..data.base import load_image
+        from ..models.base import left_pad
+        from .lppo import build_embeds
+
+        ad = self.adapter
+        items = []
+        for s, _ in batch:
+            try:
+                items.append(ad.tokenize(ad.build_prompt(s.prompt), load_image(s.image)))
+            except Exception as e:
+                raise UserError(f"cannot load training sample {s.id} ({s.image}): {e}") from None
+        enc = ad.encode(items, sorted(set(layers)))
+        feats: list = [None] * len(batch)
+        for layer in sorted(set(layers)):
+            idx = [i for i, l in enumerate(layers) if l == layer]
+            for i, f in zip(idx, ad.features(enc, layer, idx)):
+                feats[i] = f.detach()
+        dev = self.raw.get_input_embeddings().weight.device
+        pad = self.tok.pad_token_id
+        tgt = [self._targets(t) for _, t in batch]
+        R = max(len(t) for t in tgt)
+        resp = torch.full((len(tgt), R), pad, dtype=torch.long)
+        rmask = torch.zeros((len(tgt), R), dtype=torch.long)
+        for i, t in enumerate(tgt):
+            resp[i, :len(t)] = torch.tensor(t)
+            rmask[i, :len(t)] = 1
+        pids, pmask = left_pad([it["input_ids"] for it in items], pad)
+        embeds, attn, pos = build_embeds(self.raw, ad.image_token_id, pids.to(dev), pmask.to(dev), resp.to(dev),
+                                         rmask.to(dev), feats)
+        out = self.peft(inputs_embeds=embeds, attention_mask=attn, position_ids=pos, logits_to_keep=R + 1,
+                        use_cache=False)
+        logits = out.logits[:, :R].float()  # position P-1+t predicts response token t
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), resp.to(dev).reshape(-1),
+                                                reduction="none").view(resp.shape)
+        m = rmask.to(dev).float()
+        return (nll * m).sum() / m.sum()
+
+    def train_step(self, step: int) -> dict:
+        self.peft.train()
+        batch, layers = self.draw(step)
+        loss = self.loss(batch, layers)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_([p for p in self.peft.parameters() if p.requires_grad], 1.0)
+        self.optimizer.step()
+        self.peft.eval()
+        return {"step": step, "loss": float(loss.detach()), "grad_norm": float(gn),
+                "harmful_fraction": sum(s.harmful is not False for s, _ in batch) / len(batch),
+                "layers": sorted(set(layers))}
+
+    def save(self, out: Path) -> Path:
+        path = out / ADAPTER_DIR
+        self.peft.save_pretrained(path)
+        return path
+
+
+def train_sft(cfg: SFTConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
+    from tqdm.auto import tqdm
+
+    from ..io import JsonlAppender, atomic_write_json
+
+    out = Path(cfg.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} exists and is not an empty folder; choose a new folder")
+    tr = SFTTrainer(cfg, adapter=adapter, log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    losses = []
+    with JsonlAppender(out / "log.jsonl") as w:
+        for step in tqdm(range(1, cfg.steps + 1), desc="sft", disable=not progress, dynamic_ncols=True):
+            row = tr.train_step(step)
+            losses.append(row["loss"])
+            w.write(row)
+    path = tr.save(out)
+    summary = {"config": asdict(cfg), "layers": tr.layers, "n_pairs": len(tr.pairs),
+               "n_harmful": sum(s.harmful is not False for s, _ in tr.pairs),
+               "first_loss": losses[0], "last_loss": losses[-1], "adapter": str(path),
+               "seconds": round(time.time() - t0, 3), "num_layers": tr.adapter.num_layers,
+               "default_layer": tr.adapter.default_layer}
+    atomic_write_json(out / "run.json", summary)
+    return summary

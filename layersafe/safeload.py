@@ -1,0 +1,67 @@
+"""Safe weight loading: safetensors only, unless the user explicitly allows pickle.
+
+``pytorch_model.bin`` / ``adapter_model.bin`` are Python pickles: loading one can run arbitrary
+code. Every model load in layersafe passes ``use_safetensors=True`` unless ``--allow-pickle``
+(``allow_pickle=1`` in a judge spec) was given, and a local folder with only pickle weights is
+refused up front with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import UserError
+
+# The pickle weight files transformers / peft would load (not optimizer or RNG state of checkpoints).
+_PICKLE_WEIGHTS = re.compile(r"^(?:pytorch_model(?:-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json|adapter_model\.bin)$")
+
+
+def check_local_folder(name: str, what: str = "model") -> None:
+    """A name that is clearly a path (not a hub id OWNER/NAME) must be an existing folder;
+    otherwise the hub client's "Repo id must be in the form ..." would hide the real mistake."""
+    looks_local = name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+    if looks_local and not Path(name).expanduser().exists():
+        raise UserError(f"{what} folder not found: {name}; check the path, or give a hub id OWNER/NAME")
+
+
+def weights_kwargs(allow_pickle: bool) -> dict:
+    """Keyword arguments for ``from_pretrained`` of a model (not of configs or tokenizers)."""
+    return {} if allow_pickle else {"use_safetensors": True}
+
+
+def pickle_message(what: str, name: str, found: str = "", flag: str = "--allow-pickle") -> str:
+    where = f" ({found})" if found else ""
+    return (f"{what} {name!r} has only pickle weights{where}, which can run code when loaded; convert it to "
+            f"safetensors (from_pretrained then save_pretrained once where you trust it) or pass {flag} if you trust it")
+
+
+def check_weights(path, allow_pickle: bool, what: str = "model", flag: str = "--allow-pickle") -> None:
+    """Raise UserError when the local folder ``path`` holds pickle weights and no safetensors."""
+    if allow_pickle:
+        return
+    p = Path(str(path)).expanduser()
+    if not p.is_dir():
+        return  # a hub id: from_pretrained(use_safetensors=True) refuses, see load_hint
+    names = [f.name for f in p.iterdir()]
+    if any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
+        return
+    pickles = sorted(n for n in names if _PICKLE_WEIGHTS.match(n))
+    if pickles:
+        raise UserError(pickle_message(what, str(path), pickles[0], flag))
+
+
+def load_hint(message: str, allow_pickle: bool, flag: str = "--allow-pickle") -> str:
+    """What to add to a from_pretrained failure: the safetensors hint when that is the cause."""
+    if not allow_pickle and "safetensors" in message:
+        return f" -- only safetensors weights are loaded; convert the checkpoint or pass {flag} if you trust it"
+    return ""
+
+
+def require_classifier(config, name: str, what: str) -> None:
+    """A checkpoint saved as something other than a sequence classifier (a causal LM, a bare
+    encoder) would get a freshly initialised, random score head: refuse it instead of scoring noise."""
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise UserError(f"{what} {name!r} is a {archs[0]}, not a sequence classifier (its score head would be "
+                        "random); give a classifier checkpoint, e.g. a `layersafe train-rm` output folder")

@@ -1,0 +1,145 @@
+"""``layersafe utility``: does a model (or an aligned adapter) stay useful at every layer?
+
+Suites (each = a dataset + a scorer, generation by :func:`layersafe.scan.engine.run_scan`, so the
+folder is an ordinary scan run that ``layersafe report`` reads):
+
+* ``xstest``  — refusal judge on XSTest: ``over_refusal`` (share of the 250 safe prompts refused,
+  Wilson 95 %) and ``unsafe_refusal_rate`` (share of the 200 ``contrast_`` prompts refused).
+* ``vqav2``   — official VQA-v2 accuracy of the short answer: ``vqa_accuracy_mean`` (+ Student-t 95 %).
+* ``reward``  — a reward judge (``reward:MODEL``) on answers to benign questions:
+  ``reward_mean`` (+ Student-t 95 %), the paper's ATR on utility data.
+
+Writes OUT/generations.jsonl, OUT/run.json (with a ``utility`` section), OUT/scores.jsonl and
+OUT/metrics.csv (one row per layer).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import UserError
+
+SUITES = ("xstest", "vqav2", "reward")
+DEFAULT_MAX_NEW_TOKENS = {"xstest": 64, "vqav2": 10, "reward": 64}
+
+
+@dataclass
+class UtilityConfig:
+    suite: str = "xstest"
+    model: str = "tiny-random-llava"
+    data: str | None = None  # dataset spec; xstest/vqav2 need xstest:CSV / vqav2:Q,A,DIR (or a file)
+    layers: str = "default"
+    out: str = "runs/utility"
+    adapter: str | None = None
+    judge: str | None = None  # reward suite: reward:MODEL[,opts]
+    limit: int | None = None
+    max_new_tokens: int | None = None  # None = the suite's default
+    batch_size: int = 8
+    resume: bool = False
+    seed: int = 0
+    dtype: str = "auto"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.suite not in SUITES:
+            raise UserError(f"unknown --suite {self.suite!r}; use one of {', '.join(SUITES)}")
+        if not self.data:
+            hint = {"xstest": "xstest:PATH/xstest_prompts.csv", "vqav2": "vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR",
+                    "reward": "a .jsonl/.csv of benign questions or vqav2:Q,A,DIR"}[self.suite]
+            raise UserError(f"--suite {self.suite} needs --data ({hint})")
+        if self.suite == "reward":
+            if not self.judge:
+                raise UserError("--suite reward needs --judge reward:MODEL (a reward model folder or hub id)")
+            from ..judges.base import get_judge
+
+            get_judge(self.judge)  # bad spec fails before generation
+        if self.limit is not None and self.limit < 1:
+            raise UserError("--limit must be at least 1")
+
+
+def score_vqa(rows: list[dict], answers: dict[str, list[str]]) -> None:
+    """Add ``scores.vqa_accuracy`` (official metric on the short answer) to every generated row."""
+    from .vqa_eval import short_answer, vqa_accuracy
+
+    for r in rows:
+        if r.get("error") or r.get("response") is None:
+            continue
+        gts = answers.get(str(r["sample_id"]))
+        if not gts:
+            continue
+        r.setdefault("scores", {})
+        if not isinstance(r["scores"], dict):
+            r["scores"] = {}
+        r["scores"]["vqa_accuracy"] = vqa_accuracy(short_answer(r["response"]), gts)
+
+
+def utility_metrics(rows: list[dict], suite: str) -> list[dict]:
+    """Per-layer table: the shared per-layer metrics plus the suite's headline columns."""
+    from ..metrics import per_layer_metrics
+    from ..metrics.aggregate import is_harmful, wilson_interval
+
+    table = per_layer_metrics(rows)
+    if suite == "xstest":
+        for t in table:
+            unsafe = [r for r in rows if int(r["layer"]) == t["layer"] and not r.get("error")
+                      and is_harmful(r) and isinstance(r.get("scores"), dict) and r["scores"].get("refusal") is not None]
+            k, n = sum(int(r["scores"]["refusal"]) for r in unsafe), len(unsafe)
+            lo, hi = wilson_interval(k, n)
+            t.update(unsafe_n=n, unsafe_refusal_rate=k / n if n else float("nan"),
+                     unsafe_refusal_rate_ci_low=lo, unsafe_refusal_rate_ci_high=hi)
+    return table
+
+
+def run_utility(cfg: UtilityConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
+    from ..data import load_dataset
+    from ..evaluate import METRICS, SCORES
+    from ..io import atomic_write_json, read_jsonl, write_rows
+    from ..judges.runner import judge_rows
+    from ..metrics import write_metrics_csv
+    from ..scan.engine import GENERATIONS, RUN_JSON, ScanConfig, run_scan
+
+    cfg.validate()
+    ds = load_dataset(cfg.data, seed=cfg.seed, limit=cfg.limit)  # fail on bad data before loading the model
+    answers = {s.id: s.meta.get("answers") for s in ds.samples if s.meta.get("answers")}
+    if cfg.suite == "vqav2" and not answers:
+        raise UserError(f"--suite vqav2: {cfg.data} has no human answers; use vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR")
+    if cfg.suite == "xstest" and not any(s.harmful is False for s in ds.samples):
+        raise UserError(f"--suite xstest: {cfg.data} has no safe (harmful=false) prompts to measure over-refusal on")
+    mnt = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[cfg.suite]
+    scan_cfg = ScanConfig(model=cfg.model, dataset=cfg.data, layers=cfg.layers, out=cfg.out, max_new_tokens=mnt,
+                          batch_size=cfg.batch_size, resume=cfg.resume, limit=cfg.limit, seed=cfg.seed,
+                          dtype=cfg.dtype, device=cfg.device, adapter=cfg.adapter)
+    run = run_scan(scan_cfg, adapter=adapter, progress=progress, log=log)
+    out = Path(cfg.out)
+    rows = read_jsonl(out / GENERATIONS)
+    if cfg.suite == "xstest":
+        judge_rows(rows, ["refusal"], progress=progress)
+    elif cfg.suite == "reward":
+        judge_rows(rows, [cfg.judge], progress=progress)
+    else:
+        score_vqa(rows, answers)
+    write_rows(out / SCORES, rows)
+    table = utility_metrics(rows, cfg.suite)
+    write_metrics_csv(out / METRICS, table)
+    run["utility"] = {**asdict(cfg), "max_new_tokens": mnt,
+                      "headline": {"xstest": "over_refusal", "vqav2": "vqa_accuracy_mean", "reward": "reward_mean"}[cfg.suite]}
+    atomic_write_json(out / RUN_JSON, run)
+    return {"run": run, "table": table}
+
+
+def headline(table: list[dict], suite: str) -> list[tuple]:
+    """(layer, n, value, ci_low, ci_high) per layer for the suite's headline metric (console table)."""
+    key = {"xstest": "over_refusal", "vqav2": "vqa_accuracy", "reward": "reward"}[suite]
+    out = []
+    for t in table:
+        if suite == "xstest":
+            out.append((t["layer"], t.get("benign_n", 0), t.get(key, float("nan")), t.get(f"{key}_ci_low", float("nan")),
+                        t.get(f"{key}_ci_high", float("nan")), t.get("unsafe_refusal_rate", float("nan"))))
+        else:
+            out.append((t["layer"], t.get(f"{key}_n", 0), t.get(f"{key}_mean", float("nan")),
+                        t.get(f"{key}_ci_low", float("nan")), t.get(f"{key}_ci_high", float("nan"))))
+    return out
+
+
