@@ -351,6 +351,26 @@ def response_forward(policy: PolicyWithValue, raw_model, image_token_id, ro: Rol
 # Trainer
 # ============================================================================================
 
+def tokenize_and_project(ad, samples, layers):
+    """Tokenise each training sample with its image and project its layer's features P(e_l),
+    encoding the images once for all layers in the batch. Returns (items, features)."""
+    from ..data.base import load_image
+
+    items = []
+    for s in samples:
+        try:
+            items.append(ad.tokenize(ad.build_prompt(s.prompt), load_image(s.image)))
+        except Exception as e:  # a bad image in training data is the user's to fix, not to skip silently
+            raise UserError(f"cannot load training sample {s.id} ({s.image}): {e}") from None
+    enc = ad.encode(items, sorted(set(layers)))
+    feats: list = [None] * len(samples)
+    for layer in sorted(set(layers)):
+        idx = [i for i, l in enumerate(layers) if l == layer]
+        for i, f in zip(idx, ad.features(enc, layer, idx)):
+            feats[i] = f.detach()
+    return items, feats
+
+
 class LPPOTrainer:
     def __init__(self, cfg: LPPOConfig, *, adapter=None, log=print, accelerator=None):
         cfg.validate()
@@ -452,26 +472,13 @@ class LPPOTrainer:
     # ---- rollout ---------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, step: int) -> Rollout:
-        from ..data.base import load_image
         from ..models.base import left_pad
 
         cfg, ad = self.cfg, self.adapter
         rank, world = self.rank_world
         batch = draw_batch(self.samples, self.benign, cfg, step, rank, world)
         layers = draw_layers(self.layers, self.layer_weights, len(batch), cfg.seed, step, rank)
-        items = []
-        for s in batch:
-            try:
-                items.append(ad.tokenize(ad.build_prompt(s.prompt), load_image(s.image)))
-            except Exception as e:  # a bad image in training data is the user's to fix, not to skip silently
-                raise UserError(f"cannot load training sample {s.id} ({s.image}): {e}") from None
-        enc = ad.encode(items, sorted(set(layers)))
-        feats: list = [None] * len(batch)
-        for layer in sorted(set(layers)):
-            idx = [i for i, l in enumerate(layers) if l == layer]
-            for i, f in zip(idx, ad.features(enc, layer, idx)):
-                feats[i] = f.detach()
-        del enc
+        items, feats = tokenize_and_project(ad, batch, layers)
         self.raw.eval()
         # PPO's ratio assumes samples come from softmax(logits/T): no top-k truncation (transformers
         # fills an unset top_k with 50). Set only around generate: save_pretrained rejects top_k=0.

@@ -132,23 +132,11 @@ class SFTTrainer:
         return batch, [rng.choice(self.layers) for _ in batch]
 
     def loss(self, batch, layers) -> torch.Tensor:
-        from ..data.base import load_image
         from ..models.base import left_pad
-        from .lppo import build_embeds
+        from .lppo import build_embeds, tokenize_and_project
 
         ad = self.adapter
-        items = []
-        for s, _ in batch:
-            try:
-                items.append(ad.tokenize(ad.build_prompt(s.prompt), load_image(s.image)))
-            except Exception as e:
-                raise UserError(f"cannot load training sample {s.id} ({s.image}): {e}") from None
-        enc = ad.encode(items, sorted(set(layers)))
-        feats: list = [None] * len(batch)
-        for layer in sorted(set(layers)):
-            idx = [i for i, l in enumerate(layers) if l == layer]
-            for i, f in zip(idx, ad.features(enc, layer, idx)):
-                feats[i] = f.detach()
+        items, feats = tokenize_and_project(ad, [s for s, _ in batch], layers)
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
         tgt = [self._targets(t) for _, t in batch]

@@ -15,7 +15,6 @@ OUT/metrics.csv (one row per layer).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
