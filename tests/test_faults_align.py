@@ -10,7 +10,7 @@ import time
 
 import torch
 
-STEPS = 6
+STEPS = 8
 
 
 def align_cmd(model, data, out, resume):
@@ -48,18 +48,20 @@ def test_kill9_during_align_then_resume_equals_uninterrupted(tiny_llava_dir, tmp
     rng = random.Random(7)
     kills = 0
     for attempt in range(2):
-        target = rng.randint(latest_step(out) + 1, STEPS - 2)
+        if latest_step(out) >= STEPS - 3:  # the first run got far before the kill landed: one kill is enough
+            break
+        target = rng.randint(latest_step(out) + 1, STEPS - 3)
         p = subprocess.Popen(align_cmd(tiny_llava_dir, data, out, attempt > 0), env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 200
         while p.poll() is None and latest_step(out) < target and time.time() < deadline:
             time.sleep(0.005)
-        time.sleep(rng.random() * 0.3)  # somewhere inside the next step (or its checkpoint write)
+        time.sleep(rng.random() * 0.1)  # somewhere inside the next step (or its checkpoint write)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait()
-    assert kills >= 1 and latest_step(out) < STEPS
+    assert kills >= 1 and latest_step(out) < STEPS  # each kill landed before the run could finish
     proc = subprocess.run(align_cmd(tiny_llava_dir, data, out, True), env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
