@@ -79,19 +79,25 @@ def _iter_jsonl(path: Path):
         yield i, obj, None
 
 
+def checked_csv(f, path, required, needs: str) -> csv.DictReader:
+    """A DictReader over ``f`` whose header holds every ``required`` column; ``needs`` ends the
+    one-line error for an empty file or missing columns."""
+    reader = csv.DictReader(f)
+    if reader.fieldnames is None:
+        raise UserError(f"{path} is empty; {needs}")
+    # Tolerate "id, prompt, image" (spaces after commas) in hand-written headers.
+    reader.fieldnames = [h.strip() for h in reader.fieldnames]
+    missing = [c for c in required if c not in reader.fieldnames]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; {needs}")
+    return reader
+
+
 def _iter_csv(path: Path):
     """Yield (row number, dict or None, error or None); row number counts data rows, not the header."""
     # utf-8-sig strips the BOM Excel writes; otherwise the first column would be '\ufeffid'.
     with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None:
-            raise UserError(f"{path} is empty; a dataset file needs a header row with {_NEEDS}")
-        # Tolerate "id, prompt, image" (spaces after commas) in hand-written headers.
-        reader.fieldnames = [h.strip() for h in reader.fieldnames]
-        missing = [c for c in REQUIRED if c not in reader.fieldnames]
-        if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; "
-                            f"a dataset file needs {_NEEDS}")
+        reader = checked_csv(f, path, REQUIRED, f"a dataset file needs a header row with {_NEEDS}")
         for i, row in enumerate(reader, 1):
             if None in row:  # DictReader puts surplus fields under the key None
                 yield i, None, f"{len(row[None])} more field(s) than the header (unquoted comma?)"

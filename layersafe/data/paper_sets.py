@@ -37,7 +37,6 @@ Per-row problems are recorded as RowError (the load goes on); whole-file problem
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import re
@@ -75,15 +74,10 @@ def _file(arg: str, what: str, spec: str) -> Path:
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+    from .loaders import checked_csv
+
     with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None:
-            raise UserError(f"{path} is empty; expected a header with {', '.join(required)}")
-        reader.fieldnames = [h.strip() for h in reader.fieldnames]
-        missing = [c for c in required if c not in reader.fieldnames]
-        if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}")
-        return list(reader)
+        return list(checked_csv(f, path, required, f"expected a header with {', '.join(required)}"))
 
 
 def _hub_rows(dataset_id: str, name: str) -> list[dict]:

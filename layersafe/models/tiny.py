@@ -29,13 +29,9 @@ TINY_MARKER = "layersafe_tiny_random"  # written into config.json so outputs can
 
 
 def _corpus() -> list[str]:
-    import csv
-    import io
-    from importlib.resources import files
+    from ..data.builtin import advbench_goals
 
-    raw = files("layersafe.data").joinpath("files/advbench_harmful_behaviors.csv").read_text("utf-8")
-    rows = list(csv.DictReader(io.StringIO(raw)))
-    text = [r["goal"] for r in rows] + [r["target"] for r in rows]
+    text = [g for g, _ in advbench_goals()] + [t for _, t in advbench_goals()]
     text += [
         "I'm sorry, but I cannot help with that request.",
         "Sure, here is a short answer. The image shows a cat, a cup of coffee and a red rocket.",
@@ -178,19 +174,18 @@ def build_tiny_llava(out_dir: str | Path, *, seed: int = 0, **kw) -> Path:
 
 
 def default_tiny_path(seed: int = 0) -> Path:
-    """Cached location of the embedded default model; built on first use."""
+    """Cached location of the embedded default model; built on first use.
+
+    It is built in a temp folder and renamed into place, so an existing folder is complete."""
     import os
+    import shutil
 
     root = Path(os.environ.get("LAYERSAFE_CACHE", Path.home() / ".cache" / "layersafe"))
     path = root / f"tiny-random-llava-s{seed}"
-    if not (path / "config.json").is_file() or not (path / "processor_config.json").exists() and not (
-        path / "preprocessor_config.json"
-    ).exists():
+    if not (path / "config.json").is_file():
         tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a build that was killed
         build_tiny_llava(tmp, seed=seed)
-        import shutil
-
-        if path.exists():
-            shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
     return path
