@@ -62,14 +62,14 @@ def _versions() -> dict:
 
 
 def prepare_out_dir(cfg: ScanConfig) -> Path:
-    """Refuse to overwrite a non-empty OUT unless resuming; on resume check the config matches."""
+    """Refuse to overwrite a non-empty OUT unless resuming; on resume check the config matches.
+    (``locked_out`` creates the folder.)"""
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    from ..lock import LOCK_NAME
+    from ..lock import is_empty
 
-    nonempty = out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir())
-    if nonempty and not cfg.resume:
+    if not is_empty(out) and not cfg.resume:
         raise UserError(f"--out {out} is not empty; pass --resume to continue that scan or choose a new folder")
     if cfg.resume and (out / RUN_JSON).is_file():
         import json
@@ -82,7 +82,6 @@ def prepare_out_dir(cfg: ScanConfig) -> Path:
         if diff:
             desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
             raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -96,12 +95,12 @@ def done_pairs(path: Path) -> set[tuple[str, int]]:
 
 def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
     """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded."""
-    from ..lock import DirLock
+    from ..lock import locked_out
 
     if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
         raise UserError("--batch-size and --max-new-tokens must be at least 1")
     out = prepare_out_dir(cfg)
-    with DirLock(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
+    with locked_out(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
         return _scan(cfg, out, adapter=adapter, progress=progress, log=log)
 
 
