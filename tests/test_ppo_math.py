@@ -109,7 +109,7 @@ def _gae_reference(rewards, values, lengths, gamma, lam):
         deltas = [r[t] + gamma * v[t + 1] - v[t] for t in range(n)]
         row = [sum((gamma * lam) ** k * deltas[t + k] for k in range(n - t)) for t in range(n)]
         out.append(row + [0.0] * (len(r) - n))
-    return T(out)
+    return T(out, dtype=torch.float64)  # float32 here would put 1e-7 errors against an atol of 1e-9
 
 
 @settings(max_examples=40, deadline=None)
