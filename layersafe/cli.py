@@ -84,8 +84,9 @@ def cmd_scan(a) -> int:
 
         table = judge_run(out, judges, progress=not a.no_progress)
         _print_table(table, run["default_layer"])
-    print(f"results: {out.resolve()}/ (generations.jsonl, run.json"
-          + (", scores.jsonl, metrics.csv)" if judges else ")"))
+    files = ["generations.jsonl", "run.json"] + (["scores.jsonl", "metrics.csv"] if judges else [])
+    files += ["metrics_by_category.csv"] if judges and (out / "metrics_by_category.csv").is_file() else []
+    print(f"results: {out.resolve()}/ ({', '.join(files)})")
     if not a.no_report:
         from .report import build_report
 

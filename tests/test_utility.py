@@ -80,6 +80,15 @@ def test_xstest_suite_end_to_end(tiny_llava_dir, tiny_adapter, tmp_path):
         assert int(m[layer]["benign_n"]) == 3 and int(m[layer]["unsafe_n"]) == 2
         assert float(m[layer]["over_refusal"]) == pytest.approx(sum(safe_ref) / 3, abs=1e-5)
         assert float(m[layer]["unsafe_refusal_rate"]) == pytest.approx(sum(unsafe_ref) / 2, abs=1e-5)
+    # per XSTest type: over-refusal for the safe types, unsafe refusal rate for the contrast_ ones
+    with (out / "metrics_by_category.csv").open(newline="") as f:
+        by_cat = {(int(r["layer"]), r["category"]): r for r in csv.DictReader(f)}
+    assert {c for _, c in by_cat} == {r["category"] for r in scored}
+    for (layer, cat), r in by_cat.items():
+        refused = [classify_refusal(s["response"], s["prompt"])[0] for s in scored
+                   if s["layer"] == layer and s["category"] == cat]
+        key = "unsafe_refusal_rate" if cat.startswith("contrast_") else "over_refusal"
+        assert float(r[key]) == pytest.approx(sum(refused) / len(refused), abs=1e-5)
     run = json.loads((out / "run.json").read_text())
     assert run["utility"]["suite"] == "xstest" and run["status"] == "complete"
     from layersafe.report import build_report

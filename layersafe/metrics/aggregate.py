@@ -169,6 +169,18 @@ def per_layer_metrics(rows: list[dict]) -> list[dict]:
     return table
 
 
+def per_category_metrics(rows: list[dict], table_fn=per_layer_metrics) -> list[dict]:
+    """Rows of metrics_by_category.csv: ``table_fn`` (default :func:`per_layer_metrics`) on each
+    category's rows, with ``category`` after ``layer``; sorted by layer, then category. Rows without
+    a category are left out; no categories at all gives []."""
+    names = sorted({str(r["category"]) for r in rows if r.get("category") not in (None, "")})
+    out = []
+    for c in names:
+        for t in table_fn([r for r in rows if r.get("category") not in (None, "") and str(r["category"]) == c]):
+            out.append({"layer": t["layer"], "category": c, **{k: v for k, v in t.items() if k != "layer"}})
+    return sorted(out, key=lambda t: (t["layer"], t["category"]))
+
+
 def write_metrics_csv(path, table: list[dict]) -> None:
     import csv
     import io

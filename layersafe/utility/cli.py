@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..cli import EPILOG
 
@@ -16,7 +17,7 @@ def add_parser(sub) -> None:
         description="Generate at every requested layer (same run format as `scan`) and score utility: "
                     "xstest = over-refusal on safe prompts and refusal on unsafe ones (refusal judge); "
                     "vqav2 = official VQA-v2 accuracy; reward = mean reward of answers to benign questions. "
-                    "Writes OUT/generations.jsonl, run.json, scores.jsonl, metrics.csv; `layersafe report OUT` plots it.",
+                    "Writes OUT/generations.jsonl, run.json, scores.jsonl, metrics.csv (and metrics_by_category.csv); `layersafe report OUT` plots it.",
         epilog=EPILOG)
     p.add_argument("--suite", required=True, choices=SUITES, help="xstest, vqav2 or reward")
     p.add_argument("--model", default=d.model, help="HF id or local folder of a supported VLM (default: tiny random LLaVA)")
@@ -55,5 +56,6 @@ def cmd_utility(a) -> int:
         print(f"layer    n   {name:<8} 95% CI")
         for layer, n, v, lo, hi in rows:
             print(f"{layer:>5} {n:>4}   {v:.3f}    [{lo:.3f}, {hi:.3f}]")
-    print(f"results: {a.out}/ (generations.jsonl, run.json, scores.jsonl, metrics.csv)")
+    extra = ", metrics_by_category.csv" if (Path(a.out) / "metrics_by_category.csv").is_file() else ""
+    print(f"results: {a.out}/ (generations.jsonl, run.json, scores.jsonl, metrics.csv{extra})")
     return 0

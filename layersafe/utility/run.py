@@ -9,8 +9,9 @@ folder is an ordinary scan run that ``layersafe report`` reads):
 * ``reward``  — a reward judge (``reward:MODEL``) on answers to benign questions:
   ``reward_mean`` (+ Student-t 95 %), the paper's ATR on utility data.
 
-Writes OUT/generations.jsonl, OUT/run.json (with a ``utility`` section), OUT/scores.jsonl and
-OUT/metrics.csv (one row per layer).
+Writes OUT/generations.jsonl, OUT/run.json (with a ``utility`` section), OUT/scores.jsonl,
+OUT/metrics.csv (one row per layer) and OUT/metrics_by_category.csv (per layer and category:
+XSTest type, VQA answer type, ...).
 """
 
 from __future__ import annotations
@@ -93,10 +94,9 @@ def utility_metrics(rows: list[dict], suite: str) -> list[dict]:
 
 def run_utility(cfg: UtilityConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
     from ..data import load_dataset
-    from ..evaluate import METRICS, SCORES
+    from ..evaluate import SCORES, write_metrics
     from ..io import atomic_write_json, read_jsonl, write_rows
     from ..judges.runner import judge_rows
-    from ..metrics import write_metrics_csv
     from ..scan.engine import GENERATIONS, RUN_JSON, ScanConfig, run_scan
 
     cfg.validate()
@@ -120,8 +120,7 @@ def run_utility(cfg: UtilityConfig, *, adapter=None, progress: bool = True, log=
     else:
         score_vqa(rows, answers)
     write_rows(out / SCORES, rows)
-    table = utility_metrics(rows, cfg.suite)
-    write_metrics_csv(out / METRICS, table)
+    table = write_metrics(out, rows, lambda rs: utility_metrics(rs, cfg.suite))
     run["utility"] = {**asdict(cfg), "max_new_tokens": mnt,
                       "headline": {"xstest": "over_refusal", "vqav2": "vqa_accuracy_mean", "reward": "reward_mean"}[cfg.suite]}
     atomic_write_json(out / RUN_JSON, run)
