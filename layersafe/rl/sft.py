@@ -12,13 +12,18 @@ teacher forcing on (prompt + image features of layer l) -> target, where l is dr
 Loss = mean cross-entropy over the target tokens (EOS included). Reuses L-PPO's helpers
 (``build_embeds``: cached layer-l features scattered into the image-token positions).
 Writes OUT/adapter (peft; ``scan --adapter OUT/adapter`` and ``utility --adapter`` accept it),
-OUT/log.jsonl (step, loss, layer mix) and OUT/run.json.
+OUT/log.jsonl (step, loss, layer mix), OUT/run.json and OUT/checkpoints/step-N (LoRA weights,
+optimizer, RNG; every ``save_every`` steps). Batches are a pure function of (seed, step), so
+``--resume`` from the last checkpoint ends with the same adapter and loss log as an uninterrupted
+run. OUT has one writer at a time (layersafe.lock).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +35,11 @@ from ..errors import UserError
 REFUSAL_TARGET = "I'm sorry, but I can't help with that."
 BENIGN_TEMPLATE = "Sure, I'm happy to help. Here is a clear and helpful answer to your question."
 ADAPTER_DIR = "adapter"
+LOG_JSONL = "log.jsonl"
+RUN_JSON = "run.json"
+# Settings that change what a step computes: a resumed run must keep them.
+_RESUME_KEYS = ("model", "data", "layers", "batch_size", "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
+                "lora_target_modules", "refusal", "benign_template", "limit", "seed")
 
 
 @dataclass
@@ -51,10 +61,13 @@ class SFTConfig:
     seed: int = 0
     dtype: str = "auto"
     device: str = "auto"
+    save_every: int = 50  # checkpoint every N steps (and at the end)
+    resume: bool = False  # continue from the last checkpoint in out
+    allow_pickle: bool = False  # also load pickle weights (can run code); default safetensors only
 
     def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise UserError("--steps and --batch-size must be at least 1")
+        if self.steps < 1 or self.batch_size < 1 or self.save_every < 1:
+            raise UserError("--steps, --batch-size and --save-every must be at least 1")
         if not self.learning_rate > 0:
             raise UserError("--learning-rate must be > 0")
         if self.lora_r < 1:
@@ -96,7 +109,7 @@ class SFTTrainer:
         if not self.pairs:
             raise UserError(f"--data {cfg.data}: no usable training prompts")
         if adapter is None:
-            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device)
+            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, allow_pickle=cfg.allow_pickle)
         if adapter.family != "llava":
             raise UserError(f"sft supports the LLaVA family for now; {cfg.model} is {adapter.family}")
         self.adapter, self.raw, self.tok = adapter, adapter.model, adapter.tokenizer
@@ -175,29 +188,117 @@ class SFTTrainer:
         self.peft.save_pretrained(path)
         return path
 
+    def save_checkpoint(self, out: Path, step: int) -> None:
+        """OUT/checkpoints/step-N (LoRA weights, optimizer, RNG), written to a temp folder and renamed,
+        then the ``latest`` pointer replaced atomically: a crash at any point leaves the old checkpoint."""
+        from ..io import atomic_write_json, atomic_write_text
+        from .lppo import CKPT_DIR, LATEST, _fsync_dir, _rng_state
 
-def train_sft(cfg: SFTConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
-    from tqdm.auto import tqdm
+        root = out / CKPT_DIR
+        final, tmp = root / f"step-{step:07d}", root / f".step-{step:07d}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        torch.save({n: p.detach().cpu().clone() for n, p in self.peft.named_parameters() if p.requires_grad},
+                   tmp / "trainable.pt")
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(_rng_state(), tmp / "rng.pt")
+        atomic_write_json(tmp / "trainer_state.json", {"step": step})
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        atomic_write_text(root / LATEST, final.name + "\n")
+        for old in root.glob("step-*"):  # one checkpoint is enough: steps are cheap to redo
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
 
-    from ..io import JsonlAppender, atomic_write_json
+    def load_checkpoint(self, path: Path) -> int:
+        from .lppo import _set_rng_state
+
+        weights = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+        params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
+        if set(params) != set(weights):
+            raise UserError(f"checkpoint {path} does not match this model/LoRA settings; start a new --out")
+        with torch.no_grad():
+            for n, t in weights.items():
+                params[n].copy_(t.to(params[n].device, params[n].dtype))
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+        _set_rng_state(torch.load(path / "rng.pt", weights_only=False))  # RNG state holds numpy/python tuples
+        return int(json.loads((path / "trainer_state.json").read_text())["step"])
+
+
+def _prepare_out(cfg: SFTConfig) -> Path | None:
+    """The checkpoint to resume from (None for a fresh run); refuses a non-empty OUT without
+    --resume and a resume whose settings differ from the original run's."""
+    from ..lock import is_empty
+    from .lppo import CKPT_DIR, LATEST
 
     out = Path(cfg.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out} exists and is not an empty folder; choose a new folder")
+    if not cfg.resume:
+        if not is_empty(out):
+            raise UserError(f"--out {out} is not empty; pass --resume to continue that run or choose a new folder")
+        return None
+    pointer = out / CKPT_DIR / LATEST
+    if not pointer.is_file():
+        raise UserError(f"--resume: no checkpoint in {out / CKPT_DIR}; start without --resume")
+    latest = out / CKPT_DIR / pointer.read_text().strip()
+    if not (latest / "trainer_state.json").is_file():
+        raise UserError(f"--resume: {latest} is incomplete; remove {pointer} and resume from scratch in a new folder")
+    try:
+        old = json.loads((out / RUN_JSON).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{out / RUN_JSON} is missing or unreadable; cannot resume safely") from None
+    diff = [k for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
+    if diff:
+        desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
+        raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
+    return latest
+
+
+def train_sft(cfg: SFTConfig, *, adapter=None, progress: bool = True, log=print, _stop_after: int | None = None) -> dict:
+    """Train; returns the summary stored in OUT/run.json. ``_stop_after`` (tests) stops after that
+    step as if interrupted (no adapter, run.json stays ``running``)."""
+    from ..lock import locked_out
+
+    cfg.validate()
+    with locked_out(cfg.out, log=log):
+        return _train(cfg, adapter=adapter, progress=progress, log=log, _stop_after=_stop_after)
+
+
+def _train(cfg: SFTConfig, *, adapter, progress: bool, log, _stop_after: int | None) -> dict:
+    from tqdm.auto import tqdm
+
+    from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
+
+    out = Path(cfg.out)
+    latest = _prepare_out(cfg)
     tr = SFTTrainer(cfg, adapter=adapter, log=log)
-    out.mkdir(parents=True, exist_ok=True)
+    start = tr.load_checkpoint(latest) if latest is not None else 0
+    if latest is not None:
+        log(f"resumed from {latest} (step {start})")
+    run = {"config": asdict(cfg), "status": "running", "layers": tr.layers, "n_pairs": len(tr.pairs),
+           "n_harmful": sum(s.harmful is not False for s, _ in tr.pairs), "num_layers": tr.adapter.num_layers,
+           "default_layer": tr.adapter.default_layer, "started_step": start}
+    atomic_write_json(out / RUN_JSON, run)
+    rows = []
+    if latest is not None and (out / LOG_JSONL).exists():
+        # steps logged after the checkpoint (before the interruption) are redone: drop them
+        rows = [r for r in read_jsonl(out / LOG_JSONL) if int(r.get("step", 0)) <= start]
+        atomic_write_text(out / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in rows))
     t0 = time.time()
-    losses = []
-    with JsonlAppender(out / "log.jsonl") as w:
-        for step in tqdm(range(1, cfg.steps + 1), desc="sft", disable=not progress, dynamic_ncols=True):
+    with JsonlAppender(out / LOG_JSONL) as w:
+        for step in tqdm(range(start + 1, cfg.steps + 1), desc="sft", initial=start, total=cfg.steps,
+                         disable=not progress, dynamic_ncols=True):
             row = tr.train_step(step)
-            losses.append(row["loss"])
+            rows.append(row)
             w.write(row)
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                tr.save_checkpoint(out, step)
+            if _stop_after is not None and step >= _stop_after:
+                return {"stopped_at": step}
     path = tr.save(out)
-    summary = {"config": asdict(cfg), "layers": tr.layers, "n_pairs": len(tr.pairs),
-               "n_harmful": sum(s.harmful is not False for s, _ in tr.pairs),
-               "first_loss": losses[0], "last_loss": losses[-1], "adapter": str(path),
-               "seconds": round(time.time() - t0, 3), "num_layers": tr.adapter.num_layers,
-               "default_layer": tr.adapter.default_layer}
-    atomic_write_json(out / "run.json", summary)
-    return summary
+    run.update(status="complete", steps=cfg.steps, first_loss=rows[0]["loss"], last_loss=rows[-1]["loss"],
+               adapter=str(path), seconds=round(time.time() - t0, 3))
+    atomic_write_json(out / RUN_JSON, run)
+    return run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import EPILOG
+from ..cli import ALLOW_PICKLE_HELP, EPILOG
 
 
 def add_parser(sub) -> None:
@@ -15,12 +15,13 @@ def add_parser(sub) -> None:
         "sft", help="supervised safety fine-tuning baseline (LoRA) at chosen image-encoder layers",
         description="LoRA-SFT of the language model with the projected features of the chosen encoder layers: "
                     "harmful prompts -> a refusal, benign prompts (harmful=false) -> their `response` column or a "
-                    "helpful template. Writes OUT/adapter (peft; `scan --adapter` accepts it), OUT/log.jsonl, OUT/run.json.",
+                    "helpful template. Writes OUT/adapter (peft; `scan --adapter` accepts it), OUT/log.jsonl, OUT/run.json "
+                    "and OUT/checkpoints (for --resume).",
         epilog=EPILOG)
     p.add_argument("--model", default=d.model, help="HF id / local folder of a LLaVA model (default: tiny random LLaVA)")
     p.add_argument("--data", default=d.data, help=f"dataset spec or .jsonl/.csv (default {d.data})")
     p.add_argument("--layers", default=d.layers, help="layers whose features training uses (sampled per example); default: default")
-    p.add_argument("--out", required=True, help="output folder (new or empty)")
+    p.add_argument("--out", required=True, help="output folder (new or empty unless --resume)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--learning-rate", type=float, default=d.learning_rate)
@@ -33,6 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--dtype", default=d.dtype)
     p.add_argument("--device", default=d.device)
+    p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N steps (and at the end)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint in OUT (settings that change a step must be the same)")
+    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_sft)
 
@@ -43,7 +48,8 @@ def cmd_sft(a) -> int:
     cfg = SFTConfig(model=a.model, data=a.data, layers=a.layers, out=a.out, steps=a.steps, batch_size=a.batch_size,
                     learning_rate=a.learning_rate, lora_r=a.lora_r, lora_alpha=a.lora_alpha,
                     lora_target_modules=a.lora_target_modules, refusal=a.refusal, benign_template=a.benign_template,
-                    limit=a.limit, seed=a.seed, dtype=a.dtype, device=a.device)
+                    limit=a.limit, seed=a.seed, dtype=a.dtype, device=a.device, save_every=a.save_every,
+                    resume=a.resume, allow_pickle=a.allow_pickle)
     s = train_sft(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
     print(f"sft complete: {cfg.steps} steps on layers {s['layers']}, loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}")
     print(f"adapter: {s['adapter']}  (layersafe scan --adapter {s['adapter']} ...)")
