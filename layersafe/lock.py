@@ -105,3 +105,16 @@ def locked_out(folder: str | Path, log=print):
 def is_empty(folder: Path) -> bool:
     """True when ``folder`` is missing or holds nothing but our lock file."""
     return not folder.is_dir() or all(p.name == LOCK_NAME for p in folder.iterdir())
+
+
+def check_resume_settings(out: Path, run_json: str, cfg, keys: tuple[str, ...]) -> None:
+    """Refuse to resume ``out`` when any of ``keys`` (settings that change what a step computes)
+    differs between ``cfg`` and the ``config`` recorded in OUT/``run_json`` by the original run."""
+    try:
+        old = json.loads((out / run_json).read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{out / run_json} is missing or unreadable; cannot resume safely") from None
+    diff = [k for k in keys if old.get(k) != getattr(cfg, k)]
+    if diff:
+        desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
+        raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")

@@ -40,7 +40,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, write_rows
-from ..lock import is_empty, locked_out
+from ..lock import check_resume_settings, is_empty, locked_out
 from . import ppo
 
 LOG_JSONL = "log.jsonl"
@@ -774,14 +774,7 @@ def _prepare_out(cfg: LPPOConfig) -> tuple[Path, Path | None]:
         latest = out / CKPT_DIR / pointer.read_text().strip()
         if not (latest / "trainer_state.json").is_file():
             raise UserError(f"--resume: {latest} is incomplete; remove {pointer} to fall back")
-        try:
-            old = json.loads((out / RUN_JSON).read_text())["config"]
-        except (OSError, ValueError, KeyError):
-            raise UserError(f"{out / RUN_JSON} is missing or unreadable; cannot resume safely") from None
-        diff = [k for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
-        if diff:
-            desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
-            raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
+        check_resume_settings(out, RUN_JSON, cfg, _RESUME_KEYS)
     elif not is_empty(out):
         raise UserError(f"--out {out} is not empty; pass --resume to continue that run or choose a new folder")
     out.mkdir(parents=True, exist_ok=True)

@@ -231,7 +231,7 @@ class SFTTrainer:
 def _prepare_out(cfg: SFTConfig) -> Path | None:
     """The checkpoint to resume from (None for a fresh run); refuses a non-empty OUT without
     --resume and a resume whose settings differ from the original run's."""
-    from ..lock import is_empty
+    from ..lock import check_resume_settings, is_empty
     from .lppo import CKPT_DIR, LATEST
 
     out = Path(cfg.out)
@@ -245,14 +245,7 @@ def _prepare_out(cfg: SFTConfig) -> Path | None:
     latest = out / CKPT_DIR / pointer.read_text().strip()
     if not (latest / "trainer_state.json").is_file():
         raise UserError(f"--resume: {latest} is incomplete; remove {pointer} and resume from scratch in a new folder")
-    try:
-        old = json.loads((out / RUN_JSON).read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{out / RUN_JSON} is missing or unreadable; cannot resume safely") from None
-    diff = [k for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
-    if diff:
-        desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
-        raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
+    check_resume_settings(out, RUN_JSON, cfg, _RESUME_KEYS)
     return latest
 
 
