@@ -23,8 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=d.model, help="HF id or local folder of a supported VLM (default: tiny random LLaVA)")
     p.add_argument("--adapter", default=None, help="peft adapter folder (from `layersafe align` or `layersafe sft`)")
     p.add_argument("--data", default=None,
-                   help="dataset spec: xstest:CSV, vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR, or a .jsonl/.csv "
-                        "(see `layersafe datasets`)")
+                   help="dataset spec: xstest:CSV, vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR, a hub id "
+                        "(vqav2:hf:lmms-lab/VQAv2, xstest:hf:REPO), or a .jsonl/.csv (see `layersafe datasets`)")
     p.add_argument("--layers", default=d.layers, help="layer spec: all, default, N, A-B or a comma list (default: default)")
     p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
     p.add_argument("--judge", default=None, metavar="reward:MODEL", help="reward judge spec for --suite reward")
