@@ -38,6 +38,10 @@ def _add_scan(sub):
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help=f"tokens per response (default {d.max_new_tokens})")
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help=f"sequences per generate call and images per encoder call (default {d.batch_size})")
+    p.add_argument("--cache", choices=["auto", "dynamic", "static"], default=d.cache,
+                   help="KV cache for generation: static = fixed-shape cache with each decode step replayed as a "
+                        "CUDA graph (LLaVA families; greedy or plain-temperature sampling); dynamic = stock "
+                        "generate; auto (default) = static on CUDA, dynamic elsewhere")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan in OUT, keeping finished rows")
     p.add_argument("--limit", type=int, default=None, help="scan only the first N samples")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for dataset pairing and sampling (default 0)")
@@ -69,7 +73,7 @@ def cmd_scan(a) -> int:
         for j in judges:  # fail on a bad judge name before hours of generation
             get_judge(j)
     cfg = ScanConfig(model=a.model, dataset=a.dataset, layers=a.layers, out=a.out,
-                     max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, resume=a.resume,
+                     max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, cache=a.cache, resume=a.resume,
                      limit=a.limit, seed=a.seed, do_sample=a.do_sample, temperature=a.temperature,
                      top_p=a.top_p, dtype=a.dtype, device=a.device, device_map=a.device_map,
                      trust_remote_code=a.trust_remote_code, judges=judges, adapter=a.adapter,

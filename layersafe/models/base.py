@@ -13,6 +13,10 @@ from typing import Any, Sequence
 
 import torch
 
+# KV cache of generate(): dynamic = stock generate; static = layersafe.models.decode (fixed-shape
+# cache, CUDA-graph decode step); auto = static on CUDA where the adapter supports it.
+CACHE_MODES = ("auto", "dynamic", "static")
+
 
 @dataclass
 class Encoded:
@@ -75,11 +79,16 @@ class VLMAdapter:
 
     def generate(
         self, items: list[dict], features: list[torch.Tensor], *, max_new_tokens: int,
-        do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+        do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, cache: str = "dynamic",
     ) -> list[Generation]:
         """Generate for a batch: ``items[i]`` (from ``tokenize``) with ``features[i]`` (from
-        ``features``) in place of its stock image features. Left padding, greedy by default."""
+        ``features``) in place of its stock image features. Left padding, greedy by default.
+        ``cache`` (one of ``CACHE_MODES``): families without a static path treat ``static`` as an
+        error and ``auto`` as ``dynamic``."""
         raise NotImplementedError
+
+    def release_cache(self) -> None:
+        """Free memory kept between generate calls (the static KV cache and its CUDA graph)."""
 
 
 # --- helpers shared by the adapters' generate() ---------------------------------------------
@@ -102,6 +111,21 @@ def generation_kwargs(tokenizer, *, max_new_tokens, do_sample, temperature, top_
     else:  # silence warnings from sampling knobs in generation_config
         kw.update(temperature=None, top_p=None, top_k=None)
     return kw
+
+
+def check_cache_mode(cache: str, family: str) -> None:
+    """For adapters that only decode with stock generate (dynamic cache)."""
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache={cache!r}: use one of {CACHE_MODES}")
+    if cache == "static":
+        from ..errors import UserError
+
+        raise UserError(f"the static-cache decoder is implemented for the LLaVA families, not {family}; use --cache auto or dynamic")
+
+
+def eos_ids(model) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    return [] if eos is None else list(eos) if isinstance(eos, (list, tuple)) else [eos]
 
 
 def decode_generations(model, tokenizer, rows: torch.Tensor) -> list[Generation]:

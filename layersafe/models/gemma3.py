@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from .base import Encoded, VLMAdapter, decode_generations, generation_kwargs, left_pad
+from .base import Encoded, VLMAdapter, check_cache_mode, decode_generations, generation_kwargs, left_pad
 
 
 def post_layernorm(vision_model) -> torch.nn.Module:
@@ -86,7 +86,9 @@ class InjectingAdapter(VLMAdapter):
         return {}
 
     @torch.no_grad()
-    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
+    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
+                 cache="dynamic"):
+        check_cache_mode(cache, self.family)
         tok = self.tokenizer
         embedding = self.model.get_input_embeddings()
         dev = embedding.weight.device

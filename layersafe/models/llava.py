@@ -13,7 +13,8 @@ from typing import Sequence
 
 import torch
 
-from .base import Encoded, VLMAdapter, decode_generations, generation_kwargs, left_pad
+from .base import CACHE_MODES, Encoded, VLMAdapter, decode_generations, eos_ids, generation_kwargs, left_pad
+from .decode import StaticDecoder
 
 LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
 
@@ -24,6 +25,7 @@ class LlavaAdapter(VLMAdapter):
 
     def __init__(self, model, processor, **kw):
         super().__init__(model, processor, **kw)
+        self._static = None  # StaticDecoder, built on first use (it keeps its cache and CUDA graph)
         cfg = model.config
         self.vision_tower = model.model.vision_tower
         self.projector = model.model.multi_modal_projector
@@ -81,7 +83,8 @@ class LlavaAdapter(VLMAdapter):
         return list(self.projector(enc.hidden[layer][list(index)]))
 
     @torch.no_grad()
-    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
+    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
+                 cache="dynamic"):
         tok = self.tokenizer
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
@@ -96,7 +99,34 @@ class LlavaAdapter(VLMAdapter):
                 f"({feats.shape[0]}); processor and model config disagree"
             )
         embeds = embeds.masked_scatter(mask, feats)
+        if self._use_static(cache, do_sample, top_p, dev):
+            if self._static is None:
+                self._static = StaticDecoder(self.model)
+            out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
+                                        temperature=temperature if do_sample else None)
+            return decode_generations(self.model, tok, out)
         gen_kwargs = generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample,
                                        temperature=temperature, top_p=top_p)
         out = self.model.generate(inputs_embeds=embeds, attention_mask=attn, **gen_kwargs)
         return decode_generations(self.model, tok, out)
+
+    def release_cache(self) -> None:
+        self._static = None
+
+    def _use_static(self, cache, do_sample, top_p, dev) -> bool:
+        """``auto``: the static-cache decoder on CUDA (where it is faster), stock generate elsewhere.
+        It samples only from the untruncated softmax(logits/T), so top-k/top-p sampling stays stock."""
+        if cache not in CACHE_MODES:
+            raise ValueError(f"cache={cache!r}: use one of {CACHE_MODES}")
+        if cache == "dynamic" or (cache == "auto" and dev.type != "cuda"):
+            return False
+        top_k = self.model.generation_config.top_k
+        plain = not do_sample or (top_p >= 1.0 and not top_k)
+        if plain and StaticDecoder.supports(self.model):
+            return True
+        if cache == "static":
+            from ..errors import UserError
+
+            raise UserError("the static cache decodes greedily or samples with top_k=0 and top_p=1, "
+                            "with sdpa or eager attention; use the dynamic cache for this setting")
+        return False

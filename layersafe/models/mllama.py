@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from .base import Encoded, VLMAdapter, decode_generations, generation_kwargs, left_pad
+from .base import Encoded, VLMAdapter, check_cache_mode, decode_generations, generation_kwargs, left_pad
 
 
 @dataclass
@@ -163,7 +163,9 @@ class MllamaAdapter(VLMAdapter):
         return list(self.projector(self.vision_output(enc, layer, index)))
 
     @torch.no_grad()
-    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0):
+    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
+                 cache="dynamic"):
+        check_cache_mode(cache, self.family)
         tok = self.tokenizer
         dev = self.model.get_input_embeddings().weight.device
         ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)

@@ -32,6 +32,7 @@ class ScanConfig:
     out: str = "runs/scan"
     max_new_tokens: int = 64
     batch_size: int = 8  # sequences per generate call (and images per encoder call)
+    cache: str = "auto"  # KV cache: auto (static + CUDA graph on CUDA), dynamic (stock generate), static
     resume: bool = False
     limit: int | None = None  # first N samples of the dataset
     seed: int = 0  # dataset pairing seed and sampling seed
@@ -97,8 +98,12 @@ def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print)
     """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded."""
     from ..lock import locked_out
 
+    from ..models.base import CACHE_MODES
+
     if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
         raise UserError("--batch-size and --max-new-tokens must be at least 1")
+    if cfg.cache not in CACHE_MODES:
+        raise UserError(f"--cache {cfg.cache!r}: use one of {', '.join(CACHE_MODES)}")
     out = prepare_out_dir(cfg)
     with locked_out(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
         return _scan(cfg, out, adapter=adapter, progress=progress, log=log)
@@ -191,7 +196,7 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
                     feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
                 gens = adapter.generate(
                     [ok[i][2] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
-                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p)
+                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cfg.cache)
                 batch_rows = []
                 for (i, layer), g in zip(chunk, gens):
                     s, input_text, item = ok[i]
