@@ -2,11 +2,21 @@
 
 Naive = what a user does without layersafe: for every (sample, layer), truncate the vision
 encoder to its first l blocks, re-encode the image and call stock ``generate`` at batch 1.
-layersafe = encode each image once for all layers, project per layer, batched generation.
-Greedy outputs of both are compared on every pair (they must be equal).
+layersafe = encode each image once for all layers, project per layer, batched generation
+(``--cache auto``: static KV cache + CUDA-graph decode steps on CUDA, stock generate on CPU).
+Greedy outputs of both are compared on every naive pair. The naive way can be timed on a
+subset (``--naive-samples``, ``--naive-layers``): its per-pair time is then extrapolated.
+
+``--decode-bench`` adds, on CUDA: one batch of ``--batch-size`` prompts generated with the
+dynamic cache (stock generate) and with the static cache, prefill and per-step decode time
+separated (a 1-token call is subtracted from a full-length call); decode tokens/s is compared
+with the HBM roofline, i.e. (weights + KV cache bytes read per step) / copy bandwidth measured
+here with a large device-to-device copy.
 
     python benchmarks/bench_scan.py                      # CPU, small random LLaVA (defaults)
     python benchmarks/bench_scan.py --samples 20 --new-tokens 32 --batch-size 32
+    python benchmarks/bench_scan.py --preset llava-1.5-7b --samples 100 --layers 1-24 --new-tokens 128 \
+        --batch-size 64 --naive-samples 1 --naive-layers 1,8,16,24 --decode-bench     # GPU, issue 11
 
 Records go in docs/benchmarks.md with the exact command, date and machine.
 """
@@ -74,6 +84,67 @@ def naive(adapter, samples, layers, new_tokens):
     return outs
 
 
+def copy_bandwidth(dev, gib: float = 4.0) -> float:
+    """Bytes/s of a large device-to-device copy, counting bytes read + written (best of 10)."""
+    n = int(gib * 2**30) // 2
+    a = torch.empty(n, dtype=torch.bfloat16, device=dev)
+    b = torch.empty_like(a)
+    for _ in range(3):
+        b.copy_(a)
+    best = float("inf")
+    for _ in range(10):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        b.copy_(a)
+        e1.record()
+        torch.cuda.synchronize()
+        best = min(best, e0.elapsed_time(e1) / 1e3)
+    del a, b
+    return 2 * n * 2 / best
+
+
+def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev) -> dict:
+    """Prefill and per-step decode time of one batch, dynamic vs static cache, and the roofline."""
+    from layersafe.data.base import load_image
+
+    items = [adapter.tokenize(adapter.build_prompt(s.prompt), load_image(s.image))
+             for s in (samples * (batch // len(samples) + 1))[:batch]]
+    feats = adapter.features(adapter.encode(items, [layer]), layer, range(batch))
+    lm = adapter.model.get_decoder()
+    cfg = adapter.model.config.get_text_config(decoder=True)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    elt = next(lm.parameters()).element_size()
+    kv_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * elt
+    # Weights read every step: the LM and lm_head; of the token-embedding table only B rows.
+    w_bytes = sum(p.numel() for p in lm.parameters()) * elt - lm.get_input_embeddings().weight.numel() * elt
+    w_bytes += adapter.model.get_output_embeddings().weight.numel() * elt
+    real = [int(it["input_ids"].shape[-1]) for it in items]
+    # KV actually needed, averaged over decode steps t = 1..N-1 (the step feeding token t reads P+t slots).
+    kv_bytes = sum(sum(r + t for r in real) for t in range(1, new_tokens)) / (new_tokens - 1) * kv_per_token
+    bw = copy_bandwidth(dev)
+    res = {"batch": batch, "layer": layer, "new_tokens": new_tokens, "prompt_tokens_mean": sum(real) / batch,
+           "weights_gb": w_bytes / 1e9, "kv_read_per_step_gb": kv_bytes / 1e9, "copy_bandwidth_tb_s": bw / 1e12,
+           "roofline_step_ms": (w_bytes + kv_bytes) / bw * 1e3}
+
+    def timed(cache, n):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        adapter.generate(items, feats, max_new_tokens=n, cache=cache)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    for cache in ("dynamic", "static"):
+        timed(cache, new_tokens), timed(cache, 1)  # warm-up: kernels, allocator, graph capture
+        full = min(timed(cache, new_tokens) for _ in range(2))
+        pre = min(timed(cache, 1) for _ in range(2))
+        step = (full - pre) / (new_tokens - 1)
+        res[cache] = {"call_s": full, "prefill_s": pre, "decode_step_ms": step * 1e3,
+                      "decode_tokens_per_s": batch / step, "end_to_end_tokens_per_s": batch * new_tokens / full,
+                      "roofline_fraction": res["roofline_step_ms"] / (step * 1e3)}
+    res["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=["small", "llava-1.5-7b"], default="small",
@@ -84,6 +155,12 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--naive-samples", type=int, default=None,
                     help="time the naive way on the first N samples only (it is slow); default all")
+    ap.add_argument("--layers", default="all", help="layer spec scanned (default all: 0..N)")
+    ap.add_argument("--naive-layers", default=None,
+                    help="time the naive way on these layers only (spec); its per-pair time is extrapolated")
+    ap.add_argument("--cache", choices=["auto", "dynamic", "static"], default="auto", help="the engine's KV cache")
+    ap.add_argument("--decode-bench", action="store_true",
+                    help="CUDA: also time one batch's prefill and decode steps, dynamic vs static, against the roofline")
     ap.add_argument("--vision-layers", type=int, default=12)
     ap.add_argument("--vision-hidden", type=int, default=256)
     ap.add_argument("--text-layers", type=int, default=4)
@@ -121,7 +198,10 @@ def main():
     # Forced length: no EOS, so both paths generate exactly new_tokens per pair.
     adapter.model.generation_config.eos_token_id = None
     samples = load_dataset("custom-prompts", limit=a.samples).samples
-    layers = list(range(adapter.num_layers + 1))
+    from layersafe.layers import parse_layers
+
+    layers = parse_layers(a.layers, adapter.num_layers, adapter.default_layer)
+    naive_layers = parse_layers(a.naive_layers, adapter.num_layers, adapter.default_layer) if a.naive_layers else layers
     pairs = len(samples) * len(layers)
     n_params = sum(p.numel() for p in adapter.model.parameters())
 
@@ -132,23 +212,26 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up (kernels, allocator) on 1 sample, then the timed scan
         run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=1, layers="0,1",
-                            out=f"{tmp}/warm", max_new_tokens=4, batch_size=2, judges=[]),
+                            out=f"{tmp}/warm", max_new_tokens=4, batch_size=2, judges=[], cache=a.cache),
                  adapter=adapter, progress=False, log=lambda m: None)
         sync()
         t = time.perf_counter()
-        cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers="all",
-                         out=f"{tmp}/scan", max_new_tokens=a.new_tokens, batch_size=a.batch_size, judges=[])
+        cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers=a.layers,
+                         out=f"{tmp}/scan", max_new_tokens=a.new_tokens, batch_size=a.batch_size, judges=[],
+                         cache=a.cache)
         run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
         sync()
         t_engine = time.perf_counter() - t
+        print(f"engine: {pairs} pairs in {t_engine:.1f} s", flush=True)  # in case a later part dies
         rows = read_jsonl(f"{tmp}/scan/generations.jsonl")
     ours = {(r["sample_id"], r["layer"]): r["response"] for r in rows}
 
     naive_samples = samples[: a.naive_samples or len(samples)]
-    naive_pairs = len(naive_samples) * len(layers)
+    naive_pairs = len(naive_samples) * len(naive_layers)
+    naive(adapter, naive_samples[:1], naive_layers[:1], 2)  # warm-up
     sync()
     t = time.perf_counter()
-    ref = naive(adapter, naive_samples, layers, a.new_tokens)
+    ref = naive(adapter, naive_samples, naive_layers, a.new_tokens)
     sync()
     t_naive = time.perf_counter() - t
     tok = adapter.tokenizer
@@ -163,14 +246,19 @@ def main():
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
         "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
-        "batch_size": a.batch_size,
+        "batch_size": a.batch_size, "cache": a.cache,
         "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
         "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),
-        "naive_pairs_timed": naive_pairs, "naive_s": round(t_naive, 2),
+        "engine_samples_per_s": round(len(samples) / t_engine, 3),  # a sample = all its layers
+        "naive_pairs_timed": naive_pairs, "naive_extrapolated": naive_pairs < pairs, "naive_s": round(t_naive, 2),
         "naive_pairs_per_s": round(naive_pps, 3), "naive_tokens_per_s": round(naive_pps * a.new_tokens, 1),
         "speedup": round(engine_pps / naive_pps, 2),
         "identical_greedy_outputs": f"{same}/{naive_pairs}",
     }
+    if dev.type == "cuda":
+        res["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+    if a.decode_bench and dev.type == "cuda":
+        res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev)
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:

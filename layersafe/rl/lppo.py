@@ -76,6 +76,7 @@ class LPPOConfig:
     ppo_epochs: int = field(default=4, metadata={"help": "passes over each rollout batch"})
     max_new_tokens: int = field(default=64, metadata={"help": "response length limit"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature; log-probs use logits/T too"})
+    cache: str = field(default="auto", metadata={"help": "rollout KV cache: auto (static cache + CUDA-graph decode steps on CUDA), dynamic (stock generate), static"})
     # --- PPO -------------------------------------------------------------------------------
     gamma: float = field(default=1.0, metadata={"help": "discount γ (eq. 6)"})
     lam: float = field(default=0.95, metadata={"help": "GAE λ (eq. 6)"})
@@ -133,6 +134,8 @@ class LPPOConfig:
             raise UserError(f"--log-with {self.log_with!r}: use none, tensorboard or wandb")
         if not 0 <= self.benign_fraction <= 1:
             raise UserError("--benign-fraction must be between 0 and 1")
+        if self.cache not in ("auto", "dynamic", "static"):
+            raise UserError(f"--cache {self.cache!r}: use auto, dynamic or static")
         if not self.temperature > 0:
             raise UserError("--temperature must be > 0 (PPO needs a sampling policy)")
         for k in ("gamma", "lam"):
@@ -486,9 +489,10 @@ class LPPOTrainer:
         old_top_k, gc.top_k = gc.top_k, 0
         try:
             gens = ad.generate(items, feats, max_new_tokens=cfg.max_new_tokens, do_sample=True,
-                               temperature=cfg.temperature, top_p=1.0)
+                               temperature=cfg.temperature, top_p=1.0, cache=cfg.cache)
         finally:
             gc.top_k = old_top_k
+        ad.release_cache()  # a static KV cache would sit idle through scoring and learning
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
         resp = [torch.tensor(g.tokens + ([self.eos_id] if g.finish_reason == "stop" else []), dtype=torch.long)
@@ -510,6 +514,7 @@ class LPPOTrainer:
         cfg = self.cfg
         t0 = time.time()
         ro = self.rollout(step)
+        t_gen = self._clock()
         B = len(ro.prompts)
         all_idx = list(range(B))
         mask = ro.response_mask.float()
@@ -529,6 +534,7 @@ class LPPOTrainer:
             advantages, returns = ppo.gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
             if cfg.whiten_advantages:
                 advantages = ppo.masked_whiten(advantages, mask)
+        t_score = self._clock()
 
         # --- PPO epochs over minibatches (features cached in `ro`) ---
         self.raw.train()
@@ -567,6 +573,10 @@ class LPPOTrainer:
                     break
         self.scheduler.step()
         self.raw.eval()
+        t_learn = self._clock()
+        # Phase wall times of this step (benchmarks/bench_lppo.py); kept out of the log rows,
+        # which must be identical between resumed and uninterrupted runs.
+        self.last_phase_seconds = {"generate": t_gen - t0, "score": t_score - t_gen, "learn": t_learn - t_score}
 
         seq_kl = (kl * mask).sum(1)
         self.kl_ctl.update(self._mean_across(seq_kl.mean().item()), cfg.batch_size * self.rank_world[1])
@@ -610,6 +620,11 @@ class LPPOTrainer:
         if self.acc is not None and self.acc.num_processes > 1:
             vec = self.acc.reduce(vec.to(self.acc.device), "sum").cpu()
         return {k: (s / n if n else None) for k, (s, n) in zip(keys, vec.tolist())}
+
+    def _clock(self) -> float:
+        if self.raw.device.type == "cuda":  # GPU work is asynchronous: wait for it before reading the clock
+            torch.cuda.synchronize(self.raw.device)
+        return time.time()
 
     def _mean_across(self, x: float) -> float:
         if self.acc is None or self.acc.num_processes == 1:
