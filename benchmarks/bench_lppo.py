@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--mini-batch-size", type=int, default=4)
     ap.add_argument("--ppo-epochs", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--gradient-checkpointing", action="store_true",
+                    help="recompute activations in the backward pass (less memory, ~1/3 more learning compute)")
     ap.add_argument("--steps", type=int, default=3, help="steps run; the first is a warm-up, the last is reported")
     ap.add_argument("--cache", choices=["auto", "dynamic", "static"], default="auto", help="rollout KV cache")
     ap.add_argument("--compare-dynamic", action="store_true", help="one more step with the dynamic cache")
@@ -83,6 +85,8 @@ def main():
                          ppo_epochs=a.ppo_epochs, max_new_tokens=a.new_tokens, device=a.device,
                          dtype=str(dtype).replace("torch.", ""), cache=a.cache)
         trainer = LPPOTrainer(cfg, adapter=adapter, log=lambda m: None)
+        if a.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
         # One copy of the base weights: the policy's frozen parameters are exactly the base
         # tensors (same storage), there is no reference copy, and setting up the trainer
@@ -102,18 +106,35 @@ def main():
             return ro
 
         trainer.rollout = recorded
+        # Peak memory per phase: the trainer reads its clock (after a GPU sync) at each phase end.
+        phase_peaks = []
+        clock = trainer._clock
+
+        def clock_and_peak():
+            t = clock()
+            if cuda:
+                phase_peaks.append(round(torch.cuda.max_memory_allocated() / 1e9, 2))
+                torch.cuda.reset_peak_memory_stats()
+            return t
+
+        trainer._clock = clock_and_peak
+        peak_before = torch.cuda.max_memory_allocated() if cuda else 0
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
 
         steps = []
         for step in range(1, a.steps + 1):
             row = trainer.train_step(step)
-            steps.append({"phase_s": dict(trainer.last_phase_seconds), "response_length": row["response_length"],
+            steps.append({"phase_s": dict(trainer.last_phase_seconds),
+                          "phase_peak_gb": dict(zip(("generate", "score", "learn"), phase_peaks[-3:])),
+                          "response_length": row["response_length"],
                           "approx_kl": row.get("approx_kl"), "policy_loss": row.get("policy_loss")})
         dyn = None
         if a.compare_dynamic:
             trainer.cfg.cache = "dynamic"
             trainer.train_step(a.steps + 1)
-            dyn = dict(trainer.last_phase_seconds)
-        peak = torch.cuda.max_memory_allocated() if cuda else 0
+            dyn = {"phase_s": dict(trainer.last_phase_seconds), "phase_peak_gb": phase_peaks[-3:]}
+        peak = max([peak_before, *[p * 1e9 for p in phase_peaks]]) if cuda else 0
         peak_reserved = torch.cuda.max_memory_reserved() if cuda else 0
 
     # Learning-phase FLOPs, from the shapes the last reported step trained on.
@@ -139,7 +160,7 @@ def main():
         "base_weight_gb": round(base_bytes / 1e9, 2), "trainable_params": trainable,
         "extra_after_trainer_gb": round(extra / 1e9, 3), "one_copy_of_base_weights": True,
         "batch_size": a.batch_size, "mini_batch_size": a.mini_batch_size, "ppo_epochs": a.ppo_epochs,
-        "new_tokens": a.new_tokens, "prompt_tokens_padded": P, "response_tokens_padded": R, "cache": a.cache,
+        "new_tokens": a.new_tokens, "gradient_checkpointing": a.gradient_checkpointing, "prompt_tokens_padded": P, "response_tokens_padded": R, "cache": a.cache,
         "steps": steps, "step_s": round(sum(last.values()), 3),
         "generate_s": round(last["generate"], 3), "score_s": round(last["score"], 3), "learn_s": round(last["learn"], 3),
         "dynamic_cache_step_phase_s": dyn,

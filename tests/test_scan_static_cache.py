@@ -91,3 +91,17 @@ def test_static_refuses_truncated_sampling(tiny_adapter, small_dataset, tmp_path
 def test_bad_cache_mode(tiny_adapter, small_dataset, tmp_path):
     with pytest.raises(UserError, match="--cache"):
         scan(tiny_adapter, small_dataset, tmp_path / "s", cache="paged")
+
+
+@torch.no_grad()
+def test_reused_longer_cache_gives_same_tokens(tiny_adapter):
+    """A decoder whose cache was sized for a longer call reuses it (masked extra slots)."""
+    model = tiny_adapter.model
+    emb, attn = batch_embeds(tiny_adapter, ["Hi", "What is this?", "Describe"], 4)
+    dec = StaticDecoder(model)
+    long = dec.generate(emb, attn, max_new_tokens=150)
+    cache = dec._st.cache
+    short = dec.generate(emb, attn, max_new_tokens=6)
+    assert dec._st.cache is cache  # reused, not rebuilt
+    assert short.tolist() == StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist()
+    assert short.tolist() == long[:, :6].tolist()

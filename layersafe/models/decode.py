@@ -23,6 +23,7 @@ import torch
 
 STOP_CHECK_EVERY = 16  # steps between host checks that every row has produced a stop token
 LEN_BUCKET = 64  # cache length granularity: nearby prompt lengths reuse one captured graph
+REUSE_SLACK = 256  # a cache up to this many slots longer than needed is reused, not re-captured
 
 
 @dataclass
@@ -89,8 +90,10 @@ class StaticDecoder:
 
     def _state(self, B: int, L: int, device, dtype, sample: bool) -> _State:
         key = (B, L, str(device), dtype, sample)
-        if self._st is not None and self._st.key == key:
-            return self._st
+        old = self._st
+        # A somewhat longer cache serves too: its extra slots stay masked (they cost KV reads only).
+        if old is not None and old.key[0] == B and old.key[2:] == key[2:] and L <= old.key[1] <= L + REUSE_SLACK:
+            return old
         self._st = None  # free the old cache and graph before allocating new ones
         from transformers import StaticCache
 
@@ -126,6 +129,7 @@ class StaticDecoder:
         sample = temperature is not None
         L = -(-(P + N) // LEN_BUCKET) * LEN_BUCKET
         st = self._state(B, L, dev, dtype, sample)
+        L = st.key[1]
         st.cache.reset()
         attn = attention_mask.bool()
         st.pad.fill_(True)
