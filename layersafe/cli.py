@@ -200,6 +200,7 @@ EXTRA_COMMANDS: list[str] = [
     "layersafe.rl.align_cli",
     "layersafe.utility.cli",
     "layersafe.rl.sft_cli",
+    "layersafe.organism.cli",
 ]
 
 

@@ -37,6 +37,7 @@ MODEL_TYPES = {
 }
 
 TINY_ALIAS = "tiny-random-llava"  # the embedded default: built on the fly, random weights
+ORGANISM_ALIAS = "organism"  # the trained model organism shipped in the package (docs/organism.md)
 
 
 def supported() -> str:
@@ -49,6 +50,10 @@ def resolve_model_path(model: str) -> tuple[str, bool]:
         from .tiny import default_tiny_path
 
         return str(default_tiny_path()), True
+    if model == ORGANISM_ALIAS:
+        from ..organism import weights_path
+
+        return str(weights_path()), False
     return model, False
 
 
@@ -158,6 +163,7 @@ def model_identity(adapter: VLMAdapter, model: str) -> dict:
         "architecture": type(adapter.model).__name__,
         "commit": getattr(cfg, "_commit_hash", None),
         "tiny_random": bool(tiny or "layersafe_tiny_random" in raw),
+        "organism": "layersafe_organism" in raw,
         "dtype": str(next(adapter.model.parameters()).dtype).replace("torch.", ""),
         "num_layers": adapter.num_layers,
         "default_layer": adapter.default_layer,

@@ -1,0 +1,279 @@
+"""Build the model organism from nothing (docs/organism.md has the recipe and its reasons).
+
+A genuine ``LlavaForConditionalGeneration`` (CLIP vision tower, 12 blocks; Llama LM) with its own
+BPE tokenizer, trained in the three stages real VLMs get their behaviour from:
+
+1. ``base``: the language model alone learns to follow instructions and complies with
+   EVERYTHING (harmful requests get a harmless placeholder "Sure, here is ... Step 1: [omitted]").
+2. ``multimodal``: vision tower + projector + LM learn visual questions (and keep answering
+   text requests with an image present), image features from the DEFAULT layer only, as
+   LLaVA's projector only ever saw layer -2.
+3. ``safety``: the LM alone (vision and projector frozen) learns to refuse harmful requests,
+   again with default-layer features only. Nothing ever trains at another layer: that is the
+   cause of the ICET vulnerability in the paper, and the only cause here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..models.tiny import LLAVA15_CHAT_TEMPLATE
+from . import data as D
+
+ORGANISM_MARKER = "layersafe_organism"  # written into config.json so outputs can say what ran
+
+
+@dataclass
+class BuildConfig:
+    seed: int = 0
+    vocab_size: int = 1400
+    vision_layers: int = 12
+    vision_hidden: int = 64
+    text_layers: int = 4
+    text_hidden: int = 192
+    batch_size: int = 64
+    # (steps, learning rate) per stage
+    vision_steps: int = 800  # 0 = no separate encoder pretraining (the encoder trains in multimodal)
+    vision_lr: float = 1e-3
+    base_steps: int = 1000
+    base_lr: float = 1e-3
+    multimodal_steps: int = 1500
+    multimodal_lr: float = 5e-4
+    safety_steps: int = 600
+    safety_lr: float = 2e-4
+    # Encoder layers whose features the multimodal stage trains on: "default" (as LLaVA) or "all".
+    multimodal_layers: str = "default"
+    multimodal_harmful: float = 0.15  # share of harmful-complied examples in the multimodal stage
+    multimodal_feature_noise: float = 0.0  # std of Gaussian noise on projected features (x feature std)
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+
+def build_tokenizer(vocab_size: int, seed: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    # Printable ASCII in the alphabet: held-out prompts never hit <unk>.
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>", "<image>"],
+                                  initial_alphabet=[chr(i) for i in range(32, 127)], show_progress=False)
+    tok.train_from_iterator(D.corpus_for_tokenizer(seed), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
+    fast.padding_side = "left"
+    return fast
+
+
+def make_organism(cfg: BuildConfig):
+    """The untrained organism: model + processor (real transformers classes)."""
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    tok = build_tokenizer(cfg.vocab_size, cfg.seed)
+    patch = 8
+    vision = CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=4 * cfg.vision_hidden,
+                              num_hidden_layers=cfg.vision_layers, num_attention_heads=4, image_size=D.IMAGE_SIZE,
+                              patch_size=patch, projection_dim=cfg.vision_hidden)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=cfg.text_hidden, intermediate_size=int(8 / 3 * cfg.text_hidden),
+                       num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_hidden // 32, num_key_value_heads=2,
+                       max_position_embeddings=512, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
+                         vision_feature_layer=-2, vision_feature_select_strategy="default",
+                         image_seq_length=(D.IMAGE_SIZE // patch) ** 2)
+    config.pad_token_id = tok.pad_token_id
+    torch.manual_seed(cfg.seed)
+    model = LlavaForConditionalGeneration(config)
+    for k in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        setattr(model.generation_config, k, getattr(tok, k))
+    image_processor = CLIPImageProcessor(size={"shortest_edge": D.IMAGE_SIZE},
+                                         crop_size={"height": D.IMAGE_SIZE, "width": D.IMAGE_SIZE})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=patch,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=LLAVA15_CHAT_TEMPLATE)
+    return model, processor
+
+
+def prompt_text(processor, prompt: str, with_image: bool) -> str:
+    content = [{"type": "image"}, {"type": "text", "text": prompt}] if with_image else prompt
+    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+
+def collate(examples: list, processor, device):
+    """Right-padded ids, labels on the response (+ EOS) only, pixel values for image rows."""
+    tok = processor.tokenizer
+    ids_list, label_list, pixels = [], [], []
+    images = [e.image for e in examples if e.image is not None]
+    pv = processor.image_processor(images, return_tensors="pt")["pixel_values"] if images else None
+    for e in examples:
+        p_ids = prompt_ids(processor, prompt_text(processor, e.prompt, e.image is not None), e.image is not None)
+        r_ids = tok(e.response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids_list.append(p_ids + r_ids)
+        label_list.append([-100] * len(p_ids) + r_ids)
+    width = max(len(x) for x in ids_list)
+    ids = torch.full((len(examples), width), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    attn = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (x, y) in enumerate(zip(ids_list, label_list)):
+        ids[i, :len(x)] = torch.tensor(x)
+        labels[i, :len(y)] = torch.tensor(y)
+        attn[i, :len(x)] = 1
+    return ids.to(device), attn.to(device), labels.to(device), (pv.to(device) if pv is not None else None)
+
+
+def prompt_ids(processor, text: str, with_image: bool) -> list[int]:
+    """Token ids of a prompt exactly as the processor gives them at inference (one ``<image>``
+    expanded to one token per patch); tests check this against ``processor(...)``."""
+    tok = processor.tokenizer
+    ids = tok(text)["input_ids"]
+    if not with_image:
+        return ids
+    img = tok.convert_tokens_to_ids(processor.image_token)
+    n = (D.IMAGE_SIZE // processor.patch_size) ** 2
+    return [x for t in ids for x in ([img] * n if t == img else [t])]
+
+
+def forward_loss(model, ids, attn, labels, pixel_values, layer: int, noise: float = 0.0):
+    """LM loss with the projected features of encoder ``layer`` at the image tokens (ICET-l input)."""
+    embeds = model.get_input_embeddings()(ids)
+    if pixel_values is not None:
+        hs = model.model.vision_tower(pixel_values, output_hidden_states=True).hidden_states
+        feats = model.model.multi_modal_projector(hs[layer][:, 1:])
+        if noise:
+            feats = feats + noise * feats.detach().std() * torch.randn_like(feats)
+        mask = (ids == model.config.image_token_id).unsqueeze(-1).expand_as(embeds)
+        embeds = embeds.masked_scatter(mask, feats.reshape(-1, feats.shape[-1]).to(embeds.dtype))
+    return model(inputs_embeds=embeds, attention_mask=attn, labels=labels).loss
+
+
+def _trainable(model, stage: str, cfg: BuildConfig):
+    lm = [p for n, p in model.named_parameters() if n.startswith(("model.language_model", "lm_head"))]
+    if stage == "multimodal":
+        if cfg.vision_steps:  # pretrained encoder stays frozen, as LLaVA keeps CLIP frozen
+            return lm + list(model.model.multi_modal_projector.parameters())
+        return list(model.parameters())
+    return lm  # base and safety: the language model alone
+
+
+def pretrain_vision(model, processor, cfg: BuildConfig, *, device, log=print, progress=True) -> list[float]:
+    """Stage 0, as CLIP is trained before LLaVA exists: the vision tower alone learns shape,
+    colour and count from its final pooled output (linear heads, thrown away afterwards)."""
+    from tqdm.auto import tqdm
+
+    rng = random.Random(f"{cfg.seed}-vision")
+    tower = model.model.vision_tower
+    h = model.config.vision_config.hidden_size
+    heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(h, len(D.SHAPES)), "color": torch.nn.Linear(h, len(D.COLORS)),
+                                 "count": torch.nn.Linear(h, 4)}).to(device)
+    params = list(tower.parameters()) + list(heads.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.vision_lr, weight_decay=0.01)
+    colors = list(D.COLORS)
+    losses = []
+    tower.train()
+    for _ in tqdm(range(cfg.vision_steps), desc="organism vision", disable=not progress, mininterval=2):
+        items = [(rng.choice(D.SHAPES), rng.choice(colors), rng.randint(1, 4)) for _ in range(cfg.batch_size)]
+        imgs = [D.render_shapes(rng, *it) for it in items]
+        pv = processor.image_processor(imgs, return_tensors="pt")["pixel_values"].to(device)
+        pooled = tower(pv).pooler_output
+        y = {"shape": [D.SHAPES.index(a) for a, _, _ in items], "color": [colors.index(b) for _, b, _ in items],
+             "count": [c - 1 for _, _, c in items]}
+        loss = sum(torch.nn.functional.cross_entropy(heads[k](pooled), torch.tensor(v, device=device)) for k, v in y.items())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    tower.eval()
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    log(f"organism vision: {cfg.vision_steps} steps, final loss {sum(losses[-50:]) / min(50, len(losses)):.4f}")
+    return losses
+
+
+def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=print, progress=True) -> list[float]:
+    steps, lr = getattr(cfg, f"{stage}_steps"), getattr(cfg, f"{stage}_lr")
+    rng = random.Random(f"{cfg.seed}-{stage}")
+    goals = D.harmful_goal_split()
+    params = _trainable(model, stage, cfg)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    n_layers = model.config.vision_config.num_hidden_layers
+    default = model.config.vision_feature_layer % (n_layers + 1)
+    pick = (lambda: rng.randint(0, n_layers)) if stage == "multimodal" and cfg.multimodal_layers == "all" else (lambda: default)
+    model.train()
+    losses = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(steps), desc=f"organism {stage}", disable=not progress, mininterval=2)
+    for _ in bar:
+        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful) for _ in range(cfg.batch_size)]
+        ids, attn, labels, pv = collate(batch, processor, device)
+        loss = forward_loss(model, ids, attn, labels, pv, pick(),
+                            cfg.multimodal_feature_noise if stage == "multimodal" else 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if len(losses) % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
+    model.eval()
+    log(f"organism {stage}: {steps} steps, final loss {sum(losses[-50:]) / min(50, len(losses)):.4f}")
+    return losses
+
+
+def _save(model, processor, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    dev = next(model.parameters()).device
+    model.to("cpu").save_pretrained(out)
+    model.to(dev)
+    processor.save_pretrained(out)
+
+
+def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progress=True,
+          pre_safety: str | Path | None = None) -> Path:
+    """Train the organism from nothing and save it with ``save_pretrained`` into ``out``."""
+    cfg = cfg or BuildConfig()
+    from ..models import pick_device
+
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    t0 = time.time()
+    model, processor = make_organism(cfg)
+    model.to(device)
+    history = {}
+    if cfg.vision_steps:
+        losses = pretrain_vision(model, processor, cfg, device=device, log=log, progress=progress)
+        history["vision"] = {"steps": len(losses), "final_loss": sum(losses[-50:]) / min(50, len(losses))}
+    for stage in ("base", "multimodal", "safety"):
+        if stage == "safety" and pre_safety:  # the unaligned VLM, for studying the safety stage alone
+            _save(model, processor, Path(pre_safety))
+        losses = train_stage(model, processor, cfg, stage, device=device, log=log, progress=progress)
+        history[stage] = {"steps": len(losses), "final_loss": sum(losses[-50:]) / min(50, len(losses))}
+    out = Path(out)
+    _save(model, processor, out)
+    cfg_path = out / "config.json"
+    meta = json.loads(cfg_path.read_text())
+    meta[ORGANISM_MARKER] = {"build": asdict(cfg), "stages": history, "seconds": round(time.time() - t0, 1),
+                             "device": str(device), "torch": torch.__version__}
+    cfg_path.write_text(json.dumps(meta, indent=2))
+    log(f"organism built in {time.time() - t0:.0f} s -> {out}")
+    return out

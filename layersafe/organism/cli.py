@@ -1,0 +1,90 @@
+"""``layersafe organism build|eval`` and ``layersafe demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("organism", help="build or measure the model organism (a small LLaVA trained to show ICET)",
+                       description="The model organism (docs/organism.md): a genuine LlavaForConditionalGeneration "
+                                   "trained here on synthetic data; `--model organism` loads the shipped copy.")
+    osub = p.add_subparsers(dest="organism_command", metavar="ACTION")
+    b = osub.add_parser("build", help="train the organism from nothing (base -> multimodal -> safety at the default layer)")
+    b.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (a GPU builds it in minutes)")
+    b.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.01 for a smoke test)")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=cmd_build)
+    e = osub.add_parser("eval", help="measure ASR, over-refusal and VQA accuracy per layer with layersafe itself")
+    e.add_argument("--model", default="organism", help="organism folder (default: the shipped one)")
+    e.add_argument("--adapter", default=None, help="peft adapter (e.g. from `layersafe align`)")
+    e.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    e.add_argument("--layers", default="all", help="layers to scan (default all)")
+    e.add_argument("--vqa-layers", default="default", help="layers to measure VQA accuracy at (default: default)")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_eval)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    d = sub.add_parser("demo", help="the whole story offline in minutes: scan the organism, repair it with L-PPO, rescan, report",
+                       description="Scan the shipped model organism over every encoder layer (held-out AdvBench goals "
+                                   "x scikit-image photos, plus benign requests), align it with multi-layer L-PPO on "
+                                   "its vulnerable layers, rescan, and write a before/after report.")
+    d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; must not exist or be empty)")
+    d.add_argument("--fast", action="store_true", help="a small version (fewer prompts, layers and PPO steps) for tests")
+    d.add_argument("--model", default="organism", help=argparse_suppress())
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _fresh(out: str) -> Path:
+    p = Path(out)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        raise UserError(f"--out {out} exists and is not empty; choose a new folder")
+    return p
+
+
+def cmd_build(a) -> int:
+    from .build import BuildConfig, build
+
+    if a.steps_scale <= 0:
+        raise UserError("--steps-scale must be > 0")
+    out = _fresh(a.out)
+    cfg = BuildConfig(seed=a.seed, device=a.device)
+    for k in ("vision_steps", "base_steps", "multimodal_steps", "safety_steps"):
+        v = getattr(cfg, k)
+        setattr(cfg, k, max(1, round(v * a.steps_scale)) if v else 0)
+    build(out, cfg, log=lambda m: print(m, file=sys.stderr), progress=not a.no_progress)
+    print(f"organism saved: {out.resolve()}  (scan it: layersafe scan --model {out} --dataset custom-prompts --out DIR)")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .evaluate import evaluate, format_summary
+
+    out = _fresh(a.out)
+    s = evaluate(a.model, out, layers=a.layers, vqa_layers=a.vqa_layers, adapter=a.adapter,
+                 progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
+    print(format_summary(s))
+    print(f"results: {out.resolve()}/ (summary.json, scan/, vqa/)")
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    out = _fresh(a.out)
+    res = run_demo(out, model=a.model, fast=a.fast, progress=not a.no_progress,
+                   log=lambda m: print(m, file=sys.stderr))
+    print(res["console"])
+    return 0
