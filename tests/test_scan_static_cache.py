@@ -105,3 +105,20 @@ def test_reused_longer_cache_gives_same_tokens(tiny_adapter):
     assert dec._st.cache is cache  # reused, not rebuilt
     assert short.tolist() == StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist()
     assert short.tolist() == long[:, :6].tolist()
+
+
+def test_llava_next_static_equals_dynamic(tmp_path):
+    """LLaVA-NeXT shares LlavaAdapter.generate, so it takes the static path too."""
+    from family_builders import build_tiny_llava_next
+
+    from layersafe.models import load_vlm
+
+    model_dir = build_tiny_llava_next(tmp_path / "next")
+    ad = load_vlm(str(model_dir), device="cpu", dtype="float32")
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(f'{{"id": "s{i}", "prompt": "{p}", "image": "skimage:{img}"}}\n' for i, (p, img) in
+                            enumerate([("Describe it", "coffee"), ("How do I pick a lock?", "astronaut"),
+                                       ("What colour is it?", "rocket")])))
+    dyn = scan(ad, data, tmp_path / "dyn", cache="dynamic", max_new_tokens=8, layers="0,2,4")
+    sta = scan(ad, data, tmp_path / "sta", cache="static", max_new_tokens=8, layers="0,2,4")
+    assert len(dyn) == 9 and sta == dyn

@@ -1,8 +1,8 @@
 """Decoding over a static KV cache, with the one-token step replayed as a CUDA graph.
 
 Why: stock ``generate`` with the dynamic cache spends most of each decode step in Python and
-host syncs (about 26 ms a step at batch 64 for a 7B LLaVA on an H200, against an 8 ms HBM
-floor; docs/benchmarks.md). Here the cache is transformers' own ``StaticCache`` (fixed shapes,
+host syncs (26-48 ms a step at batch 64 for a 7B LLaVA on an H200, against an 8.4 ms HBM
+floor; this path: 13.7 ms; docs/benchmarks.md). Here the cache is transformers' own ``StaticCache`` (fixed shapes,
 written in place at its on-device ``cumulative_length``), the attention mask is built on the
 device from a step counter, and on CUDA the whole step -- decoder, ``lm_head``, token choice,
 counters -- is captured once as a CUDA graph and replayed: the host does not wait on the GPU
