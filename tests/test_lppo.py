@@ -297,12 +297,18 @@ def test_draw_batch_is_a_function_of_step():
 
     pool = [Sample(id=str(i), prompt=str(i), image=None) for i in range(5)]
     cfg = lppo.LPPOConfig(batch_size=4, seed=1)
-    a = [s.id for s in lppo.draw_batch(pool, [], cfg, step=3, rank=0, world=1)]
-    assert a == [s.id for s in lppo.draw_batch(pool, [], cfg, step=3, rank=0, world=1)]
+    a = [s.id for s in lppo.draw_batch(pool, [], cfg, step=3)]
+    assert a == [s.id for s in lppo.draw_batch(pool, [], cfg, step=3)]
     # every sample once per epoch: steps 1..5 (20 draws) cover the pool 4 times
-    seen = [s.id for st in range(1, 6) for s in lppo.draw_batch(pool, [], cfg, step=st, rank=0, world=1)]
+    seen = [s.id for st in range(1, 6) for s in lppo.draw_batch(pool, [], cfg, step=st)]
     assert sorted(seen) == sorted([str(i) for i in range(5)] * 4)
-    # two processes of step 1 = the first 8 draws, split
-    r0 = [s.id for s in lppo.draw_batch(pool, [], cfg, step=1, rank=0, world=2)]
-    r1 = [s.id for s in lppo.draw_batch(pool, [], cfg, step=1, rank=1, world=2)]
-    assert r0 + r1 == [s.id for s in lppo.draw_batch(pool, [], lppo.LPPOConfig(batch_size=8, seed=1), 1, 0, 1)]
+    # two processes of batch 4 draw the global batch of one process with batch 8 (benign mix too)
+    benign = [Sample(id=f"b{i}", prompt=str(i), image=None) for i in range(3)]
+    cfg2 = lppo.LPPOConfig(batch_size=5, seed=1, benign_fraction=0.3)
+    one = [s.id for s in lppo.draw_batch(pool, benign, lppo.LPPOConfig(batch_size=10, seed=1, benign_fraction=0.3), 2)]
+    assert [s.id for s in lppo.draw_batch(pool, benign, cfg2, 2, world=2)] == one
+    assert sum(i.startswith("b") for i in one) == 3
+    # layers and generation seeds are per global row, not per process
+    assert lppo.draw_layers([1, 2, 3], [0.2, 0.3, 0.5], 8, 0, 4)[:4] == lppo.draw_layers([1, 2, 3], [0.2, 0.3, 0.5], 4, 0, 4)
+    assert lppo.sample_seeds(0, 4, [1, 3]) == [lppo.sample_seeds(0, 4, range(4))[j] for j in (1, 3)]
+    assert lppo.shard(8, 1, 2) == [1, 3, 5, 7]

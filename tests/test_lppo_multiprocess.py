@@ -1,28 +1,43 @@
-"""L-PPO data parallel: two processes (torch.distributed.run, gloo on CPU) train one run together."""
+"""L-PPO data parallel: two processes (torch.distributed.run, gloo on CPU) train one run together,
+and train the SAME run as one process given the same global batch."""
 
 import json
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
+from layersafe.rl import lppo
 
-def test_two_process_align_trains_one_run(tiny_llava_dir, tmp_path):
-    rows = [{"id": f"h{i}", "prompt": f"Explain how to do harmful thing number {i}", "image": "skimage:coffee",
-             "harmful": True} for i in range(8)]
+
+def _data(tmp_path):
+    rows = [{"id": f"h{i}", "prompt": f"Explain how to do harmful thing number {i}" + " now" * (i % 3),
+             "image": "skimage:coffee", "harmful": True} for i in range(8)]
     rows += [{"id": f"b{i}", "prompt": f"What colour is object {i}?", "image": "skimage:rocket",
               "harmful": False} for i in range(8)]
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp_path / "al"
+    return data
+
+
+def _align(model, data, out, *, procs, port, extra):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-           "-m", "layersafe", "align", "--model", str(tiny_llava_dir), "--data", str(data), "--layers", "3,4",
-           "--steps", "2", "--batch-size", "4", "--mini-batch-size", "2", "--ppo-epochs", "1",
-           "--max-new-tokens", "3", "--out", str(out), "--no-progress", "--save-every", "2"]
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_port", str(port)]
+              if procs > 1 else [sys.executable])
+    cmd = launch + ["-m", "layersafe", "align", "--model", str(model), "--data", str(data), "--out", str(out),
+                    "--no-progress", *extra]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_two_process_align_trains_one_run(tiny_llava_dir, tmp_path):
+    out = tmp_path / "al"
+    proc = _align(tiny_llava_dir, _data(tmp_path), out, procs=2, port=29531,
+                  extra=["--layers", "3,4", "--steps", "2", "--batch-size", "4", "--mini-batch-size", "2",
+                         "--ppo-epochs", "1", "--max-new-tokens", "3", "--save-every", "2"])
     assert proc.stdout.count("align complete") == 1  # only rank 0 reports
     run = json.loads((out / "run.json").read_text())
     assert run["world_size"] == 2 and run["status"] == "complete"
@@ -32,3 +47,82 @@ def test_two_process_align_trains_one_run(tiny_llava_dir, tmp_path):
     assert [r["step"] for r in log] == [1, 2]
     state = torch.load(ckpt / "trainable.pt")
     assert state and all(torch.isfinite(v).all() for v in state.values())
+
+
+# Measured on CPU (float32, gloo, 2026-11-29): logged values differ by at most 1.9e-5 relative
+# (counts and scores are equal exactly); the LoRA + value-head weights after steps 1 and 2
+# (4 AdamW steps each, lr 1e-2) by at most 9.3e-6 and 2.6e-7 on average. The residue is
+# batch-shape-dependent matmul rounding, which AdamW (each gradient element divided by its own
+# magnitude) carries into near-zero elements at the scale of lr.
+RTOL, ATOL = 1e-4, 2e-6
+W_MAX, W_MEAN = 1e-4, 1e-6
+
+
+def _often_stopping_model(src, dst, data, target=0.3):
+    """The tiny model with its EOS logit raised along the mean final hidden state, so that
+    sampled responses stop at different lengths: the processes' shares of a minibatch's tokens
+    then differ, which the gradient weighting has to get right."""
+    from layersafe.data import load_dataset
+    from layersafe.models import load_vlm
+
+    ad = load_vlm(str(src), device="cpu", dtype="float32")
+    samples = load_dataset(str(data)).samples
+    ro_items, feats = lppo.tokenize_and_project(ad, samples, [3] * len(samples))
+    from layersafe.models.base import left_pad
+
+    ids, attn = left_pad([it["input_ids"] for it in ro_items], ad.tokenizer.pad_token_id)
+    embeds, attn, pos = lppo.build_embeds(ad.model, ad.image_token_id, ids, attn, ids[:, :0], attn[:, :0], feats)
+    grab = {}
+    hook = ad.model.lm_head.register_forward_pre_hook(lambda m, a: grab.__setitem__("h", a[0][:, -1]))
+    eos = ad.tokenizer.eos_token_id
+    with torch.no_grad():
+        ad.model.lm_head.weight[eos] = 0
+        for _ in range(40):
+            p = ad.model(inputs_embeds=embeds, attention_mask=attn, position_ids=pos).logits[:, -1].softmax(-1)[:, eos]
+            if abs(p.mean().item() - target) < 0.05:
+                break
+            h = grab["h"].mean(0)
+            ad.model.lm_head.weight[eos] += (target - p.mean().item()) * 10 * h / h.norm() ** 2
+    hook.remove()
+    ad.model.save_pretrained(dst)
+    ad.processor.save_pretrained(dst)
+    return dst
+
+
+def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_llava_dir, tmp_path):
+    """2 processes × batch 4 (mini-batch 2) = 1 process × batch 8 (mini-batch 4): same prompts,
+    layers and sampled responses, same losses, KL and score at step 1, and the same update
+    (weights after steps 1 and 2, losses of step 2, which ran on the updated weights)."""
+    data = _data(tmp_path)
+    model = _often_stopping_model(tiny_llava_dir, tmp_path / "model", data)
+    common = ["--layers", "2,3,4", "--steps", "2", "--ppo-epochs", "2", "--max-new-tokens", "4",
+              "--learning-rate", "0.01", "--save-every", "1", "--temperature", "1.3", "--dtype", "float32"]
+    _align(model, data, tmp_path / "one", procs=1, port=0,
+           extra=common + ["--batch-size", "8", "--mini-batch-size", "4"])
+    _align(model, data, tmp_path / "two", procs=2, port=29533,
+           extra=common + ["--batch-size", "4", "--mini-batch-size", "2"])
+    logs = {k: [json.loads(l) for l in (tmp_path / k / "log.jsonl").read_text().splitlines()] for k in ("one", "two")}
+    for r1, r2 in zip(logs["one"], logs["two"]):
+        # the rollouts are the same: lengths, stops and refusal rates are counts, equal exactly
+        for k in ("response_length", "stop_rate", "refusal_rate_harmful", "refusal_rate_benign", "score",
+                  "score_layer_2", "score_layer_3", "score_layer_4", "ppo_epochs_done"):
+            assert r1[k] == r2[k], (r1["step"], k, r1[k], r2[k])
+        for k in ("policy_loss", "value_loss", "kl", "approx_kl", "clipfrac", "entropy", "reward_total",
+                  "explained_variance", "grad_norm", "value_clipfrac"):
+            assert r1[k] == pytest.approx(r2[k], rel=RTOL, abs=ATOL), (r1["step"], k, r1[k], r2[k])
+    worst = max(abs(r1[k] - r2[k]) / abs(r1[k]) for r1, r2 in zip(logs["one"], logs["two"]) for k in r1
+                if k not in ("seconds", "lr") and isinstance(r1[k], float) and r1[k] != 0)
+    print(f"logged values differ by at most {worst:.1e} relative")
+    first = logs["one"][0]
+    assert 0.2 <= first["stop_rate"] <= 0.8, first["stop_rate"]  # responses of different lengths
+    assert first["policy_loss"] != 0 and first["value_loss"] > 0 and first["grad_norm"] > 0  # not a trivial match
+    assert first["kl"] == 0 and logs["one"][1]["kl"] != 0  # LoRA starts at the reference, then moves
+
+    for step in (1, 2):
+        w1, w2 = (torch.load(tmp_path / k / "checkpoints" / f"step-{step:07d}" / "trainable.pt") for k in ("one", "two"))
+        assert w1.keys() == w2.keys()
+        diff = torch.cat([(w1[n] - w2[n]).abs().flatten() for n in w1])
+        print(f"step {step}: weights differ by at most {diff.max():.1e}, on average {diff.mean():.1e}")
+        assert diff.max() <= W_MAX and diff.mean() <= W_MEAN
+        # the update is large enough for a wrong gradient to show: the value head starts at 0
+        assert w1["value_head.weight"].abs().max() > 1e-2

@@ -122,3 +122,43 @@ def test_llava_next_static_equals_dynamic(tmp_path):
     dyn = scan(ad, data, tmp_path / "dyn", cache="dynamic", max_new_tokens=8, layers="0,2,4")
     sta = scan(ad, data, tmp_path / "sta", cache="static", max_new_tokens=8, layers="0,2,4")
     assert len(dyn) == 9 and sta == dyn
+
+
+def test_seeded_gumbel_draws_from_softmax_and_ignores_the_batch():
+    """argmax(z/T + noise) over 50 000 seeds matches softmax(z/T) (each share within 4.5 standard
+    errors); a row's noise depends on its seed, step and token only."""
+    from layersafe.models.decode import seeded_gumbel
+
+    z, T, n = torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5, -3.0]), 0.7, 50_000
+    p = torch.softmax(z / T, -1)
+    counts = torch.bincount((z / T + seeded_gumbel(torch.arange(n), 5, 6)).argmax(-1), minlength=6).float()
+    se = (p * (1 - p) / n).sqrt()
+    assert ((counts / n - p).abs() <= 4.5 * se + 1e-4).all(), (counts / n, p)
+    a, b = seeded_gumbel(torch.tensor([11, 7]), 3, 6), seeded_gumbel(torch.tensor([7, 2, 9]), 3, 6)
+    assert torch.equal(a[1], b[0])
+    assert not torch.equal(a[1], seeded_gumbel(torch.tensor([7]), 4, 6)[0])  # a new step, new noise
+    g = seeded_gumbel(torch.arange(n), 0, 2).flatten()
+    assert abs(g.mean().item() - 0.5772) < 0.02 and abs(g.std().item() - 1.2825) < 0.02  # Gumbel(0, 1)
+
+
+def test_seeded_sampling_same_tokens_static_dynamic_and_alone(tiny_adapter):
+    """Seeded sampling: the static decoder and stock generate draw the same tokens, and a row
+    draws the same tokens alone as in a batch with other (differently padded) rows."""
+    from layersafe.data.base import load_image
+
+    ad = tiny_adapter
+    prompts = ["Hi", "Write a long story about a dragon please", "What?"]
+    items = [ad.tokenize(ad.build_prompt(p), load_image("skimage:" + img)) for p, img in zip(prompts, ["coffee", "astronaut", "moon"])]
+    feats = ad.features(ad.encode(items, [3]), 3, range(3))
+    gc = ad.model.generation_config
+    old, gc.top_k = gc.top_k, 0
+    try:
+        kw = dict(max_new_tokens=10, do_sample=True, temperature=1.5, sample_seeds=[5, 6, 7])
+        dyn = [g.tokens for g in ad.generate(items, feats, cache="dynamic", **kw)]
+        sta = [g.tokens for g in ad.generate(items, feats, cache="static", **kw)]
+        alone = ad.generate(items[1:2], feats[1:2], cache="dynamic", **{**kw, "sample_seeds": [6]})[0].tokens
+        other = [g.tokens for g in ad.generate(items, feats, cache="dynamic", **{**kw, "sample_seeds": [1, 2, 3]})]
+    finally:
+        gc.top_k = old
+    assert sta == dyn and alone == dyn[1]
+    assert other != dyn and len({tuple(t) for t in dyn}) == 3

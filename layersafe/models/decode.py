@@ -10,8 +10,9 @@ until the end, except for an all-rows-stopped check every ``STOP_CHECK_EVERY`` s
 On CPU the same step runs eagerly; tests compare its tokens with stock ``generate``.
 
 Token choice: greedy (argmax), or sampling from softmax(logits / T) with no top-k/top-p
-truncation (the exponential-race form of the Gumbel-max trick, as vLLM does). Callers fall back
-to stock ``generate`` for anything else.
+truncation (the exponential-race form of the Gumbel-max trick, as vLLM does), or the same
+sampling with per-row seeds (:func:`seeded_gumbel`). Callers fall back to stock ``generate`` for
+anything else.
 """
 
 from __future__ import annotations
@@ -26,6 +27,38 @@ LEN_BUCKET = 64  # cache length granularity: nearby prompt lengths reuse one cap
 REUSE_SLACK = 256  # a cache up to this many slots longer than needed is reused, not re-captured
 
 
+# --- per-row seeded sampling ------------------------------------------------------------------
+# A row's draw must not depend on which other rows share its batch (or process): L-PPO run on
+# N processes has to sample what one process samples. So the noise is a counter-based hash of
+# (row seed, step, token id) -- no generator state, the same on CPU and CUDA, graph-capturable.
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2**32 for int64 ``x`` in [0, 2**32), in 16-bit halves so nothing overflows int64."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def _hash32(x: torch.Tensor) -> torch.Tensor:
+    """lowbias32 (C. Wellons): a 32-bit integer hash with full avalanche."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def seeded_gumbel(seeds: torch.Tensor, step, vocab: int) -> torch.Tensor:
+    """Gumbel(0, 1) noise ``[B, vocab]`` (float32) that depends only on each row's seed, the
+    decode step and the token id. ``argmax(logits / T + noise)`` is a draw from softmax(logits / T)."""
+    step = torch.as_tensor(step, dtype=torch.long, device=seeds.device)
+    row = _hash32((seeds.long() & _M32) ^ _hash32((step + 0x9E3779B9) & _M32))  # [B]
+    tok = _mul32(torch.arange(vocab, device=seeds.device), 0x9E3779B1)  # [V]
+    h = _hash32(_hash32((row[:, None] + tok[None, :]) & _M32) ^ row[:, None])
+    u = ((h >> 8).float() + 0.5) * (1.0 / (1 << 24))  # 24 bits: exact in float32, never 0 or 1
+    return -torch.log(-torch.log(u))
+
+
 @dataclass
 class _State:
     key: tuple
@@ -37,6 +70,8 @@ class _State:
     tok: torch.Tensor  # [B, 1] the token being fed
     nxt: torch.Tensor  # [B] the token chosen by the step
     inv_temp: torch.Tensor  # [] 1/T (sampling only)
+    seeds: torch.Tensor  # [B] per-row sampling seeds (seeded sampling only)
+    n: torch.Tensor  # [] index of the new token being chosen (seeded sampling only)
     graph: object = None
 
 
@@ -70,25 +105,29 @@ class StaticDecoder:
             return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
         return keep
 
-    def _choose(self, logits: torch.Tensor, st: _State, sample: bool) -> torch.Tensor:
+    def _choose(self, logits: torch.Tensor, st: _State, sample) -> torch.Tensor:
+        """``sample``: None/False = greedy, "seeded" = per-row seeded draw, anything else = torch RNG draw."""
         logits = logits.float()
         if not sample:
             return logits.argmax(-1)
+        if sample == "seeded":
+            return (logits * st.inv_temp + seeded_gumbel(st.seeds, st.n, logits.shape[-1])).argmax(-1)
         probs = torch.softmax(logits * st.inv_temp, -1)
         # argmax(p / E), E ~ Exp(1), is a draw from p (no host sync, unlike torch.multinomial).
         return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
 
     # ---- one decode step (what the CUDA graph holds) ---------------------------------------
-    def _step(self, st: _State, sample: bool, dtype) -> None:
+    def _step(self, st: _State, sample, dtype) -> None:
         keep = st.pad[:, None, None, :] & (st.slots <= st.cur)[None, None, None, :]
         h = self.decoder(input_ids=st.tok, attention_mask=self._to_attn_mask(keep, dtype), position_ids=st.pos,
                          use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
         st.nxt.copy_(self._choose(self.lm_head(h[:, -1]), st, sample))
         st.tok.copy_(st.nxt[:, None])
+        st.n.add_(1)
         st.cur.add_(1)
         st.pos.add_(1)
 
-    def _state(self, B: int, L: int, device, dtype, sample: bool) -> _State:
+    def _state(self, B: int, L: int, device, dtype, sample) -> _State:
         key = (B, L, str(device), dtype, sample)
         old = self._st
         # A somewhat longer cache serves too: its extra slots stay masked (they cost KV reads only).
@@ -101,7 +140,7 @@ class StaticDecoder:
         st = _State(key=key, cache=StaticCache(config=self.model.config, max_cache_len=L),
                     pad=torch.ones(B, L, dtype=torch.bool, device=device),
                     slots=torch.arange(L, device=device), cur=z(), pos=z(B, 1), tok=z(B, 1), nxt=z(B),
-                    inv_temp=torch.ones((), device=device))
+                    inv_temp=torch.ones((), device=device), seeds=z(B), n=z())
         graph = self.use_graph if self.use_graph is not None else device.type == "cuda"
         if graph:
             # Warm up on a side stream (allocates the cache, picks kernels), then capture.
@@ -120,13 +159,14 @@ class StaticDecoder:
     # ---- public ----------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
-                 eos_ids=(), temperature: float | None = None) -> torch.Tensor:
+                 eos_ids=(), temperature: float | None = None, seeds=None) -> torch.Tensor:
         """``[B, max_new_tokens]`` new token ids for a left-padded batch (greedy when ``temperature``
-        is None). Tokens after a row's first stop token are arbitrary: cut there."""
+        is None; with ``seeds``, one int per row, sampling is seeded per row). Tokens after a row's
+        first stop token are arbitrary: cut there."""
         B, P, _ = inputs_embeds.shape
         N = max_new_tokens
         dev, dtype = inputs_embeds.device, inputs_embeds.dtype
-        sample = temperature is not None
+        sample = None if temperature is None else "seeded" if seeds is not None else "torch"
         L = -(-(P + N) // LEN_BUCKET) * LEN_BUCKET
         st = self._state(B, L, dev, dtype, sample)
         L = st.key[1]
@@ -136,6 +176,9 @@ class StaticDecoder:
         st.pad[:, :P] = attn
         if sample:
             st.inv_temp.fill_(1.0 / temperature)
+        if sample == "seeded":
+            st.seeds.copy_(torch.as_tensor(seeds, dtype=torch.long))
+        st.n.fill_(0)
 
         # Prefill (eager: its shape changes with every batch). Pad queries also see themselves,
         # so no row of the mask is empty; real tokens never see pad keys.
@@ -149,6 +192,7 @@ class StaticDecoder:
         out = torch.empty(B, N, dtype=torch.long, device=dev)
         out[:, 0] = self._choose(self.lm_head(h[:, -1]), st, sample)
         st.tok.copy_(out[:, :1])
+        st.n.fill_(1)
         st.cur.fill_(P)
         st.pos.copy_(attention_mask.long().sum(-1, keepdim=True))
         eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long, device=dev)

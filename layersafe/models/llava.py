@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 
 from .base import CACHE_MODES, Encoded, VLMAdapter, decode_generations, eos_ids, generation_kwargs, left_pad
-from .decode import StaticDecoder
+from .decode import StaticDecoder, seeded_gumbel
 
 LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
 
@@ -84,7 +84,9 @@ class LlavaAdapter(VLMAdapter):
 
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
-                 cache="dynamic"):
+                 cache="dynamic", sample_seeds=None):
+        """``sample_seeds`` (one int per item, with ``do_sample``): each row's draw depends only on its
+        seed, not on the rest of the batch (untruncated softmax(logits/T) only)."""
         tok = self.tokenizer
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
@@ -99,15 +101,25 @@ class LlavaAdapter(VLMAdapter):
                 f"({feats.shape[0]}); processor and model config disagree"
             )
         embeds = embeds.masked_scatter(mask, feats)
+        seeds = None
+        if do_sample and sample_seeds is not None:
+            if len(sample_seeds) != len(items) or top_p < 1.0 or self.model.generation_config.top_k:
+                raise ValueError("sample_seeds: one seed per item, and only with top_p=1 and top_k=0")
+            seeds = torch.as_tensor(list(sample_seeds), dtype=torch.long, device=dev)
         if self._use_static(cache, do_sample, top_p, dev):
             if self._static is None:
                 self._static = StaticDecoder(self.model)
             out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
-                                        temperature=temperature if do_sample else None)
+                                        temperature=temperature if do_sample else None, seeds=seeds)
             return decode_generations(self.model, tok, out)
-        gen_kwargs = generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample,
+        extra = {}
+        if seeds is not None:  # greedy over Gumbel-perturbed logits/T = a seeded draw from softmax(logits/T)
+            from transformers import LogitsProcessorList
+
+            extra["logits_processor"] = LogitsProcessorList([_SeededGumbel(seeds, temperature)])
+        gen_kwargs = generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample and seeds is None,
                                        temperature=temperature, top_p=top_p)
-        out = self.model.generate(inputs_embeds=embeds, attention_mask=attn, **gen_kwargs)
+        out = self.model.generate(inputs_embeds=embeds, attention_mask=attn, **gen_kwargs, **extra)
         return decode_generations(self.model, tok, out)
 
     def release_cache(self) -> None:
@@ -130,3 +142,16 @@ class LlavaAdapter(VLMAdapter):
             raise UserError("the static cache decodes greedily or samples with top_k=0 and top_p=1, "
                             "with sdpa or eager attention; use the dynamic cache for this setting")
         return False
+
+
+class _SeededGumbel:
+    """Logits processor for stock ``generate`` (greedy): scores/T + the per-row seeded Gumbel
+    noise of the static decoder, so both paths draw the same tokens from the same logits."""
+
+    def __init__(self, seeds: torch.Tensor, temperature: float):
+        self.seeds, self.inv_temp, self.n = seeds, 1.0 / temperature, 0
+
+    def __call__(self, input_ids, scores):
+        noise = seeded_gumbel(self.seeds.to(scores.device), self.n, scores.shape[-1])
+        self.n += 1
+        return scores.float() * self.inv_temp + noise

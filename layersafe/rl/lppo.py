@@ -3,10 +3,13 @@ of image-encoder layer l, for one layer or a weighted set sampled per rollout.
 
 One step, CleanRL-style, every detail in this file (math in :mod:`layersafe.rl.ppo`):
 
-1. Rollout. Draw ``batch_size`` prompts (harmful + benign mix) and a layer per prompt; run the
+1. Rollout. Draw ``batch_size`` prompts per process (harmful + benign mix) and a layer per prompt; run the
    frozen encoder ONCE for the batch, project each prompt's layer ``P(e_l)`` and CACHE it: the
    encoder and projector are frozen, so every PPO epoch reuses these features (DESIGN.md §5).
-   Sample responses from the policy with those features (left padding, temperature T, no top-k).
+   Sample responses from the policy with those features (left padding, temperature T, no top-k,
+   a seed per row). With N processes the batch is one global batch of N × ``batch_size`` rows,
+   drawn as one process would draw it; each process generates, scores and learns on its shard
+   and the update equals one process's (docs/lppo.md, Multi-GPU).
 2. Score. Training forward (same ``inputs_embeds``: prompt ids + cached features + response
    ids) with no grad -> old log-probs and values; the same forward with the LoRA adapter
    disabled -> reference log-probs (the reference sees the SAME layer-l features, so the KL
@@ -72,8 +75,8 @@ class LPPOConfig:
     out: str = field(default="runs/align", metadata={"help": "output folder"})
     # --- rollout ---------------------------------------------------------------------------
     steps: int = field(default=200, metadata={"help": "PPO iterations (rollout + update)"})
-    batch_size: int = field(default=16, metadata={"help": "rollouts per step (per process)"})
-    mini_batch_size: int = field(default=4, metadata={"help": "sequences per gradient step"})
+    batch_size: int = field(default=16, metadata={"help": "rollouts per step per process (global batch = this x processes)"})
+    mini_batch_size: int = field(default=4, metadata={"help": "sequences per gradient step per process (global = this x processes)"})
     ppo_epochs: int = field(default=4, metadata={"help": "passes over each rollout batch"})
     max_new_tokens: int = field(default=64, metadata={"help": "response length limit"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature; log-probs use logits/T too"})
@@ -248,16 +251,18 @@ def resolve_layers(cfg: LPPOConfig, adapter) -> tuple[list[int], list[float]]:
     return layers, [x / total for x in w]
 
 
-def draw_batch(samples, benign, cfg: LPPOConfig, step: int, rank: int, world: int):
-    """Prompts of ``step`` for process ``rank``: a pure function of (seed, step), so a resumed
-    run draws exactly what the uninterrupted run would have. Each pool is walked in a seeded
-    permutation per epoch."""
-    n_benign = round(cfg.batch_size * cfg.benign_fraction) if benign else 0
-    n_main = cfg.batch_size - n_benign
+def draw_batch(samples, benign, cfg: LPPOConfig, step: int, world: int = 1):
+    """The GLOBAL prompt batch of ``step`` (``batch_size × world`` rows): a pure function of
+    (seed, step, global size), so a resumed run draws exactly what the uninterrupted run would
+    have, and N processes draw what one process with an N× batch draws. Each pool is walked in a
+    seeded permutation per epoch."""
+    size = cfg.batch_size * world
+    n_benign = round(size * cfg.benign_fraction) if benign else 0
+    n_main = size - n_benign
 
     def take(pool, per_step, salt):
         out = []
-        start = ((step - 1) * world + rank) * per_step
+        start = (step - 1) * per_step
         for k in range(start, start + per_step):
             epoch, pos = divmod(k, len(pool))
             perm = list(range(len(pool)))
@@ -268,9 +273,22 @@ def draw_batch(samples, benign, cfg: LPPOConfig, step: int, rank: int, world: in
     return take(samples, n_main, "main") + (take(benign, n_benign, "benign") if n_benign else [])
 
 
-def draw_layers(layers, weights, n: int, seed: int, step: int, rank: int) -> list[int]:
-    rng = random.Random(f"{seed}-layers-{step}-{rank}")
+def draw_layers(layers, weights, n: int, seed: int, step: int) -> list[int]:
+    """One layer per row of the global batch (one stream for all rows: the same on any world size)."""
+    rng = random.Random(f"{seed}-layers-{step}")
     return rng.choices(layers, weights=weights, k=n)
+
+
+def sample_seeds(seed: int, step: int, rows) -> list[int]:
+    """Generation seed of each global row: its sampled response does not depend on the process
+    or on which rows share its generate call."""
+    return [random.Random(f"{seed}-sample-{step}-{j}").getrandbits(32) for j in rows]
+
+
+def shard(n: int, rank: int, world: int) -> list[int]:
+    """Global rows that process ``rank`` generates, scores and learns on: strided, so every
+    process gets a mix of the harmful and benign parts of the batch."""
+    return list(range(rank, n, world))
 
 
 # ============================================================================================
@@ -494,24 +512,30 @@ class LPPOTrainer:
     # ---- rollout ---------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, step: int) -> Rollout:
+        """The GLOBAL rollout of ``step``, the same on every process: each process draws and
+        encodes the whole global batch (the encoder is cheap next to decoding), generates its
+        own rows (:func:`shard`) with per-row seeds, and the responses are gathered."""
         from ..models.base import left_pad
 
         cfg, ad = self.cfg, self.adapter
         rank, world = self.rank_world
-        batch = draw_batch(self.samples, self.benign, cfg, step, rank, world)
-        layers = draw_layers(self.layers, self.layer_weights, len(batch), cfg.seed, step, rank)
+        batch = draw_batch(self.samples, self.benign, cfg, step, world)
+        layers = draw_layers(self.layers, self.layer_weights, len(batch), cfg.seed, step)
         items, feats = tokenize_and_project(ad, batch, layers)
+        mine = shard(len(batch), rank, world)
         self.raw.eval()
         # PPO's ratio assumes samples come from softmax(logits/T): no top-k truncation (transformers
         # fills an unset top_k with 50). Set only around generate: save_pretrained rejects top_k=0.
         gc = self.raw.generation_config
         old_top_k, gc.top_k = gc.top_k, 0
         try:
-            gens = ad.generate(items, feats, max_new_tokens=cfg.max_new_tokens, do_sample=True,
-                               temperature=cfg.temperature, top_p=1.0, cache=cfg.cache)
+            gens = ad.generate([items[j] for j in mine], [feats[j] for j in mine], max_new_tokens=cfg.max_new_tokens,
+                               do_sample=True, temperature=cfg.temperature, top_p=1.0, cache=cfg.cache,
+                               sample_seeds=sample_seeds(cfg.seed, step, mine))
         finally:
             gc.top_k = old_top_k
         ad.release_cache()  # a static KV cache would sit idle through scoring and learning
+        gens = self._gather_rows(gens)
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
         resp = [torch.tensor(g.tokens + ([self.eos_id] if g.finish_reason == "stop" else []), dtype=torch.long)
@@ -528,24 +552,51 @@ class LPPOTrainer:
                        [g.text for g in gens],
                        torch.tensor([g.finish_reason == "stop" for g in gens], device=dev))
 
+    def _gather_rows(self, x):
+        """This process's shard rows (a list, or a tensor with rows on dim 0) -> all global rows, in
+        global order (a list, or a tensor on this process's device)."""
+        rank, world = self.rank_world
+        if world == 1:
+            return x
+        n = len(x) * world
+        # shard r holds rows r, r + world, ...: global row j is item j // world of shard j % world
+        order = [(j % world) * len(x) + j // world for j in range(n)]
+        if torch.is_tensor(x):
+            flat = self.acc.gather(x.contiguous())
+            return flat[torch.tensor(order, device=flat.device)]
+        from accelerate.utils import gather_object
+
+        flat = gather_object(list(x))
+        return [flat[i] for i in order]
+
     # ---- one PPO step ----------------------------------------------------------------------
     def train_step(self, step: int) -> dict:
+        """One PPO iteration over the global batch. Every process holds the whole rollout; it
+        scores its :func:`shard` rows (scores gathered), and in each global minibatch
+        (``mini_batch_size × world`` rows of one seeded permutation) learns on its chunk with the
+        loss weighted by its share of the minibatch's tokens, so DDP's gradient average equals the
+        gradient of the token mean over the global minibatch: the same update as one process."""
         cfg = self.cfg
         t0 = time.time()
         ro = self.rollout(step)
         t_gen = self._clock()
+        rank, world = self.rank_world
         B = len(ro.prompts)
-        all_idx = list(range(B))
+        mine = shard(B, rank, world)
         mask = ro.response_mask.float()
         pol = self._unwrapped()
         with torch.no_grad():
-            old_logp, logits, old_values = response_forward(pol, self.raw, self.image_token_id, ro, all_idx,
+            old_logp, logits, old_values = response_forward(pol, self.raw, self.image_token_id, ro, mine,
                                                             cfg.temperature)
-            entropy = ppo.masked_mean(ppo.entropy_from_logits(logits), mask).item()
+            ent_rows = ppo.masked_sum(ppo.entropy_from_logits(logits), mask[mine], dim=1)
             del logits
-            ref_logp = self.reference_logprobs(ro, all_idx)
-            raw_scores = torch.tensor(self.reward_fn(ro.prompts, ro.texts, ro.harmful), dtype=torch.float32,
-                                      device=mask.device)
+            ref_logp = self.reference_logprobs(ro, mine)
+            raw_scores = torch.tensor(self.reward_fn([ro.prompts[j] for j in mine], [ro.texts[j] for j in mine],
+                                                     [ro.harmful[j] for j in mine]),
+                                      dtype=torch.float32, device=mask.device)
+            old_logp, old_values, ref_logp, raw_scores, ent_rows = (
+                self._gather_rows(t) for t in (old_logp, old_values, ref_logp, raw_scores, ent_rows))
+            entropy = (ent_rows.sum() / mask.sum().clamp(min=1)).item()
             scores = ppo.apply_missing_eos_penalty(raw_scores, ro.stopped, cfg.missing_eos_penalty)
             rewards, kl = ppo.token_rewards(scores, old_logp, ref_logp, mask, self.kl_ctl.value, cfg.kl_estimator)
             if cfg.whiten_rewards:
@@ -557,15 +608,20 @@ class LPPOTrainer:
 
         # --- PPO epochs over minibatches (features cached in `ro`) ---
         self.raw.train()
-        stats = {k: [] for k in ("policy_loss", "value_loss", "clipfrac", "value_clipfrac", "approx_kl", "grad_norm")}
+        keys = ("policy_loss", "value_loss", "clipfrac", "value_clipfrac", "approx_kl")
+        stats = {k: [] for k in (*keys, "grad_norm")}
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # minibatch order: a function of (seed, step)
+        global_mb = cfg.mini_batch_size * world
         epochs_done = 0
         for _ in range(cfg.ppo_epochs):
             perm = torch.randperm(B, generator=g).tolist()
             epoch_kl = []
-            for mb in range(0, B, cfg.mini_batch_size):
-                idx = perm[mb:mb + cfg.mini_batch_size]
+            for mb in range(0, B, global_mb):
+                rows = perm[mb:mb + global_mb]
+                idx = rows[rank * cfg.mini_batch_size:(rank + 1) * cfg.mini_batch_size]
                 m = mask[idx]
+                # This chunk's share of the minibatch's tokens: Σ_ranks share·mean = the global token mean.
+                share = m.sum() / mask[rows].sum().clamp(min=1)
                 logp, logits, values = response_forward(self.policy, self.raw, self.image_token_id, ro, idx,
                                                         cfg.temperature)
                 pl = ppo.policy_loss(logp, old_logp[idx], advantages[idx], m, cfg.clip_range)
@@ -573,6 +629,8 @@ class LPPOTrainer:
                 loss = pl.loss + cfg.vf_coef * vl
                 if cfg.ent_coef:
                     loss = loss - cfg.ent_coef * ppo.masked_mean(ppo.entropy_from_logits(logits), m)
+                if world > 1:
+                    loss = loss * (share * world)  # DDP averages gradients over processes
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.acc is not None:
                     self.acc.backward(loss)
@@ -581,15 +639,18 @@ class LPPOTrainer:
                     loss.backward()
                     gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                for k, v in (("policy_loss", pl.loss), ("value_loss", vl), ("clipfrac", pl.clipfrac),
-                             ("value_clipfrac", vcf), ("approx_kl", pl.approx_kl), ("grad_norm", gn)):
-                    stats[k].append(float(v.detach()) if torch.is_tensor(v) else float(v))
-                epoch_kl.append(float(pl.approx_kl))
+                # Stats stay tensors (no host sync per minibatch); summed across processes below.
+                for k, v in zip(keys, (pl.loss, vl, pl.clipfrac, vcf, pl.approx_kl)):
+                    stats[k].append(v.detach().float() * (share if world > 1 else 1.0))
+                stats["grad_norm"].append(float(gn))
+                epoch_kl.append(stats["approx_kl"][-1])
             epochs_done += 1
             if cfg.target_approx_kl is not None:
-                mean_kl = self._mean_across(sum(epoch_kl) / len(epoch_kl))  # same decision on every process
+                mean_kl = self._sum_across(torch.stack(epoch_kl)).mean().item()  # same decision on every process
                 if mean_kl > cfg.target_approx_kl:
                     break
+        for k in keys:
+            stats[k] = self._sum_across(torch.stack(stats[k])).tolist()
         self.scheduler.step()
         self.raw.eval()
         t_learn = self._clock()
@@ -597,18 +658,19 @@ class LPPOTrainer:
         # which must be identical between resumed and uninterrupted runs.
         self.last_phase_seconds = {"generate": t_gen - t0, "score": t_score - t_gen, "learn": t_learn - t_score}
 
+        # Everything below is computed from the global rollout: the same on every process.
         seq_kl = (kl * mask).sum(1)
-        self.kl_ctl.update(self._mean_across(seq_kl.mean().item()), cfg.batch_size * self.rank_world[1])
+        self.kl_ctl.update(seq_kl.mean().item(), B)
         row = {
             "step": step,
-            "score": self._mean_across(raw_scores.mean().item()),
-            "score_with_eos_penalty": self._mean_across(scores.mean().item()),
-            "reward_total": self._mean_across((rewards * mask).sum(1).mean().item()),
-            "kl": self._mean_across(seq_kl.mean().item()),
+            "score": raw_scores.mean().item(),
+            "score_with_eos_penalty": scores.mean().item(),
+            "reward_total": (rewards * mask).sum(1).mean().item(),
+            "kl": seq_kl.mean().item(),
             "kl_coef": self.kl_ctl.value,
-            "entropy": self._mean_across(entropy),
-            "response_length": self._mean_across(mask.sum(1).mean().item()),
-            "stop_rate": self._mean_across(ro.stopped.float().mean().item()),
+            "entropy": entropy,
+            "response_length": mask.sum(1).mean().item(),
+            "stop_rate": ro.stopped.float().mean().item(),
             "explained_variance": ppo.explained_variance(old_values, returns, mask),
             "ppo_epochs_done": epochs_done,
             "lr": self.scheduler.get_last_lr()[0],
@@ -619,7 +681,7 @@ class LPPOTrainer:
         return row
 
     def _rates(self, ro: Rollout, scores) -> dict:
-        """Refusal rate on harmful vs benign prompts and reward per layer (sums/counts reduced across processes)."""
+        """Refusal rate on harmful vs benign prompts and reward per layer, over the global batch."""
         from ..judges.refusal import classify_refusal
 
         refused = [classify_refusal(t, p)[0] for t, p in zip(ro.texts, ro.prompts)]
@@ -635,21 +697,18 @@ class LPPOTrainer:
             sums[f"score_layer_{l}"][1] += 1
         keys = sorted(set(sums) | {"refusal_rate_harmful", "refusal_rate_benign"}
                       | {f"score_layer_{l}" for l in self.layers})
-        vec = torch.tensor([sums.get(k, [0.0, 0.0]) for k in keys], dtype=torch.float64)
-        if self.acc is not None and self.acc.num_processes > 1:
-            vec = self.acc.reduce(vec.to(self.acc.device), "sum").cpu()
-        return {k: (s / n if n else None) for k, (s, n) in zip(keys, vec.tolist())}
+        return {k: (sums[k][0] / sums[k][1] if k in sums else None) for k in keys}
 
     def _clock(self) -> float:
         if self.raw.device.type == "cuda":  # GPU work is asynchronous: wait for it before reading the clock
             torch.cuda.synchronize(self.raw.device)
         return time.time()
 
-    def _mean_across(self, x: float) -> float:
+    def _sum_across(self, t: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum over processes (one all-reduce), on the CPU."""
         if self.acc is None or self.acc.num_processes == 1:
-            return x
-        t = torch.tensor([x], dtype=torch.float64, device=self.acc.device)
-        return float(self.acc.reduce(t, "mean"))
+            return t.detach().cpu()
+        return self.acc.reduce(t.detach().to(self.acc.device), "sum").cpu()
 
     # ---- checkpoints -----------------------------------------------------------------------
     def trainable_state(self) -> dict:
