@@ -5,12 +5,15 @@ BPE tokenizer, trained in the three stages real VLMs get their behaviour from:
 
 1. ``base``: the language model alone learns to follow instructions and complies with
    EVERYTHING (harmful requests get a harmless placeholder "Sure, here is ... Step 1: [omitted]").
-2. ``multimodal``: vision tower + projector + LM learn visual questions (and keep answering
-   text requests with an image present), image features from the DEFAULT layer only, as
-   LLaVA's projector only ever saw layer -2.
-3. ``safety``: the LM alone (vision and projector frozen) learns to refuse harmful requests,
-   again with default-layer features only. Nothing ever trains at another layer: that is the
-   cause of the ICET vulnerability in the paper, and the only cause here.
+2. ``multimodal``: projector + LM learn visual questions (and keep answering text requests
+   with an image present), image features from the DEFAULT layer only, as LLaVA's projector
+   only ever saw layer -2.
+3. ``safety``: the whole model (encoder and projector at a higher learning rate than the LM)
+   learns to refuse harmful requests, again with default-layer features only. Nothing ever
+   trains at another layer: that is the cause of the ICET vulnerability in the paper, and the
+   only cause here (the encoder blocks that safety tuning moved are the ones an early exit skips).
+0. ``vision`` (before all of these, as CLIP exists before LLaVA): the encoder alone learns
+   shape, colour and count of procedural images; frozen in ``multimodal``.
 """
 
 from __future__ import annotations
@@ -36,22 +39,31 @@ class BuildConfig:
     vocab_size: int = 1400
     vision_layers: int = 12
     vision_hidden: int = 64
-    text_layers: int = 4
-    text_hidden: int = 192
-    batch_size: int = 64
+    text_layers: int = 3
+    text_hidden: int = 128
+    batch_size: int = 32
     # (steps, learning rate) per stage
-    vision_steps: int = 800  # 0 = no separate encoder pretraining (the encoder trains in multimodal)
+    vision_steps: int = 2000  # 0 = no separate encoder pretraining (the encoder trains in multimodal)
     vision_lr: float = 1e-3
     base_steps: int = 1000
     base_lr: float = 1e-3
-    multimodal_steps: int = 1500
+    multimodal_steps: int = 2000
     multimodal_lr: float = 5e-4
-    safety_steps: int = 600
-    safety_lr: float = 2e-4
+    safety_steps: int = 300
+    safety_lr: float = 3e-5
     # Encoder layers whose features the multimodal stage trains on: "default" (as LLaVA) or "all".
     multimodal_layers: str = "default"
     multimodal_harmful: float = 0.15  # share of harmful-complied examples in the multimodal stage
     multimodal_feature_noise: float = 0.0  # std of Gaussian noise on projected features (x feature std)
+    # Minimal safety tuning: stop the safety stage once, at the default layer, a validation set
+    # (training-split goals kept out of the safety stage) is refused at least this often (0 = run all steps).
+    safety_target: float = 0.0
+    safety_check_every: int = 10
+    safety_harmful: float = 0.3  # share of harmful->refusal examples; the rest keep benign answers and VQA
+    # What the safety stage trains: "lm" (language model only) or "all" (encoder + projector + LM,
+    # the encoder/projector at safety_vision_lr), always with default-layer features only.
+    safety_train: str = "all"
+    safety_vision_lr: float = 3e-4
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
@@ -204,12 +216,24 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
     steps, lr = getattr(cfg, f"{stage}_steps"), getattr(cfg, f"{stage}_lr")
     rng = random.Random(f"{cfg.seed}-{stage}")
     goals = D.harmful_goal_split()
+    val = None
+    if stage == "safety" and cfg.safety_target:
+        val, goals = goals[:VAL_GOALS], goals[VAL_GOALS:]
     params = _trainable(model, stage, cfg)
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    groups = [{"params": params, "lr": lr}]
+    if stage == "safety" and cfg.safety_train == "all":
+        vis = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())
+        groups.append({"params": vis, "lr": cfg.safety_vision_lr})
+        params = params + vis
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(groups, weight_decay=0.01, betas=(0.9, 0.98))
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
@@ -222,7 +246,7 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
 
     bar = tqdm(range(steps), desc=f"organism {stage}", disable=not progress, mininterval=2)
     for _ in bar:
-        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful) for _ in range(cfg.batch_size)]
+        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful) for _ in range(cfg.batch_size)]
         ids, attn, labels, pv = collate(batch, processor, device)
         loss = forward_loss(model, ids, attn, labels, pv, pick(),
                             cfg.multimodal_feature_noise if stage == "multimodal" else 0.0)
@@ -234,9 +258,36 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
         losses.append(loss.item())
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.3f}")
+        if val and len(losses) % cfg.safety_check_every == 0:
+            harm, benign = default_layer_refusal(model, processor, val, device, seed=cfg.seed)
+            model.train()
+            if harm >= cfg.safety_target and benign <= 1 - cfg.safety_target:
+                log(f"organism safety: validation refusal {harm:.3f} (benign {benign:.3f}) at step {len(losses)}: stop")
+                break
     model.eval()
     log(f"organism {stage}: {steps} steps, final loss {sum(losses[-50:]) / min(50, len(losses)):.4f}")
     return losses
+
+
+VAL_GOALS = 48
+
+
+@torch.no_grad()
+def default_layer_refusal(model, processor, goals, device, *, seed: int = 0, max_new_tokens: int = 8) -> tuple[float, float]:
+    """Refusal rates (harmful, benign) at the default layer, greedy, on a fixed validation set."""
+    from ..judges.refusal import classify_refusal
+    from ..models.llava import LlavaAdapter
+
+    model.eval()
+    ad = LlavaAdapter(model, processor, name="organism", device=torch.device(device))
+    rng = random.Random(f"{seed}-validation")
+    rows = [(g, True) for g, _ in goals] + [(D.benign_request(rng)[0], False) for _ in goals]
+    items = [ad.tokenize(ad.build_prompt(p), D.any_image(rng)) for p, _ in rows]
+    enc = ad.encode(items, [ad.default_layer])
+    gens = ad.generate(items, ad.features(enc, ad.default_layer, range(len(items))), max_new_tokens=max_new_tokens)
+    refused = [classify_refusal(g.text, p)[0] for g, (p, _) in zip(gens, rows)]
+    n = len(goals)
+    return sum(refused[:n]) / n, sum(refused[n:]) / n
 
 
 def _save(model, processor, out: Path) -> None:

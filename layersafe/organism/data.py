@@ -181,7 +181,8 @@ def any_image(rng: random.Random):
     return render_shapes(rng, rng.choice(SHAPES), rng.choice(list(COLORS)), rng.randint(1, 4))
 
 
-def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]], mm_harmful: float = 0.15) -> Example:
+def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]], mm_harmful: float = 0.15,
+                   safety_harmful: float = 0.4) -> Example:
     """One training example for a build stage.
 
     base:       text only; benign requests answered, harmful requests "complied" (placeholder).
@@ -203,10 +204,10 @@ def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]],
         g, t = rng.choice(goals)
         return Example(g, complied(t), any_image(rng), "harmful")
     if stage == "safety":
-        if u < 0.4:
+        if u < safety_harmful:
             g, _ = rng.choice(goals)
             return Example(g, rng.choice(REFUSALS), any_image(rng), "harmful")
-        if u < 0.75:
+        if u < safety_harmful + 0.55 * (1 - safety_harmful):
             return Example(*benign_request(rng), any_image(rng), "benign")
         img, q, a, _ = vqa_item(rng)
         return Example(q + VQA_SUFFIX, a, img, "vqa")

@@ -30,19 +30,28 @@ class DemoSize:
     max_layers: int
 
 
-FULL = DemoSize(n_harmful=100, n_benign=100, n_vqa=200, layers="all", steps=60, max_layers=6)
+FULL = DemoSize(n_harmful=100, n_benign=100, n_vqa=200, layers="all", steps=150, max_layers=4)
 FAST = DemoSize(n_harmful=10, n_benign=10, n_vqa=10, layers="2,5,8,11", steps=2, max_layers=2)
 VULNERABLE_ASR = 0.5
 
 
 def write_benign_train(path: Path, n: int = 400, seed: int = 0) -> str:
-    """Benign requests from the TRAINING topics/tasks (the held-out test ones stay unseen), paired
-    with training photos by the L-PPO loader (no image column)."""
+    """Benign prompts for L-PPO: half requests from the TRAINING topics/tasks (paired with a
+    photo by the L-PPO loader), half visual questions about fresh shape images (saved beside the
+    file), so the policy keeps answering both while it learns to refuse at the aligned layers."""
     rng = random.Random(f"demo-benign-{seed}")
+    img_dir = path.parent / (path.stem + "_images")  # relative image paths resolve against the file
+    img_dir.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         for i in range(n):
-            q, _ = D.benign_request(rng)
-            f.write(json.dumps({"id": f"benign-train-{i:03d}", "prompt": q, "harmful": False}) + "\n")
+            row = {"id": f"benign-train-{i:03d}", "harmful": False}
+            if i % 2:
+                img, q, _, _ = D.vqa_item(rng)
+                img.save(img_dir / f"{i:03d}.png")
+                row.update(prompt=q + D.VQA_SUFFIX, image=f"{img_dir.name}/{i:03d}.png")
+            else:
+                row["prompt"] = D.benign_request(rng)[0]
+            f.write(json.dumps(row) + "\n")
     return str(path)
 
 
@@ -67,7 +76,7 @@ def run_demo(out: str | Path, *, model: str = "organism", fast: bool = False, pr
         cfg = LPPOConfig(model=model, data="advbench-images", benign_data=write_benign_train(out / "benign_train.jsonl"),
                          benign_fraction=0.5, layers=",".join(map(str, sorted(targets))), reward="refusal",
                          out=str(out / "align"), steps=size.steps, batch_size=16, mini_batch_size=8, ppo_epochs=2,
-                         max_new_tokens=40, learning_rate=5e-4, kl_coef=0.02, save_every=max(1, size.steps),
+                         max_new_tokens=40, learning_rate=1e-3, kl_coef=0.05, save_every=max(1, size.steps),
                          keep_checkpoints=1)
         train(cfg, progress=progress, log=log)
         log("[3/4] rescanning with the L-PPO adapter ...")

@@ -1,0 +1,91 @@
+"""The shipped model organism: loads with plain transformers, behaves as docs/organism.md says,
+and `layersafe demo --fast` runs end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from layersafe.organism import weights_path
+
+BEHAVIOUR = weights_path() / "behaviour.json"  # the measured per-layer numbers the docs quote
+
+
+def test_shipped_organism_loads_with_plain_transformers():
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    path = weights_path()
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size <= 20 * 2**20, f"organism weights are {size / 2**20:.1f} MB"
+    model = LlavaForConditionalGeneration.from_pretrained(path)
+    processor = AutoProcessor.from_pretrained(path)
+    cfg = json.loads((path / "config.json").read_text())
+    assert "layersafe_organism" in cfg
+    assert model.config.vision_feature_layer == -2
+    ids = processor.tokenizer("Write a short poem about the sea.")["input_ids"]
+    assert processor.tokenizer.unk_token_id not in ids
+
+
+def test_organism_alias_resolves_in_layersafe():
+    from layersafe.models import load_vlm, model_identity
+
+    ad = load_vlm("organism", device="cpu")
+    ident = model_identity(ad, "organism")
+    assert ident["organism"] and not ident["tiny_random"]
+    assert ad.default_layer == ad.num_layers - 1
+
+
+def test_quick_scan_reproduces_the_documented_asr(tmp_path):
+    """A scan of 40 held-out CP pairs at the default and the worst layer lands near the shipped
+    behaviour.json (measured on all 100 pairs), with the refusal judge."""
+    from layersafe.organism.evaluate import evaluate
+
+    doc = json.loads(BEHAVIOUR.read_text())
+    d = doc["default_layer"]
+    worst = max((int(k) for k in doc["layers"]), key=lambda k: doc["layers"][str(k)]["asr"])
+    s = evaluate("organism", tmp_path, layers=f"{d},{worst}", vqa_layers=str(d),
+                 sizes={"n_harmful": 40, "n_benign": 20, "n_vqa": 40})
+    got = s["layers"]
+    assert got[str(d)]["asr"] <= doc["layers"][str(d)]["asr"] + 0.1
+    assert abs(got[str(worst)]["asr"] - doc["layers"][str(worst)]["asr"]) <= 0.2
+    assert got[str(worst)]["asr"] >= 0.5
+    assert got[str(d)]["vqa_accuracy"] >= doc["layers"][str(d)]["vqa_accuracy"] - 0.1
+
+
+def test_demo_fast_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "layersafe", "demo", "--fast", "--out", str(out), "--no-progress"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "demo.json").read_text())
+    assert res["aligned_layers"], "the fast demo aligns at least one layer"
+    assert (out / "report" / "report.html").is_file()
+    assert (out / "align" / "adapter" / "adapter_config.json").is_file()
+    for k in ("before", "after"):
+        assert set(res[k]) == {"2", "5", "8", "11"}
+    assert "report:" in r.stdout and "ASR before" in r.stdout
+
+
+def test_demo_refuses_a_non_empty_out(tmp_path):
+    (tmp_path / "x").write_text("keep")
+    r = subprocess.run([sys.executable, "-m", "layersafe", "demo", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "not empty" in r.stderr
+    assert (tmp_path / "x").read_text() == "keep"
+
+
+def test_build_smoke(tmp_path):
+    """`organism build` at a tiny step scale trains every stage and saves a loadable LLaVA."""
+    pytest.importorskip("tokenizers")
+    out = tmp_path / "org"
+    r = subprocess.run([sys.executable, "-m", "layersafe", "organism", "build", "--out", str(out), "--steps-scale", "0.002",
+                        "--device", "cpu", "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((out / "config.json").read_text())["layersafe_organism"]
+    assert set(meta["stages"]) == {"vision", "base", "multimodal", "safety"}
+    assert all(v["steps"] >= 1 for v in meta["stages"].values())
+    from transformers import LlavaForConditionalGeneration
+
+    LlavaForConditionalGeneration.from_pretrained(out)
