@@ -76,7 +76,7 @@ def run_demo(out: str | Path, *, model: str = "organism", fast: bool = False, pr
         cfg = LPPOConfig(model=model, data="advbench-images", benign_data=write_benign_train(out / "benign_train.jsonl"),
                          benign_fraction=0.5, layers=",".join(map(str, sorted(targets))), reward="refusal",
                          out=str(out / "align"), steps=size.steps, batch_size=16, mini_batch_size=8, ppo_epochs=2,
-                         max_new_tokens=40, learning_rate=1e-3, kl_coef=0.05, save_every=max(1, size.steps),
+                         max_new_tokens=40, learning_rate=1e-3, kl_coef=0.2, save_every=max(1, size.steps),
                          keep_checkpoints=1)
         train(cfg, progress=progress, log=log)
         log("[3/4] rescanning with the L-PPO adapter ...")
