@@ -89,3 +89,15 @@ def test_build_smoke(tmp_path):
     from transformers import LlavaForConditionalGeneration
 
     LlavaForConditionalGeneration.from_pretrained(out)
+
+
+@pytest.mark.parametrize("argv", [["organism", "eval", "--model", "/no/such/organism"],
+                                  ["organism", "eval", "--adapter", "/no/such/adapter"],
+                                  ["demo", "--model", "/no/such/organism"]])
+def test_bad_model_or_adapter_is_one_line_and_writes_nothing(tmp_path, argv):
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "layersafe", *argv, "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "layersafe: error:" in r.stderr
+    assert not out.exists()

@@ -69,9 +69,20 @@ def cmd_build(a) -> int:
     return 0
 
 
+def _check_model(model: str, adapter: str | None = None) -> None:
+    """Fail on a missing model/adapter folder before any file is written."""
+    from ..models import resolve_model_path
+    from ..safeload import check_local_folder
+
+    check_local_folder(resolve_model_path(model)[0], "model")
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise UserError(f"--adapter {adapter}: no adapter_config.json there; give a peft adapter folder")
+
+
 def cmd_eval(a) -> int:
     from .evaluate import evaluate, format_summary
 
+    _check_model(a.model, a.adapter)
     out = _fresh(a.out)
     s = evaluate(a.model, out, layers=a.layers, vqa_layers=a.vqa_layers, adapter=a.adapter,
                  progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
@@ -83,6 +94,7 @@ def cmd_eval(a) -> int:
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
+    _check_model(a.model)
     out = _fresh(a.out)
     res = run_demo(out, model=a.model, fast=a.fast, progress=not a.no_progress,
                    log=lambda m: print(m, file=sys.stderr))
