@@ -118,3 +118,22 @@ def check_resume_settings(out: Path, run_json: str, cfg, keys: tuple[str, ...]) 
     if diff:
         desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
+
+
+def resume_point(out: Path, cfg, keys: tuple[str, ...], *, run_json: str, ckpt_dir: str, latest: str) -> Path | None:
+    """The checkpoint folder a ``--resume`` run continues from (None for a fresh run).
+
+    A fresh run needs an empty OUT; a resume needs OUT/ckpt_dir/latest to name a complete
+    checkpoint (one with trainer_state.json) and the settings ``keys`` unchanged."""
+    if not cfg.resume:
+        if not is_empty(out):
+            raise UserError(f"--out {out} is not empty; pass --resume to continue that run or choose a new folder")
+        return None
+    pointer = out / ckpt_dir / latest
+    if not pointer.is_file():
+        raise UserError(f"--resume: no checkpoint in {out / ckpt_dir}; start without --resume")
+    point = out / ckpt_dir / pointer.read_text().strip()
+    if not (point / "trainer_state.json").is_file():
+        raise UserError(f"--resume: {point} is incomplete; remove {pointer} to fall back")
+    check_resume_settings(out, run_json, cfg, keys)
+    return point

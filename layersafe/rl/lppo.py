@@ -44,7 +44,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, write_rows
-from ..lock import check_resume_settings, is_empty, locked_out
+from ..lock import locked_out, resume_point
 from . import ppo
 
 LOG_JSONL = "log.jsonl"
@@ -859,17 +859,7 @@ def _prepare_out(cfg: LPPOConfig) -> tuple[Path, Path | None]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    latest = None
-    if cfg.resume:
-        pointer = out / CKPT_DIR / LATEST
-        if not pointer.is_file():
-            raise UserError(f"--resume: no checkpoint in {out / CKPT_DIR}; start without --resume")
-        latest = out / CKPT_DIR / pointer.read_text().strip()
-        if not (latest / "trainer_state.json").is_file():
-            raise UserError(f"--resume: {latest} is incomplete; remove {pointer} to fall back")
-        check_resume_settings(out, RUN_JSON, cfg, _RESUME_KEYS)
-    elif not is_empty(out):
-        raise UserError(f"--out {out} is not empty; pass --resume to continue that run or choose a new folder")
+    latest = resume_point(out, cfg, _RESUME_KEYS, run_json=RUN_JSON, ckpt_dir=CKPT_DIR, latest=LATEST)
     out.mkdir(parents=True, exist_ok=True)
     return out, latest
 

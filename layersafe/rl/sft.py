@@ -231,22 +231,10 @@ class SFTTrainer:
 def _prepare_out(cfg: SFTConfig) -> Path | None:
     """The checkpoint to resume from (None for a fresh run); refuses a non-empty OUT without
     --resume and a resume whose settings differ from the original run's."""
-    from ..lock import check_resume_settings, is_empty
+    from ..lock import resume_point
     from .lppo import CKPT_DIR, LATEST
 
-    out = Path(cfg.out)
-    if not cfg.resume:
-        if not is_empty(out):
-            raise UserError(f"--out {out} is not empty; pass --resume to continue that run or choose a new folder")
-        return None
-    pointer = out / CKPT_DIR / LATEST
-    if not pointer.is_file():
-        raise UserError(f"--resume: no checkpoint in {out / CKPT_DIR}; start without --resume")
-    latest = out / CKPT_DIR / pointer.read_text().strip()
-    if not (latest / "trainer_state.json").is_file():
-        raise UserError(f"--resume: {latest} is incomplete; remove {pointer} and resume from scratch in a new folder")
-    check_resume_settings(out, RUN_JSON, cfg, _RESUME_KEYS)
-    return latest
+    return resume_point(Path(cfg.out), cfg, _RESUME_KEYS, run_json=RUN_JSON, ckpt_dir=CKPT_DIR, latest=LATEST)
 
 
 def train_sft(cfg: SFTConfig, *, adapter=None, progress: bool = True, log=print, _stop_after: int | None = None) -> dict:
