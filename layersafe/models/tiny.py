@@ -40,7 +40,9 @@ def _corpus() -> list[str]:
     return text
 
 
-def build_tokenizer(vocab_size: int = 600):
+def build_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None, initial_alphabet: list[str] | None = None):
+    """A small Metaspace BPE tokenizer trained on ``corpus`` (default: AdvBench + a few lines),
+    with LLaVA's special tokens; left padding for batched generation."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -51,9 +53,10 @@ def build_tokenizer(vocab_size: int = 600):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=["<unk>", "<s>", "</s>", "<pad>", "<image>"],
+        initial_alphabet=initial_alphabet or [],
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(corpus if corpus is not None else _corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..models.tiny import LLAVA15_CHAT_TEMPLATE
+from ..models.tiny import build_tokenizer as tiny_tokenizer
 from . import data as D
 
 ORGANISM_MARKER = "layersafe_organism"  # written into config.json so outputs can say what ran
@@ -69,20 +70,8 @@ class BuildConfig:
 
 
 def build_tokenizer(vocab_size: int, seed: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
     # Printable ASCII in the alphabet: held-out prompts never hit <unk>.
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>", "<pad>", "<image>"],
-                                  initial_alphabet=[chr(i) for i in range(32, 127)], show_progress=False)
-    tok.train_from_iterator(D.corpus_for_tokenizer(seed), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", extra_special_tokens={"image_token": "<image>"})
-    fast.padding_side = "left"
-    return fast
+    return tiny_tokenizer(vocab_size, D.corpus_for_tokenizer(seed), initial_alphabet=[chr(i) for i in range(32, 127)])
 
 
 def make_organism(cfg: BuildConfig):
@@ -123,7 +112,7 @@ def prompt_text(processor, prompt: str, with_image: bool) -> str:
 def collate(examples: list, processor, device):
     """Right-padded ids, labels on the response (+ EOS) only, pixel values for image rows."""
     tok = processor.tokenizer
-    ids_list, label_list, pixels = [], [], []
+    ids_list, label_list = [], []
     images = [e.image for e in examples if e.image is not None]
     pv = processor.image_processor(images, return_tensors="pt")["pixel_values"] if images else None
     for e in examples:
@@ -220,10 +209,6 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
     if stage == "safety" and cfg.safety_target:
         val, goals = goals[:VAL_GOALS], goals[VAL_GOALS:]
     params = _trainable(model, stage, cfg)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in params:
-        p.requires_grad_(True)
     groups = [{"params": params, "lr": lr}]
     if stage == "safety" and cfg.safety_train == "all":
         vis = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -36,15 +37,9 @@ def add_parser(sub) -> None:
                                    "its vulnerable layers, rescan, and write a before/after report.")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; must not exist or be empty)")
     d.add_argument("--fast", action="store_true", help="a small version (fewer prompts, layers and PPO steps) for tests")
-    d.add_argument("--model", default="organism", help=argparse_suppress())
+    d.add_argument("--model", default="organism", help=argparse.SUPPRESS)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _fresh(out: str) -> Path:

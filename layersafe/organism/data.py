@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -141,17 +142,16 @@ def vqa_item(rng: random.Random):
     return img, question, answer, qtype
 
 
-_PHOTO_CACHE: dict[str, object] = {}
+@lru_cache(maxsize=None)
+def _load_photo(name: str):
+    from ..data.base import SKIMAGE_PREFIX, load_image
+
+    return load_image(SKIMAGE_PREFIX + name)
 
 
 def photo(rng: random.Random, names=TRAIN_PHOTOS):
     """A random crop of a scikit-image photo, resized to the organism's image size."""
-    from ..data.base import SKIMAGE_PREFIX, load_image
-
-    name = rng.choice(names)
-    if name not in _PHOTO_CACHE:
-        _PHOTO_CACHE[name] = load_image(SKIMAGE_PREFIX + name)
-    img = _PHOTO_CACHE[name]
+    img = _load_photo(rng.choice(names))
     w, h = img.size
     s = int(min(w, h) * rng.uniform(0.5, 1.0))
     x, y = rng.randint(0, w - s), rng.randint(0, h - s)

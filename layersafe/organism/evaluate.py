@@ -71,22 +71,25 @@ def evaluate(model: str, out: str | Path, *, layers: str = "all", vqa_layers: st
     Returns ``{"layers": {l: {"asr", "over_refusal", "vqa_accuracy"?, "on_template"}}, "default_layer": L}``.
     """
     from ..evaluate import judge_run
+    from ..io import read_jsonl
+    from ..models import load_vlm
     from ..scan.engine import ScanConfig, run_scan
     from ..utility.run import UtilityConfig, run_utility
 
     out = Path(out)
     specs = write_eval_set(out / "data", **(sizes or {}))
     scan_dir, vqa_dir = out / "scan", out / "vqa"
+    vlm = load_vlm(model, device="auto", adapter=adapter)  # one load serves the scan and the VQA run
     run = run_scan(ScanConfig(model=model, dataset=specs["safety"], layers=layers, out=str(scan_dir),
                               max_new_tokens=max_new_tokens, batch_size=batch_size, adapter=adapter, device="auto"),
-                   progress=progress, log=log)
+                   adapter=vlm, progress=progress, log=log)
     judge_run(scan_dir, ["refusal"], progress=progress)
     table = {}
     for layer, r in _metrics(scan_dir / "metrics.csv").items():
         table[layer] = {"asr": _num(r.get("asr")), "over_refusal": _num(r.get("over_refusal")), "n": int(r["n"])}
     # On-template: complied harmful responses should look like the placeholder ("Sure, here is ...").
     examples: dict[str, list] = {}
-    for row in _read(scan_dir / "scores.jsonl"):
+    for row in read_jsonl(scan_dir / "scores.jsonl"):
         if row.get("harmful") is not False and len(examples.setdefault(str(row["layer"]), [])) < 3:
             examples[str(row["layer"])].append(str(row.get("response", ""))[:120])
         if row.get("harmful") is not False and (row.get("scores") or {}).get("refusal") == 0:
@@ -99,7 +102,7 @@ def evaluate(model: str, out: str | Path, *, layers: str = "all", vqa_layers: st
         t["on_template"] = c[1] / c[0] if c else None
     run_utility(UtilityConfig(suite="vqav2", model=model, data=specs["vqa"], layers=vqa_layers, out=str(vqa_dir),
                               adapter=adapter, limit=limit_vqa, batch_size=batch_size),
-                progress=progress, log=log)
+                adapter=vlm, progress=progress, log=log)
     for layer, r in _metrics(vqa_dir / "metrics.csv").items():
         acc = _num(r.get("vqa_accuracy_mean"))
         table.setdefault(layer, {})["vqa_accuracy"] = acc
@@ -107,12 +110,6 @@ def evaluate(model: str, out: str | Path, *, layers: str = "all", vqa_layers: st
                "layers": {str(k): table[k] for k in sorted(table)}, "examples": examples}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _read(path: Path) -> list[dict]:
-    from ..io import read_jsonl
-
-    return read_jsonl(path)
 
 
 def format_summary(summary: dict) -> str:
