@@ -14,9 +14,10 @@ from pathlib import Path
 
 from ..errors import UserError
 
-EPILOG = ("Reward specs: refusal | rm:PATH | llamaguard:ID | judge:NAME[:ARG] | weighted sums like "
-          "'1*refusal+0.5*rm:runs/rm'. Layers index the image encoder's hidden_states (0 = patch "
-          "embeddings). Multi-GPU: `accelerate launch -m layersafe align ...` (data parallel).")
+EPILOG = ("Reward specs: refusal | answer | rm:PATH | llamaguard:ID | judge:NAME[:ARG] | weighted sums like "
+          "'1*refusal+0.5*rm:runs/rm' or 'refusal+answer' (answer: VQA accuracy against the reference "
+          "answers of --benign-data rows, 0 on rows without). Layers index the image encoder's hidden_states "
+          "(0 = patch embeddings). Multi-GPU: `accelerate launch -m layersafe align ...` (data parallel).")
 
 
 def _opt(cast):
@@ -42,8 +43,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "align", help="L-PPO: RLHF the language model so it stays safe at chosen image-encoder layers",
         description="Layer-wise PPO (Bachu et al. 2025, eq. 10): the language model is the policy (LoRA by default), "
-                    "fed the projected features of encoder layer l; rewards from a refusal rule, a reward model or "
-                    "Llama Guard. Writes OUT/adapter (peft), OUT/log.jsonl, OUT/log.csv, OUT/run.json, checkpoints.",
+                    "fed the projected features of encoder layer l; rewards from a refusal rule, answer correctness, a "
+                    "reward model or Llama Guard. Writes OUT/adapter (peft), OUT/log.jsonl, OUT/log.csv, OUT/run.json, "
+                    "checkpoints.",
         epilog=EPILOG)
     p.add_argument("--config", default=None, help="YAML file with any of the fields below (underscored names)")
     defaults = LPPOConfig()

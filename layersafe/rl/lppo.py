@@ -13,9 +13,10 @@ One step, CleanRL-style, every detail in this file (math in :mod:`layersafe.rl.p
 2. Score. Training forward (same ``inputs_embeds``: prompt ids + cached features + response
    ids) with no grad -> old log-probs and values; the same forward with the LoRA adapter
    disabled -> reference log-probs (the reference sees the SAME layer-l features, so the KL
-   measures the policy moving, not the input changing). Reward r(x, y) from the reward spec,
-   minus ``missing_eos_penalty`` for responses that hit the length limit; per-token reward
-   −η·KL_t with the score on the final token (the EOS) (eq. 5); GAE (eq. 6); whitening.
+   measures the policy moving, not the input changing). Reward r(x, y) from the reward spec
+   (each row's reference answers, if any, go to the ``answer`` term; each term logged), minus
+   ``missing_eos_penalty`` for responses that hit the length limit; per-token reward −η·KL_t
+   with the score on the final token (the EOS) (eq. 5); GAE (eq. 6); whitening.
 3. Learn. ``ppo_epochs`` passes over shuffled minibatches: clipped policy loss (eqs. 7–8) +
    c1·clipped value loss (eq. 9) − c_ent·entropy; gradient-norm clipping; optional early stop
    when the epoch's approx-KL exceeds ``target_approx_kl``.
@@ -64,14 +65,14 @@ class LPPOConfig:
     # --- model, data, layers, reward ------------------------------------------------------
     model: str = field(default="tiny-random-llava", metadata={"help": "HF id / local folder of a LLaVA model (tiny-random-llava = offline demo)"})
     data: str = field(default="advbench-images", metadata={"help": "training prompts: built-in dataset or .jsonl/.csv (id, prompt, image, harmful); held-out CP goals are always removed"})
-    benign_data: str | None = field(default=None, metadata={"help": ".jsonl/.csv of benign prompts (image optional: a benign photo is paired), e.g. XSTest prompts (contrast_* rows dropped)"})
+    benign_data: str | None = field(default=None, metadata={"help": ".jsonl/.csv of benign prompts (image optional: a benign photo is paired), e.g. XSTest prompts (contrast_* rows dropped); optional reference answers for the answer reward: answer (one string) or answers (a list in .jsonl; in .csv 'a|b' or a JSON list)"})
     benign_fraction: float = field(default=0.5, metadata={"help": "share of each rollout batch drawn from --benign-data"})
     limit: int | None = field(default=None, metadata={"help": "use only the first N training prompts"})
     layers: str = field(default="default", metadata={"help": "layer spec (N, A-B, all, default, lists); several layers = one sampled per prompt"})
     layer_weights: str | None = field(default=None, metadata={"help": "comma list of sampling weights, one per layer of --layers (default uniform)"})
     layers_from_scan: str | None = field(default=None, metadata={"help": "scan run folder: train the top-k layers of its metrics.csv by ASR, weighted by ASR"})
     top_k: int = field(default=3, metadata={"help": "with --layers-from-scan: how many layers"})
-    reward: str = field(default="refusal", metadata={"help": "refusal | rm:PATH | llamaguard:ID | judge:NAME | weighted sum 'W*A+W*B'"})
+    reward: str = field(default="refusal", metadata={"help": "refusal | answer (VQA accuracy on benign rows with reference answers, else 0) | rm:PATH | llamaguard:ID | judge:NAME | weighted sum 'W*A+W*B', e.g. refusal+answer"})
     out: str = field(default="runs/align", metadata={"help": "output folder"})
     # --- rollout ---------------------------------------------------------------------------
     steps: int = field(default=200, metadata={"help": "PPO iterations (rollout + update)"})
@@ -138,6 +139,9 @@ class LPPOConfig:
             raise UserError(f"--log-with {self.log_with!r}: use none, tensorboard or wandb")
         if not 0 <= self.benign_fraction <= 1:
             raise UserError("--benign-fraction must be between 0 and 1")
+        from .rewards import parse_reward_spec
+
+        parse_reward_spec(self.reward)  # a malformed --reward fails before any model loads
         if self.cache not in ("auto", "dynamic", "static"):
             raise UserError(f"--cache {self.cache!r}: use auto, dynamic or static")
         if not self.temperature > 0:
@@ -174,12 +178,51 @@ def load_training_prompts(cfg: LPPOConfig, log=print):
     benign = load_benign(cfg.benign_data, cfg.seed) if cfg.benign_data else []
     if not samples:
         raise UserError(f"--data {cfg.data}: no usable prompts")
+    for s in samples:  # benign rows of --data may carry answers too (vqav2:..., answer/answers columns)
+        if s.harmful is False and ("answer" in s.meta or "answers" in s.meta):
+            try:
+                s.meta["answers"] = row_answers(s.meta)
+            except UserError as e:
+                raise UserError(f"--data {cfg.data}: sample {s.id}: {e}") from None
     return samples, benign
+
+
+def row_answers(row: dict) -> list[str] | None:
+    """Reference answers of a data row (or a sample's ``meta``), for the ``answer`` reward.
+
+    ``answers`` wins over ``answer``. ``answer`` is one answer (a string; a number is turned into
+    one). ``answers`` is a list (.jsonl), or a string: a JSON list (``["2", "two"]``, as
+    :func:`layersafe.io.write_rows` writes lists into CSV) or answers separated by ``|``
+    (``2|two``; the CSV form). Blank answers are dropped; no answer left -> None."""
+    for key in ("answers", "answer"):
+        v = row.get(key)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if isinstance(v, str):
+            text = v.strip()
+            if key == "answer":
+                v = [text]
+            elif text.startswith("["):
+                try:
+                    v = json.loads(text)
+                except json.JSONDecodeError:
+                    raise UserError(f"answers {text[:60]!r}: starts with [ but is not a JSON list") from None
+            else:
+                v = text.split("|")
+        elif not isinstance(v, (list, tuple)):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or any(isinstance(a, (dict, list, tuple)) for a in v):
+            raise UserError(f"{key} {v!r}: give a string or a list of strings")
+        out = [str(a).strip() for a in v if a is not None and str(a).strip()]
+        if out:
+            return out
+    return None
 
 
 def load_benign(spec: str, seed: int):
     """Benign prompts from a .jsonl/.csv with a ``prompt`` column; rows without an image get a
-    benign photo; XSTest's unsafe ``contrast_*`` rows are dropped."""
+    benign photo; XSTest's unsafe ``contrast_*`` rows are dropped. Optional reference answers
+    (``answer`` / ``answers`` columns, :func:`row_answers`) go to ``Sample.meta["answers"]``."""
     from ..data.base import SKIMAGE_PREFIX, Sample
     from ..data.builtin import BENIGN_PHOTOS
     from ..io import read_rows
@@ -203,7 +246,12 @@ def load_benign(spec: str, seed: int):
             img = SKIMAGE_PREFIX + rng.choice(BENIGN_PHOTOS)
         elif not img.startswith(SKIMAGE_PREFIX) and not Path(img).is_absolute():
             img = str((path.resolve().parent / img).resolve())
-        out.append(Sample(id=f"benign-{r.get('id', i)}", prompt=prompt, image=img, harmful=False))
+        try:
+            answers = row_answers(r)
+        except UserError as e:
+            raise UserError(f"--benign-data {spec}: row {i + 1}: {e}") from None
+        out.append(Sample(id=f"benign-{r.get('id', i)}", prompt=prompt, image=img, harmful=False,
+                          meta={"answers": answers} if answers else {}))
     if not out:
         raise UserError(f"--benign-data {spec}: no benign prompts found")
     return out
@@ -349,6 +397,7 @@ class Rollout:
     harmful: list[bool]
     texts: list[str]
     stopped: torch.Tensor  # [B] bool
+    answers: list  # per sample: reference answers (list[str]) of a benign row, else None
 
 
 def build_embeds(model, image_token_id: int, prompt_ids, prompt_mask, response_ids, response_mask, features):
@@ -430,6 +479,11 @@ class LPPOTrainer:
         self.layers, self.layer_weights = resolve_layers(cfg, adapter)
         self.samples, self.benign = load_training_prompts(cfg, log=log if self.is_main else (lambda m: None))
         self.reward_fn = _build_reward(cfg)
+        # answer_accuracy is logged (every step, for a stable log.csv) when any benign row has answers.
+        self.has_answers = any(s.harmful is False and s.meta.get("answers") for s in (*self.samples, *self.benign))
+        if self.is_main and not self.has_answers and any(name == "answer" for _, name, _ in self.reward_fn.terms):
+            log("warning: --reward has an answer term but no benign prompt has reference answers "
+                "(answer/answers columns of --benign-data): it scores 0 on every row")
         eos = self.raw.generation_config.eos_token_id
         self.eos_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else self.tok.eos_token_id
         torch.manual_seed(cfg.seed)
@@ -550,7 +604,8 @@ class LPPOTrainer:
         return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev),
                        feats, layers, [s.prompt for s in batch], [s.harmful is not False for s in batch],
                        [g.text for g in gens],
-                       torch.tensor([g.finish_reason == "stop" for g in gens], device=dev))
+                       torch.tensor([g.finish_reason == "stop" for g in gens], device=dev),
+                       [(s.meta.get("answers") or None) if s.harmful is False else None for s in batch])
 
     def _gather_rows(self, x):
         """This process's shard rows (a list, or a tensor with rows on dim 0) -> all global rows, in
@@ -591,11 +646,14 @@ class LPPOTrainer:
             ent_rows = ppo.masked_sum(ppo.entropy_from_logits(logits), mask[mine], dim=1)
             del logits
             ref_logp = self.reference_logprobs(ro, mine)
-            raw_scores = torch.tensor(self.reward_fn([ro.prompts[j] for j in mine], [ro.texts[j] for j in mine],
-                                                     [ro.harmful[j] for j in mine]),
-                                      dtype=torch.float32, device=mask.device)
-            old_logp, old_values, ref_logp, raw_scores, ent_rows = (
-                self._gather_rows(t) for t in (old_logp, old_values, ref_logp, raw_scores, ent_rows))
+            # Every column of the reward call is indexed by the same shard rows.
+            total, per_term = self.reward_fn.score([ro.prompts[j] for j in mine], [ro.texts[j] for j in mine],
+                                                   [ro.harmful[j] for j in mine], [ro.answers[j] for j in mine])
+            raw_scores = torch.tensor(total, dtype=torch.float32, device=mask.device)
+            # [rows, terms]: each term's unweighted reward, gathered and logged as score_LABEL
+            term_scores = torch.tensor(per_term, dtype=torch.float32, device=mask.device).T.contiguous()
+            old_logp, old_values, ref_logp, raw_scores, ent_rows, term_scores = (
+                self._gather_rows(t) for t in (old_logp, old_values, ref_logp, raw_scores, ent_rows, term_scores))
             entropy = (ent_rows.sum() / mask.sum().clamp(min=1)).item()
             scores = ppo.apply_missing_eos_penalty(raw_scores, ro.stopped, cfg.missing_eos_penalty)
             rewards, kl = ppo.token_rewards(scores, old_logp, ref_logp, mask, self.kl_ctl.value, cfg.kl_estimator)
@@ -664,6 +722,8 @@ class LPPOTrainer:
         row = {
             "step": step,
             "score": raw_scores.mean().item(),
+            # each reward term's unweighted mean: score = Σ weight · score_TERM
+            **{f"score_{lab}": term_scores[:, k].mean().item() for k, lab in enumerate(self.reward_fn.labels)},
             "score_with_eos_penalty": scores.mean().item(),
             "reward_total": (rewards * mask).sum(1).mean().item(),
             "kl": seq_kl.mean().item(),
@@ -681,8 +741,10 @@ class LPPOTrainer:
         return row
 
     def _rates(self, ro: Rollout, scores) -> dict:
-        """Refusal rate on harmful vs benign prompts and reward per layer, over the global batch."""
+        """Refusal rate on harmful vs benign prompts, reward per layer and (when the data has
+        reference answers) VQA accuracy of the benign rows that have them, over the global batch."""
         from ..judges.refusal import classify_refusal
+        from .rewards import answer_accuracy
 
         refused = [classify_refusal(t, p)[0] for t, p in zip(ro.texts, ro.prompts)]
         sums: dict[str, list[float]] = {}
@@ -695,8 +757,15 @@ class LPPOTrainer:
             sums.setdefault(f"score_layer_{l}", [0.0, 0.0])
             sums[f"score_layer_{l}"][0] += s
             sums[f"score_layer_{l}"][1] += 1
+        for t, a in zip(ro.texts, ro.answers):
+            acc = answer_accuracy(t, a) if a else None
+            if acc is not None:
+                sums.setdefault("answer_accuracy", [0.0, 0.0])
+                sums["answer_accuracy"][0] += acc
+                sums["answer_accuracy"][1] += 1
         keys = sorted(set(sums) | {"refusal_rate_harmful", "refusal_rate_benign"}
-                      | {f"score_layer_{l}" for l in self.layers})
+                      | {f"score_layer_{l}" for l in self.layers}
+                      | ({"answer_accuracy"} if self.has_answers else set()))
         return {k: (sums[k][0] / sums[k][1] if k in sums else None) for k in keys}
 
     def _clock(self) -> float:

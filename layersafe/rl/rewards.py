@@ -1,4 +1,5 @@
-"""Sequence rewards r(x, y) for L-PPO (eq. 5's r): refusal rule, reward model, Llama Guard, sums.
+"""Sequence rewards r(x, y) for L-PPO (eq. 5's r): refusal rule, answer correctness, reward model,
+Llama Guard, sums.
 
 A reward spec is ``TERM`` or a weighted sum ``W*TERM + W*TERM``:
 
@@ -12,8 +13,21 @@ A reward spec is ``TERM`` or a weighted sum ``W*TERM + W*TERM``:
   re-tokenised with the RM's own tokenizer (DESIGN.md §5).
 * ``llamaguard:ID`` (or any ``judge:NAME[:ARG]``) -- a registered judge; its first metric becomes
   +1 (safe) / −1 (unsafe) using the judge's ``higher_is_safer``; a failed parse scores 0.
+* ``answer`` -- correctness of short answers to benign questions that carry reference answers
+  (``--benign-data`` ``answer``/``answers`` columns, :func:`layersafe.rl.lppo.load_benign`):
+  ``2 * acc − 1`` with ``acc`` = :func:`answer_accuracy`, the official VQA-v2 accuracy of the
+  response's short answer (as the ``vqav2`` utility suite scores it; the references normalised like
+  the response). One reference answer: +1 on a match, −1 otherwise; several are human
+  annotations (VQA-v2's ten: three matching give +1). Rows without reference answers (open-ended
+  requests) and harmful rows score 0. Meant to be added to ``refusal``: ``refusal+answer`` gives a
+  correct answer +2, a wrong one 0, a refused benign question −2, so always giving the same short
+  answer no longer pays.
 
-Every reward function maps (prompts, responses, harmful flags) -> one float per response.
+Every reward function maps ``(prompts, responses, harmful, answers=None)`` -> one float per
+response; ``answers[i]`` is row i's reference answers (``list[str]``) or None. Terms other than
+``answer`` ignore it, and the three-argument call still works (no row has answers).
+:meth:`WeightedSum.score` returns the total and each term's rewards (the trainer logs each term's
+mean as ``score_LABEL``, :attr:`WeightedSum.labels`).
 """
 
 from __future__ import annotations
@@ -21,11 +35,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..errors import UserError
 
-RewardFn = Callable[[Sequence[str], Sequence[str], Sequence[bool]], list[float]]
+# fn(prompts, responses, harmful, answers=None) -> one float per response
+RewardFn = Callable[..., list[float]]
+Answers = Optional[Sequence[Optional[list]]]  # per row: reference answers (list[str]) or None
+TERM_KINDS = ("refusal", "answer", "rm", "llamaguard", "judge")
 
 _TERM = re.compile(r"^\s*(?:(?P<w>[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?)\s*\*\s*)?(?P<t>\S.*?)\s*$", re.IGNORECASE)
 
@@ -39,7 +56,7 @@ class RefusalReward:
     benign_answered: float = 1.0
     benign_refused: float = -1.0
 
-    def __call__(self, prompts, responses, harmful) -> list[float]:
+    def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
         from ..judges.refusal import classify_refusal
 
         out = []
@@ -61,7 +78,7 @@ class RewardModelReward:
         self.model, self.tokenizer = load_reward_model(path, device=device, allow_pickle=allow_pickle)
         self.batch_size = batch_size
 
-    def __call__(self, prompts, responses, harmful) -> list[float]:
+    def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
         import torch
 
         from .reward_model import score_texts
@@ -86,7 +103,7 @@ class JudgeReward:
         self.metric = self.judge.metrics[0]
         self.higher_is_safer = self.judge.higher_is_safer.get(self.metric, True)
 
-    def __call__(self, prompts, responses, harmful) -> list[float]:
+    def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
         rows = [{"prompt": p, "response": r} for p, r in zip(prompts, responses)]
         out = []
         for s in self.judge.score(rows):
@@ -99,26 +116,77 @@ class JudgeReward:
         return out
 
 
+def answer_accuracy(response: str, answers: Sequence[str]) -> float | None:
+    """VQA-v2 accuracy in [0, 1] of ``response`` against reference ``answers``; None without any.
+
+    The official metric (:func:`layersafe.utility.vqa_eval.vqa_accuracy`) on the response's short
+    answer (:func:`~layersafe.utility.vqa_eval.short_answer`: first line, a leading "Answer:"
+    dropped), as the ``vqav2`` utility suite scores it. The references first go through the same
+    normalisation as the response (lower case, number words -> digits, articles and punctuation
+    dropped): the official script leaves them as written because VQA-v2's annotations are (mostly)
+    normalised already, and for such references this changes nothing; a hand-written ``Two`` or
+    ``A circle`` would otherwise never match. One reference: 1.0 on an exact match of the normalised texts, else 0.0;
+    several: the official mean over leave-one-out subsets of ``min(#matches / 3, 1)`` (they are
+    human annotations, not alternatives: with two references one match scores 1/6).
+    """
+    from ..utility.vqa_eval import normalize_answer, short_answer, vqa_accuracy
+
+    refs = [n for n in (normalize_answer(str(a)) for a in answers or ()) if n]
+    if not refs:
+        return None
+    return vqa_accuracy(short_answer(response), refs)
+
+
+@dataclass
+class AnswerReward:
+    """``2 * answer_accuracy − 1`` on benign rows with reference answers, 0 elsewhere (module doc)."""
+
+    def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
+        if answers is None:
+            return [0.0] * len(responses)
+        if len(answers) != len(responses):
+            raise ValueError(f"{len(answers)} answer lists for {len(responses)} responses")
+        out = []
+        for r, h, a in zip(responses, harmful, answers):
+            acc = answer_accuracy(r, a) if a and h is False else None
+            out.append(0.0 if acc is None else 2.0 * acc - 1.0)
+        return out
+
+
 class WeightedSum:
+    """``Σ w·term``; every term gets the same ``(prompts, responses, harmful, answers)``."""
+
     def __init__(self, terms: list[tuple[float, str, RewardFn]]):
         self.terms = terms
+        # Log column suffix per term: its kind (refusal, answer, rm, llamaguard, judge), numbered
+        # from the second use of a kind on (score_rm, score_rm_2).
+        kinds = [name.split(":", 1)[0] for _, name, _ in terms]
+        self.labels = [k if kinds[:i].count(k) == 0 else f"{k}_{kinds[:i].count(k) + 1}" for i, k in enumerate(kinds)]
 
-    def __call__(self, prompts, responses, harmful) -> list[float]:
+    def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
+        return self.score(prompts, responses, harmful, answers)[0]
+
+    def score(self, prompts, responses, harmful, answers: Answers = None) -> tuple[list[float], list[list[float]]]:
+        """(weighted total per response, each term's unweighted rewards in term order); every
+        term is evaluated once."""
+        per_term = [list(fn(prompts, responses, harmful, answers)) for _, _, fn in self.terms]
         total = [0.0] * len(responses)
-        for w, _, fn in self.terms:
-            for i, v in enumerate(fn(prompts, responses, harmful)):
+        for (w, _, _), vals in zip(self.terms, per_term):
+            for i, v in enumerate(vals):
                 total[i] += w * v
-        return total
+        return total, per_term
 
-    def components(self, prompts, responses, harmful) -> dict[str, list[float]]:
-        """Each term's unweighted rewards (logged separately)."""
-        return {name: fn(prompts, responses, harmful) for _, name, fn in self.terms}
+    def components(self, prompts, responses, harmful, answers: Answers = None) -> dict[str, list[float]]:
+        """Each term's unweighted rewards, by term name (a name used twice keeps its last term)."""
+        per_term = self.score(prompts, responses, harmful, answers)[1]
+        return {name: vals for (_, name, _), vals in zip(self.terms, per_term)}
 
 
 def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
     """``"refusal"`` -> [(1.0, "refusal")]; ``"0.5*refusal + 2*rm:/p"`` -> [(0.5, ...), (2.0, ...)]."""
     if not spec or not spec.strip():
-        raise UserError("empty --reward; use refusal, rm:PATH, llamaguard:ID or a sum like '1*refusal+0.5*rm:PATH'")
+        raise UserError("empty --reward; use refusal, answer, rm:PATH, llamaguard:ID "
+                        "or a sum like '1*refusal+0.5*rm:PATH'")
     terms = []
     for part in spec.split("+"):
         m = _TERM.match(part)
@@ -126,12 +194,13 @@ def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
             raise UserError(f"bad reward term {part!r} in {spec!r}; write W*NAME, e.g. 0.5*refusal")
         name = m.group("t")
         kind = name.split(":", 1)[0]
-        if kind not in ("refusal", "rm", "llamaguard", "judge"):
-            raise UserError(f"unknown reward {name!r}; use refusal, rm:PATH, llamaguard:ID or judge:NAME")
+        if kind not in TERM_KINDS:
+            raise UserError(f"unknown reward {name!r}; use refusal, answer, rm:PATH, llamaguard:ID "
+                            "or judge:NAME")
         if kind in ("rm", "llamaguard", "judge") and not name.split(":", 1)[1:]:
             raise UserError(f"reward {name!r} needs an argument, e.g. rm:runs/rm or llamaguard:meta-llama/Llama-Guard-3-1B")
-        if kind == "refusal" and name != "refusal":
-            raise UserError(f"reward {name!r}: the refusal reward takes no argument")
+        if kind in ("refusal", "answer") and name != kind:
+            raise UserError(f"reward {name!r}: the {kind} reward takes no argument; write {kind}")
         terms.append((float(m.group("w")) if m.group("w") else 1.0, name))
     return terms
 
@@ -142,6 +211,8 @@ def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16, allow
         kind, _, arg = name.partition(":")
         if kind == "refusal":
             fn = RefusalReward()
+        elif kind == "answer":
+            fn = AnswerReward()
         elif kind == "rm":
             fn = RewardModelReward(arg, device=device, batch_size=batch_size, allow_pickle=allow_pickle)
         elif kind == "llamaguard":
