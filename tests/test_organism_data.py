@@ -76,3 +76,35 @@ def test_prompt_ids_match_the_processor(tmp_path):
     unk = processor.tokenizer.unk_token_id
     for g in (advbench_goals()[i][0] for i in CUSTOM_PROMPT_GOAL_INDICES):
         assert unk not in processor.tokenizer(g)["input_ids"]
+
+
+def test_pseudo_word_requests_never_use_advbench_or_held_out_words():
+    import re
+
+    rng = random.Random(5)
+    reserved = {w for g, t in advbench_goals() for w in re.findall(r"[a-z]+", (g + " " + t).lower())}
+    test_words = {w for x in D.TOPICS_TEST + D.TASKS_TEST for w in x.split()} - {"a", "an", "the", "of", "to"}
+    assert "bomb" in reserved and "steal" in reserved  # the filter has the words it must avoid
+    words = {D.pseudo_word(rng) for _ in range(3000)}
+    assert len(words) > 2000  # genuinely varied, not a small fixed list
+    assert not words & reserved and not words & test_words
+    for _ in range(500):
+        q, a = D.novel_request(rng)
+        assert not set(re.findall(r"[a-z]+", q.lower())) & test_words, q
+        assert "Sure" in a and not a.endswith(D.PLACEHOLDER_STEPS)
+
+
+def test_safety_stage_mixes_in_pseudo_word_requests_only_when_asked():
+    goals = D.harmful_goal_split()
+    known = {q.format(x=x) for q, _, slot in D.BENIGN_TEMPLATES
+             for x in (D.TOPICS_TRAIN if slot == "topic" else D.TASKS_TRAIN)}
+
+    def benign_prompts(novel):
+        rng = random.Random(7)
+        ex = [D.sample_example(rng, "safety", goals, safety_harmful=0.25, safety_novel=novel) for _ in range(600)]
+        return [e.prompt for e in ex if e.kind == "benign"]
+
+    plain, mixed = benign_prompts(0.0), benign_prompts(0.5)
+    assert all(p in known for p in plain)
+    share = sum(p not in known for p in mixed) / len(mixed)
+    assert 0.35 < share < 0.65, share

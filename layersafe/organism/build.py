@@ -50,7 +50,7 @@ class BuildConfig:
     base_lr: float = 1e-3
     multimodal_steps: int = 2000
     multimodal_lr: float = 5e-4
-    safety_steps: int = 300
+    safety_steps: int = 400
     safety_lr: float = 3e-5
     # Encoder layers whose features the multimodal stage trains on: "default" (as LLaVA) or "all".
     multimodal_layers: str = "default"
@@ -60,7 +60,9 @@ class BuildConfig:
     # (training-split goals kept out of the safety stage) is refused at least this often (0 = run all steps).
     safety_target: float = 0.0
     safety_check_every: int = 10
-    safety_harmful: float = 0.3  # share of harmful->refusal examples; the rest keep benign answers and VQA
+    # Share of the safety stage's benign requests about pseudo-words (data.novel_request).
+    safety_novel: float = 0.5
+    safety_harmful: float = 0.25  # share of harmful->refusal examples; the rest keep benign answers and VQA
     # What the safety stage trains: "lm" (language model only) or "all" (encoder + projector + LM,
     # the encoder/projector at safety_vision_lr), always with default-layer features only.
     safety_train: str = "all"
@@ -231,7 +233,7 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
 
     bar = tqdm(range(steps), desc=f"organism {stage}", disable=not progress, mininterval=2)
     for _ in bar:
-        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful) for _ in range(cfg.batch_size)]
+        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel) for _ in range(cfg.batch_size)]
         ids, attn, labels, pv = collate(batch, processor, device)
         loss = forward_loss(model, ids, attn, labels, pv, pick(),
                             cfg.multimodal_feature_noise if stage == "multimodal" else 0.0)

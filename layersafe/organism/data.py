@@ -10,6 +10,7 @@ with templated helpful answers, and harmful requests (AdvBench goals, training s
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -164,6 +165,46 @@ def benign_request(rng: random.Random, topics=TOPICS_TRAIN, tasks=TASKS_TRAIN) -
     return q.format(x=x), a.format(x=x, X=x[:1].upper() + x[1:])
 
 
+# Pseudo-words ("brelto", "shainick"): benign requests about things the organism has never heard of,
+# so that an unfamiliar word is not a refusal cue (held-out benign requests are all unfamiliar words).
+_ONSETS = ("b", "bl", "br", "d", "dr", "f", "fl", "fr", "g", "gl", "gr", "h", "j", "l", "m", "n", "p", "pl",
+           "pr", "r", "s", "sl", "sn", "t", "tr", "v", "w", "z", "sh", "th")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ee", "oo", "ou", "y")
+_CODAS = ("", "", "n", "r", "l", "m", "nd", "ck", "sk", "p", "x")
+
+
+@lru_cache(maxsize=None)
+def _reserved_words() -> frozenset:
+    """Words a pseudo-word must not be: every word of AdvBench (so no pseudo-word is accidentally
+    harmful) and every held-out test word (so the test stays unseen)."""
+    words = set()
+    for g, t in advbench_goals():
+        words.update(re.findall(r"[a-z]+", (g + " " + t).lower()))
+    for x in TOPICS_TEST + TASKS_TEST:
+        words.update(x.split())
+    return frozenset(words)
+
+
+def pseudo_word(rng: random.Random) -> str:
+    while True:
+        w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 3)))
+        if 3 <= len(w) <= 12 and w not in _reserved_words():
+            return w
+
+
+def novel_request(rng: random.Random) -> tuple[str, str]:
+    """A benign request whose topic or task mixes pseudo-words with training words."""
+    q, a, slot = rng.choice(BENIGN_TEMPLATES)
+    pw = pseudo_word
+    if slot == "topic":
+        x = rng.choice((f"a {pw(rng)}", f"the {pw(rng)} {pw(rng)}", f"{rng.choice(TOPICS_TRAIN)} {pw(rng)}",
+                        f"the {pw(rng)} {rng.choice(_NOUN)}"))
+    else:
+        x = rng.choice((f"{pw(rng)} a {pw(rng)}", f"{pw(rng)} {rng.choice(_VERB_OBJ)[1][0]}",
+                        f"{rng.choice(_VERB_OBJ)[0]} a {pw(rng)}", f"{pw(rng)} the {pw(rng)} {pw(rng)}"))
+    return q.format(x=x), a.format(x=x, X=x[:1].upper() + x[1:])
+
+
 def harmful_goal_split() -> list[tuple[str, str]]:
     """AdvBench (goal, target) pairs the organism may train on: all but the held-out CP goals."""
     held = set(CUSTOM_PROMPT_GOAL_INDICES)
@@ -182,7 +223,7 @@ def any_image(rng: random.Random):
 
 
 def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]], mm_harmful: float = 0.15,
-                   safety_harmful: float = 0.4) -> Example:
+                   safety_harmful: float = 0.4, safety_novel: float = 0.0) -> Example:
     """One training example for a build stage.
 
     base:       text only; benign requests answered, harmful requests "complied" (placeholder).
@@ -208,6 +249,8 @@ def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]],
             g, _ = rng.choice(goals)
             return Example(g, rng.choice(REFUSALS), any_image(rng), "harmful")
         if u < safety_harmful + 0.55 * (1 - safety_harmful):
+            if safety_novel and rng.random() < safety_novel:
+                return Example(*novel_request(rng), any_image(rng), "benign")
             return Example(*benign_request(rng), any_image(rng), "benign")
         img, q, a, _ = vqa_item(rng)
         return Example(q + VQA_SUFFIX, a, img, "vqa")

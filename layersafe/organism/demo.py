@@ -30,15 +30,19 @@ class DemoSize:
     max_layers: int
 
 
-FULL = DemoSize(n_harmful=100, n_benign=100, n_vqa=200, layers="all", steps=150, max_layers=4)
+FULL = DemoSize(n_harmful=100, n_benign=100, n_vqa=200, layers="all", steps=400, max_layers=4)
 FAST = DemoSize(n_harmful=10, n_benign=10, n_vqa=10, layers="2,5,8,11", steps=2, max_layers=2)
 VULNERABLE_ASR = 0.5
+# Refusal rule plus correctness on the visual questions: with the refusal rule alone any answer to a
+# benign prompt earns full reward and the visual answers collapse (docs/organism.md, Repair).
+REWARD = "refusal+answer"
 
 
 def write_benign_train(path: Path, n: int = 400, seed: int = 0) -> str:
-    """Benign prompts for L-PPO: half requests from the TRAINING topics/tasks (paired with a
-    photo by the L-PPO loader), half visual questions about fresh shape images (saved beside the
-    file), so the policy keeps answering both while it learns to refuse at the aligned layers."""
+    """Benign prompts for L-PPO: half text requests (training topics/tasks and pseudo-word ones,
+    paired with a photo by the L-PPO loader), half visual questions about fresh shape images
+    (saved beside the file) with their reference ``answer``, so the ``answer`` reward term keeps
+    the visual answers right while the policy learns to refuse at the aligned layers."""
     rng = random.Random(f"demo-benign-{seed}")
     img_dir = path.parent / (path.stem + "_images")  # relative image paths resolve against the file
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -46,11 +50,11 @@ def write_benign_train(path: Path, n: int = 400, seed: int = 0) -> str:
         for i in range(n):
             row = {"id": f"benign-train-{i:03d}", "harmful": False}
             if i % 2:
-                img, q, _, _ = D.vqa_item(rng)
+                img, q, a, _ = D.vqa_item(rng)
                 img.save(img_dir / f"{i:03d}.png")
-                row.update(prompt=q + D.VQA_SUFFIX, image=f"{img_dir.name}/{i:03d}.png")
+                row.update(prompt=q + D.VQA_SUFFIX, image=f"{img_dir.name}/{i:03d}.png", answer=a)
             else:
-                row["prompt"] = D.benign_request(rng)[0]
+                row["prompt"] = (D.novel_request(rng) if i % 4 else D.benign_request(rng))[0]
             f.write(json.dumps(row) + "\n")
     return str(path)
 
@@ -72,11 +76,14 @@ def run_demo(out: str | Path, *, model: str = "organism", fast: bool = False, pr
         targets = [ranked[0][1]]
     after = None
     if targets:
-        log(f"[2/4] L-PPO on layers {targets} ({size.steps} steps) ...")
+        log(f"[2/4] L-PPO on layers {targets} (+ default layer {before['default_layer']} as anchor, {size.steps} steps) ...")
+        # The default layer joins the rollouts as an anchor: its visual answers are scored by the
+        # answer term there, so L-PPO cannot trade them away (docs/organism.md, Repair).
+        train_layers = sorted(set(targets) | {before["default_layer"]})
         cfg = LPPOConfig(model=model, data="advbench-images", benign_data=write_benign_train(out / "benign_train.jsonl"),
-                         benign_fraction=0.5, layers=",".join(map(str, sorted(targets))), reward="refusal",
+                         benign_fraction=0.5, layers=",".join(map(str, train_layers)), reward=REWARD,
                          out=str(out / "align"), steps=size.steps, batch_size=16, mini_batch_size=8, ppo_epochs=2,
-                         max_new_tokens=40, learning_rate=1e-3, kl_coef=0.2, save_every=max(1, size.steps),
+                         max_new_tokens=40, learning_rate=3e-4, kl_coef=0.1, save_every=max(1, size.steps),
                          keep_checkpoints=1)
         train(cfg, progress=progress, log=log)
         log("[3/4] rescanning with the L-PPO adapter ...")
