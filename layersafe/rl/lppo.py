@@ -89,6 +89,8 @@ class LPPOConfig:
     clip_range_value: float | None = field(default=0.2, metadata={"help": "value clip ε_v around the rollout values (None = off)"})
     vf_coef: float = field(default=0.1, metadata={"help": "value loss coefficient c1 (eq. 9)"})
     ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus coefficient"})
+    ptx_coef: float = field(default=0.0, metadata={"help": "PPO-ptx (Ouyang et al. 2022): add this x the NLL of the reference answers of benign rows (answer/answers columns) to every minibatch's loss; 0 = off"})
+    ptx_layer: str = field(default="default", metadata={"help": "encoder layer whose features the PPO-ptx answers are learned on (default: the model's default layer)"})
     kl_coef: float = field(default=0.05, metadata={"help": "KL penalty η (eq. 5); initial value if adaptive"})
     kl_estimator: str = field(default="k1", metadata={"help": "per-token KL estimator: k1 (log-ratio) or k3"})
     adaptive_kl: bool = field(default=False, metadata={"help": "adapt η towards --kl-target (Ziegler et al. 2019)"})
@@ -139,6 +141,8 @@ class LPPOConfig:
             raise UserError(f"--log-with {self.log_with!r}: use none, tensorboard or wandb")
         if not 0 <= self.benign_fraction <= 1:
             raise UserError("--benign-fraction must be between 0 and 1")
+        if self.ptx_coef < 0:
+            raise UserError("--ptx-coef must be >= 0")
         from .rewards import parse_reward_spec
 
         parse_reward_spec(self.reward)  # a malformed --reward fails before any model loads
@@ -486,6 +490,7 @@ class LPPOTrainer:
                 "(answer/answers columns of --benign-data): it scores 0 on every row")
         eos = self.raw.generation_config.eos_token_id
         self.eos_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else self.tok.eos_token_id
+        self.ptx_pool, self.ptx_layer = self._ptx_setup()
         torch.manual_seed(cfg.seed)
         self._wrap_model()
         self.kl_ctl = (ppo.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
@@ -625,6 +630,50 @@ class LPPOTrainer:
         return [flat[i] for i in order]
 
     # ---- one PPO step ----------------------------------------------------------------------
+    # ---- PPO-ptx -----------------------------------------------------------------------------
+    def _ptx_setup(self):
+        """The benign rows with reference answers and the layer PPO-ptx learns them on."""
+        cfg = self.cfg
+        if not cfg.ptx_coef:
+            return [], None
+        if self.rank_world[1] > 1:  # a second policy forward per minibatch would trip DDP's reducer
+            raise UserError("--ptx-coef runs on one process for now; launch without torchrun/accelerate")
+        pool = [s for s in (*self.samples, *self.benign) if s.harmful is False and s.meta.get("answers")]
+        if not pool:
+            raise UserError("--ptx-coef needs benign prompts with reference answers (answer/answers columns of --benign-data)")
+        from ..layers import parse_layers
+
+        layer = parse_layers(cfg.ptx_layer, self.adapter.num_layers, self.adapter.default_layer)
+        if len(layer) != 1:
+            raise UserError(f"--ptx-layer {cfg.ptx_layer!r}: give one layer")
+        return pool, layer[0]
+
+    def ptx_batch(self, step: int) -> Rollout | None:
+        """``mini_batch_size`` benign (prompt, first reference answer) pairs at ``ptx_layer``, drawn
+        with a seed of (seed, step), laid out as a Rollout whose responses are the answers + EOS."""
+        if not self.ptx_pool:
+            return None
+        from ..models.base import left_pad
+
+        rng = random.Random(f"{self.cfg.seed}-ptx-{step}")
+        batch = [rng.choice(self.ptx_pool) for _ in range(self.cfg.mini_batch_size)]
+        items, feats = tokenize_and_project(self.adapter, batch, [self.ptx_layer] * len(batch))
+        dev = self.raw.get_input_embeddings().weight.device
+        resp = [self.tok(s.meta["answers"][0], add_special_tokens=False)["input_ids"] + [self.eos_id] for s in batch]
+        pad = self.tok.pad_token_id
+        R = max(len(r) for r in resp)
+        response_ids = torch.full((len(resp), R), pad, dtype=torch.long)
+        response_mask = torch.zeros((len(resp), R), dtype=torch.long)
+        for i, r in enumerate(resp):
+            response_ids[i, :len(r)] = torch.tensor(r)
+            response_mask[i, :len(r)] = 1
+        prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
+        n = len(batch)
+        return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev), feats,
+                       [self.ptx_layer] * n, [s.prompt for s in batch], [False] * n,
+                       [s.meta["answers"][0] for s in batch], torch.ones(n, dtype=torch.bool, device=dev),
+                       [s.meta["answers"] for s in batch])
+
     def train_step(self, step: int) -> dict:
         """One PPO iteration over the global batch. Every process holds the whole rollout; it
         scores its :func:`shard` rows (scores gathered), and in each global minibatch
@@ -667,7 +716,8 @@ class LPPOTrainer:
         # --- PPO epochs over minibatches (features cached in `ro`) ---
         self.raw.train()
         keys = ("policy_loss", "value_loss", "clipfrac", "value_clipfrac", "approx_kl")
-        stats = {k: [] for k in (*keys, "grad_norm")}
+        stats = {k: [] for k in (*keys, "grad_norm", "ptx_loss")}
+        ptx = self.ptx_batch(step)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # minibatch order: a function of (seed, step)
         global_mb = cfg.mini_batch_size * world
         epochs_done = 0
@@ -687,6 +737,12 @@ class LPPOTrainer:
                 loss = pl.loss + cfg.vf_coef * vl
                 if cfg.ent_coef:
                     loss = loss - cfg.ent_coef * ppo.masked_mean(ppo.entropy_from_logits(logits), m)
+                if ptx is not None:  # PPO-ptx: γ · NLL of the reference answers (temperature 1)
+                    plogp, _, _ = response_forward(self.policy, self.raw, self.image_token_id, ptx,
+                                                   list(range(len(ptx.layers))), 1.0, with_values=False)
+                    ptx_loss = ppo.ptx_loss(plogp, ptx.response_mask.float())
+                    loss = loss + cfg.ptx_coef * ptx_loss
+                    stats["ptx_loss"].append(float(ptx_loss.detach()))
                 if world > 1:
                     loss = loss * (share * world)  # DDP averages gradients over processes
                 self.optimizer.zero_grad(set_to_none=True)
@@ -921,7 +977,8 @@ def _build_reward(cfg: LPPOConfig):
 # Fields that must match to resume: anything that changes what a step computes.
 _RESUME_KEYS = ("model", "data", "benign_data", "benign_fraction", "limit", "layers", "layer_weights",
                 "layers_from_scan", "top_k", "reward", "batch_size", "mini_batch_size", "ppo_epochs",
-                "max_new_tokens", "temperature", "seed", "full_finetune", "lora_r", "lora_target_modules")
+                "max_new_tokens", "temperature", "seed", "full_finetune", "lora_r", "lora_target_modules",
+                "ptx_coef", "ptx_layer")
 
 
 def _prepare_out(cfg: LPPOConfig) -> tuple[Path, Path | None]:

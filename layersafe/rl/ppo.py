@@ -251,3 +251,10 @@ class AdaptiveKLController(FixedKLController):
             return
         error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
         self.value *= 1.0 + error * n_steps / self.horizon
+
+
+def ptx_loss(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PPO-ptx term (Ouyang et al. 2022, eq. 2: objective + γ·E_{x~D}[log π(x)]), as a loss:
+    the mean negative log-likelihood of the supervised tokens (``mask`` = 1). The trainer adds
+    γ × this to each minibatch's PPO loss, anchoring answers the reward alone does not protect."""
+    return -masked_mean(logp, mask)
