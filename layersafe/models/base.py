@@ -104,6 +104,18 @@ def left_pad(seqs: Sequence[torch.Tensor], pad_value) -> tuple[torch.Tensor, tor
     return out, attn
 
 
+def right_pad(seqs: Sequence, pad_value) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists/tensors -> ``(ids [B, T], mask [B, T])`` with RIGHT padding (token t of every
+    row at column t, as responses are scored); at least one column, so empty rows still stack."""
+    width = max(1, max(len(x) for x in seqs))
+    out = torch.full((len(seqs), width), pad_value, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, x in enumerate(seqs):
+        out[i, :len(x)] = torch.as_tensor(x, dtype=torch.long)
+        mask[i, :len(x)] = 1
+    return out, mask
+
+
 def generation_kwargs(tokenizer, *, max_new_tokens, do_sample, temperature, top_p) -> dict:
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id)
     if do_sample:

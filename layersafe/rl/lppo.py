@@ -574,7 +574,7 @@ class LPPOTrainer:
         """The GLOBAL rollout of ``step``, the same on every process: each process draws and
         encodes the whole global batch (the encoder is cheap next to decoding), generates its
         own rows (:func:`shard`) with per-row seeds, and the responses are gathered."""
-        from ..models.base import left_pad
+        from ..models.base import left_pad, right_pad
 
         cfg, ad = self.cfg, self.adapter
         rank, world = self.rank_world
@@ -599,12 +599,7 @@ class LPPOTrainer:
         pad = self.tok.pad_token_id
         resp = [torch.tensor(g.tokens + ([self.eos_id] if g.finish_reason == "stop" else []), dtype=torch.long)
                 for g in gens]
-        R = max(1, max(len(r) for r in resp))
-        response_ids = torch.full((len(resp), R), pad, dtype=torch.long)
-        response_mask = torch.zeros((len(resp), R), dtype=torch.long)
-        for i, r in enumerate(resp):  # right padding: response token t sits at column t
-            response_ids[i, :len(r)] = r
-            response_mask[i, :len(r)] = 1
+        response_ids, response_mask = right_pad(resp, pad)  # response token t sits at column t
         prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
         return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev),
                        feats, layers, [s.prompt for s in batch], [s.harmful is not False for s in batch],
@@ -653,7 +648,7 @@ class LPPOTrainer:
         with a seed of (seed, step), laid out as a Rollout whose responses are the answers + EOS."""
         if not self.ptx_pool:
             return None
-        from ..models.base import left_pad
+        from ..models.base import left_pad, right_pad
 
         rng = random.Random(f"{self.cfg.seed}-ptx-{step}")
         batch = [rng.choice(self.ptx_pool) for _ in range(self.cfg.mini_batch_size)]
@@ -661,12 +656,7 @@ class LPPOTrainer:
         dev = self.raw.get_input_embeddings().weight.device
         resp = [self.tok(s.meta["answers"][0], add_special_tokens=False)["input_ids"] + [self.eos_id] for s in batch]
         pad = self.tok.pad_token_id
-        R = max(len(r) for r in resp)
-        response_ids = torch.full((len(resp), R), pad, dtype=torch.long)
-        response_mask = torch.zeros((len(resp), R), dtype=torch.long)
-        for i, r in enumerate(resp):
-            response_ids[i, :len(r)] = torch.tensor(r)
-            response_mask[i, :len(r)] = 1
+        response_ids, response_mask = right_pad(resp, pad)
         prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
         n = len(batch)
         return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev), feats,

@@ -145,7 +145,7 @@ class SFTTrainer:
         return batch, [rng.choice(self.layers) for _ in batch]
 
     def loss(self, batch, layers) -> torch.Tensor:
-        from ..models.base import left_pad
+        from ..models.base import left_pad, right_pad
         from .lppo import build_embeds, tokenize_and_project
 
         ad = self.adapter
@@ -153,12 +153,8 @@ class SFTTrainer:
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
         tgt = [self._targets(t) for _, t in batch]
-        R = max(len(t) for t in tgt)
-        resp = torch.full((len(tgt), R), pad, dtype=torch.long)
-        rmask = torch.zeros((len(tgt), R), dtype=torch.long)
-        for i, t in enumerate(tgt):
-            resp[i, :len(t)] = torch.tensor(t)
-            rmask[i, :len(t)] = 1
+        resp, rmask = right_pad(tgt, pad)
+        R = resp.shape[1]
         pids, pmask = left_pad([it["input_ids"] for it in items], pad)
         embeds, attn, pos = build_embeds(self.raw, ad.image_token_id, pids.to(dev), pmask.to(dev), resp.to(dev),
                                          rmask.to(dev), feats)
