@@ -442,6 +442,12 @@ def response_forward(policy: PolicyWithValue, raw_model, image_token_id, ro: Rol
 # Trainer
 # ============================================================================================
 
+def target_ids(tok, text: str, eos_id: int) -> list[int]:
+    """Token ids of a supervised response (SFT targets, PPO-ptx answers) + EOS, tokenised as the
+    text that follows "ASSISTANT:" (a leading space), so both supervised paths see the same ids."""
+    return list(tok(" " + text, add_special_tokens=False)["input_ids"]) + [eos_id]
+
+
 def tokenize_and_project(ad, samples, layers):
     """Tokenise each training sample with its image and project its layer's features P(e_l),
     encoding the images once for all layers in the batch. Returns (items, features)."""
@@ -624,7 +630,6 @@ class LPPOTrainer:
         flat = gather_object(list(x))
         return [flat[i] for i in order]
 
-    # ---- one PPO step ----------------------------------------------------------------------
     # ---- PPO-ptx -----------------------------------------------------------------------------
     def _ptx_setup(self):
         """The benign rows with reference answers and the layer PPO-ptx learns them on."""
@@ -654,9 +659,9 @@ class LPPOTrainer:
         batch = [rng.choice(self.ptx_pool) for _ in range(self.cfg.mini_batch_size)]
         items, feats = tokenize_and_project(self.adapter, batch, [self.ptx_layer] * len(batch))
         dev = self.raw.get_input_embeddings().weight.device
-        resp = [self.tok(s.meta["answers"][0], add_special_tokens=False)["input_ids"] + [self.eos_id] for s in batch]
         pad = self.tok.pad_token_id
-        response_ids, response_mask = right_pad(resp, pad)
+        response_ids, response_mask = right_pad([target_ids(self.tok, s.meta["answers"][0], self.eos_id)
+                                                 for s in batch], pad)
         prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
         n = len(batch)
         return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev), feats,
@@ -664,6 +669,7 @@ class LPPOTrainer:
                        [s.meta["answers"][0] for s in batch], torch.ones(n, dtype=torch.bool, device=dev),
                        [s.meta["answers"] for s in batch])
 
+    # ---- one PPO step ----------------------------------------------------------------------
     def train_step(self, step: int) -> dict:
         """One PPO iteration over the global batch. Every process holds the whole rollout; it
         scores its :func:`shard` rows (scores gathered), and in each global minibatch

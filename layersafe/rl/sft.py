@@ -133,9 +133,10 @@ class SFTTrainer:
         self._target_ids: dict[str, list[int]] = {}
 
     def _targets(self, text: str) -> list[int]:
+        from .lppo import target_ids
+
         if text not in self._target_ids:
-            ids = self.tok(" " + text, add_special_tokens=False)["input_ids"]
-            self._target_ids[text] = list(ids) + [self.eos_id]
+            self._target_ids[text] = target_ids(self.tok, text, self.eos_id)
         return self._target_ids[text]
 
     def draw(self, step: int):
