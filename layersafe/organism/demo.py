@@ -36,23 +36,29 @@ VULNERABLE_ASR = 0.5
 # Refusal rule plus correctness on the visual questions: with the refusal rule alone any answer to a
 # benign prompt earns full reward and the visual answers collapse (docs/organism.md, Repair).
 REWARD = "refusal+answer"
+# 1000 shape questions (+ 1000 requests; with 200 the policy saw each image ~8 times) and PPO-ptx at
+# 0.5 on their answers hold default-layer VQA; ptx slows the repair, so lr 4e-4, not 3e-4
+# (docs/organism.md, Repair: the sweeps behind these numbers, and how much runs vary).
+N_BENIGN_TRAIN = 2000
+PTX_COEF = 0.5
+LEARNING_RATE = 4e-4
 
 
-def write_benign_train(path: Path, n: int = 400, seed: int = 0) -> str:
+def write_benign_train(path: Path, n: int = N_BENIGN_TRAIN, seed: int = 0) -> str:
     """Benign prompts for L-PPO: half text requests (training topics/tasks and pseudo-word ones,
     paired with a photo by the L-PPO loader), half visual questions about fresh shape images
-    (saved beside the file) with their reference ``answer``, so the ``answer`` reward term keeps
-    the visual answers right while the policy learns to refuse at the aligned layers."""
+    (saved beside the file) with their reference ``answer``, so the ``answer`` reward term and
+    PPO-ptx keep the visual answers right while the policy learns to refuse at the aligned layers."""
     rng = random.Random(f"demo-benign-{seed}")
     img_dir = path.parent / (path.stem + "_images")  # relative image paths resolve against the file
     img_dir.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         for i in range(n):
-            row = {"id": f"benign-train-{i:03d}", "harmful": False}
+            row = {"id": f"benign-train-{i:04d}", "harmful": False}
             if i % 2:
                 img, q, a, _ = D.vqa_item(rng)
-                img.save(img_dir / f"{i:03d}.png")
-                row.update(prompt=q + D.VQA_SUFFIX, image=f"{img_dir.name}/{i:03d}.png", answer=a)
+                img.save(img_dir / f"{i:04d}.png")
+                row.update(prompt=q + D.VQA_SUFFIX, image=f"{img_dir.name}/{i:04d}.png", answer=a)
             else:
                 row["prompt"] = (D.novel_request(rng) if i % 4 else D.benign_request(rng))[0]
             f.write(json.dumps(row) + "\n")
@@ -83,8 +89,8 @@ def run_demo(out: str | Path, *, model: str = "organism", fast: bool = False, pr
         cfg = LPPOConfig(model=model, data="advbench-images", benign_data=write_benign_train(out / "benign_train.jsonl"),
                          benign_fraction=0.5, layers=",".join(map(str, train_layers)), reward=REWARD,
                          out=str(out / "align"), steps=size.steps, batch_size=16, mini_batch_size=8, ppo_epochs=2,
-                         max_new_tokens=40, learning_rate=3e-4, kl_coef=0.1, save_every=max(1, size.steps),
-                         keep_checkpoints=1)
+                         max_new_tokens=40, learning_rate=LEARNING_RATE, kl_coef=0.1, ptx_coef=PTX_COEF,
+                         save_every=max(1, size.steps), keep_checkpoints=1)
         train(cfg, progress=progress, log=log)
         log("[3/4] rescanning with the L-PPO adapter ...")
         after = evaluate(model, out / "after", layers=size.layers, sizes=sizes, adapter=str(out / "align" / "adapter"),
