@@ -1,6 +1,7 @@
 """The shipped model organism: loads with plain transformers, behaves as docs/organism.md says,
 and `layersafe demo --fast` runs end to end."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -65,6 +66,14 @@ def test_demo_fast_end_to_end(tmp_path):
     for k in ("before", "after"):
         assert set(res[k]) == {"2", "5", "8", "11"}
     assert "report:" in r.stdout and "ASR before" in r.stdout
+    # The repair setting documented in docs/organism.md: 2000 benign rows (1000 shape questions), PPO-ptx on.
+    from layersafe.organism.demo import LEARNING_RATE, N_BENIGN_TRAIN, PTX_COEF
+
+    run = json.loads((out / "align" / "run.json").read_text())
+    assert (run["config"]["ptx_coef"], run["config"]["learning_rate"]) == (PTX_COEF, LEARNING_RATE) == (0.5, 4e-4)
+    assert run["n_benign_prompts"] == N_BENIGN_TRAIN == 2000
+    rows = list(csv.DictReader(open(out / "align" / "log.csv")))
+    assert rows and all(float(r["ptx_loss"]) > 0 for r in rows)  # the supervised term ran every step
 
 
 def test_demo_refuses_a_non_empty_out(tmp_path):
