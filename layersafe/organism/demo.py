@@ -2,8 +2,9 @@
 
 1. before/  scan every encoder layer (held-out CP goals x CP photos + held-out benign requests,
             refusal judge) and VQA accuracy at the default layer;
-2. align/   multi-layer L-PPO (refusal reward, benign prompts mixed in) on the layers whose ASR
-            is at least 50 % (at most ``max_layers`` of them, the worst first);
+2. align/   multi-layer L-PPO on the layers whose ASR is at least 50 % (at most ``max_layers`` of
+            them, the worst first) plus the default layer as an anchor: refusal+answer reward,
+            benign requests and shape questions mixed in, PPO-ptx on the shape answers;
 3. after/   the same measurements with the L-PPO adapter;
 4. report/  the before/after report (report.html) and demo.json with the headline numbers.
 """
@@ -82,7 +83,7 @@ def run_demo(out: str | Path, *, model: str = "organism", fast: bool = False, pr
         targets = [ranked[0][1]]
     after = None
     if targets:
-        log(f"[2/4] L-PPO on layers {targets} (+ default layer {before['default_layer']} as anchor, {size.steps} steps) ...")
+        log(f"[2/4] L-PPO on layers {targets} (+ default layer {before['default_layer']} as anchor, PPO-ptx {PTX_COEF}, {size.steps} steps) ...")
         # The default layer joins the rollouts as an anchor: its visual answers are scored by the
         # answer term there, so L-PPO cannot trade them away (docs/organism.md, Repair).
         train_layers = sorted(set(targets) | {before["default_layer"]})
