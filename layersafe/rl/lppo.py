@@ -72,6 +72,8 @@ class LPPOConfig:
     layer_weights: str | None = field(default=None, metadata={"help": "comma list of sampling weights, one per layer of --layers (default uniform)"})
     layers_from_scan: str | None = field(default=None, metadata={"help": "scan run folder: train the top-k layers of its metrics.csv by ASR, weighted by ASR"})
     top_k: int = field(default=3, metadata={"help": "with --layers-from-scan: how many layers"})
+    method: str = field(default="lppo", metadata={"help": "repair method: lppo (clipped PPO on --reward, the paper's eq. 10) or distill (layer-consistency distillation: the model at --teacher-layer teaches the LoRA student at --layers; no reward, docs/lppo.md)"})
+    teacher_layer: str = field(default="default", metadata={"help": "with --method distill: the encoder layer whose features the teacher (adapter disabled) sees; must not be among --layers"})
     reward: str = field(default="refusal", metadata={"help": "refusal | answer (VQA accuracy on benign rows with reference answers, else 0) | rm:PATH | llamaguard:ID | judge:NAME | weighted sum 'W*A+W*B', e.g. refusal+answer"})
     out: str = field(default="runs/align", metadata={"help": "output folder"})
     # --- rollout ---------------------------------------------------------------------------
