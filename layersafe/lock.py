@@ -1,8 +1,9 @@
-"""One writer per output folder: a lock file with stale-lock detection.
+"""One writer per output folder: an OS lock on a lock file that names its holder.
 
 Two runs appending to the same generations.jsonl would interleave and duplicate rows. The lock
-records pid and host; a lock whose process is gone (killed, machine rebooted) is stale and is
-taken over with a notice, so a crashed run never blocks its own ``--resume``.
+records pid and host; the OS releases it when its process dies (killed, machine rebooted), so the
+file a dead run left behind is stale and is taken over with a notice, and a crashed run never
+blocks its own ``--resume``.
 """
 
 from __future__ import annotations
@@ -19,65 +20,107 @@ from .errors import UserError
 LOCK_NAME = ".layersafe.lock"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 class DirLock:
+    """An OS lock (``flock``) on OUT/.layersafe.lock, which also records pid, host and start time.
+
+    Taking it is atomic: the kernel grants the lock to one process only, and releases it when
+    that process dies, however it dies. (The earlier create-then-write scheme let a second
+    process read the still-empty file, call it unreadable and take it: issue 24.) The file's
+    content only names the holder in messages and tells a dead run's leftover from a live one.
+    """
+
     def __init__(self, folder: str | Path, log=print):
         self.path = Path(folder) / LOCK_NAME
         self.log = log
         self.held = False
+        self._fd: int | None = None
 
     def acquire(self) -> "DirLock":
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        for _ in range(2):
+        for _ in range(20):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _try_lock(fd):
+                os.close(fd)
+                self._refuse(self._read(), me)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                other = self._read()
-                same_host = other.get("host") == me["host"]
-                pid = other.get("pid")
-                if same_host and isinstance(pid, int) and not _alive(pid):
-                    self.log(f"note: removing stale lock of dead process {pid} in {self.path.parent}")
-                    self.path.unlink(missing_ok=True)
+                st = os.fstat(fd)
+                if st.st_nlink == 0 or os.stat(self.path).st_ino != st.st_ino:
+                    os.close(fd)  # the holder released (unlinked) it between our open and lock: retry
                     continue
-                if not other:  # unreadable: a writer died mid-write of the lock itself
-                    self.log(f"note: removing unreadable lock {self.path}")
-                    self.path.unlink(missing_ok=True)
-                    continue
-                where = f"pid {pid} on {other.get('host')}" + (f" since {other.get('since')}" if other.get("since") else "")
-                raise UserError(f"{self.path.parent} is in use by another layersafe run ({where}); wait for it, "
-                                f"or delete {self.path} if that run is dead")
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held = True
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            other = _parse(os.pread(fd, 4096, 0))
+            pid = other.get("pid")
+            if other and other.get("host") != me["host"]:
+                # Lock files on a shared filesystem: the OS lock may not reach the other machine.
+                os.close(fd)
+                self._refuse(other, me)
+            if isinstance(pid, int) and pid != me["pid"]:
+                self.log(f"note: removing stale lock of dead process {pid} in {self.path.parent}")
+            data = json.dumps(me).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+            os.fsync(fd)
+            self._fd, self.held = fd, True
             return self
         raise UserError(f"cannot take the lock {self.path}; delete it if no run is using the folder")
 
+    def _refuse(self, other: dict, me: dict):
+        pid = other.get("pid")
+        if other:
+            where = f"pid {pid} on {other.get('host')}" + (f" since {other.get('since')}" if other.get("since") else "")
+        else:
+            where = "a process that is starting"
+        raise UserError(f"{self.path.parent} is in use by another layersafe run ({where}); wait for it, "
+                        f"or delete {self.path} if that run is dead")
+
     def _read(self) -> dict:
         try:
-            data = json.loads(self.path.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
+            return _parse(self.path.read_bytes())
+        except OSError:
             return {}
 
     def release(self) -> None:
         if self.held:
+            # Unlink while still holding the lock: a waiter that opened the old file sees it
+            # unlinked (st_nlink 0) and retries on a fresh one.
             self.path.unlink(missing_ok=True)
-            self.held = False
+            os.close(self._fd)
+            self._fd, self.held = None, False
 
     def __enter__(self):
         return self.acquire()
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _parse(raw: bytes) -> dict:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _try_lock(fd: int) -> bool:
+    """Non-blocking exclusive OS lock on ``fd``; held until the fd is closed or the process dies."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 @contextmanager
@@ -131,6 +174,15 @@ def resume_point(out: Path, cfg, keys: tuple[str, ...], *, run_json: str, ckpt_d
         return None
     pointer = out / ckpt_dir / latest
     if not pointer.is_file():
+        # A run that stopped before its first checkpoint (killed, or failed: a reward judge that
+        # would not load) starts over in the same folder, if its settings are the same.
+        try:
+            status = json.loads((out / run_json).read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            status = None
+        if status in ("running", "failed", "interrupted"):
+            check_resume_settings(out, run_json, cfg, keys)
+            return None
         raise UserError(f"--resume: no checkpoint in {out / ckpt_dir}; start without --resume")
     point = out / ckpt_dir / pointer.read_text().strip()
     if not (point / "trainer_state.json").is_file():

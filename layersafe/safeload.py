@@ -37,18 +37,71 @@ def pickle_message(what: str, name: str, found: str = "", flag: str = "--allow-p
 
 
 def check_weights(path, allow_pickle: bool, what: str = "model", flag: str = "--allow-pickle") -> None:
-    """Raise UserError when the local folder ``path`` holds pickle weights and no safetensors."""
+    """Raise UserError unless the weights file that will actually be loaded from the local folder
+    ``path`` is safetensors.
+
+    Which file that is follows the loaders: a peft adapter folder (adapter_config.json) loads
+    ``adapter_model.safetensors`` if present, else ``adapter_model.bin`` (a pickle, whatever else
+    lies beside it); transformers with ``use_safetensors=True`` loads ``model.safetensors`` or the
+    shards named by ``model.safetensors.index.json``. An unrelated ``*.safetensors`` (a planted
+    ``decoy.safetensors``) proves nothing (issue 24)."""
     if allow_pickle:
         return
     p = Path(str(path)).expanduser()
     if not p.is_dir():
         return  # a hub id: from_pretrained(use_safetensors=True) refuses, see load_hint
-    names = [f.name for f in p.iterdir()]
-    if any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
+    names = {f.name for f in p.iterdir()}
+    if "adapter_config.json" in names:
+        if "adapter_model.safetensors" in names:
+            return
+        if "adapter_model.bin" in names:
+            raise UserError(pickle_message(what, str(path), "adapter_model.bin", flag))
+        raise UserError(f"{what} {str(path)!r} has no adapter_model.safetensors; give a peft adapter folder "
+                        "saved with save_pretrained")
+    if "model.safetensors" in names:
+        return
+    if "model.safetensors.index.json" in names:
+        _check_shards(p / "model.safetensors.index.json", what, str(path))
         return
     pickles = sorted(n for n in names if _PICKLE_WEIGHTS.match(n))
     if pickles:
         raise UserError(pickle_message(what, str(path), pickles[0], flag))
+
+
+def _check_shards(index: Path, what: str, name: str) -> None:
+    """Every shard a safetensors index names must be a .safetensors file in its folder."""
+    import json
+
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"{what} {name!r}: {index.name} is unreadable; re-save the checkpoint") from None
+    bad = sorted(s for s in shards if not isinstance(s, str) or not s.endswith(".safetensors") or "/" in s
+                 or "\\" in s or not (index.parent / s).is_file())
+    if bad:
+        raise UserError(f"{what} {name!r}: {index.name} names {bad[0]!r}, which is not a safetensors file "
+                        "in that folder; re-save the checkpoint")
+
+
+def load_errors() -> tuple[type[BaseException], ...]:
+    """What ``from_pretrained`` raises for a missing, corrupt or truncated checkpoint: besides
+    OSError/ValueError, a broken pickle (UnpicklingError, EOFError, RuntimeError from torch.load)
+    or a broken safetensors header (SafetensorError). All are the user's file, not a bug."""
+    import pickle
+
+    errors: tuple = (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError)
+    try:
+        from safetensors import SafetensorError
+
+        errors += (SafetensorError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def load_hint(message: str, allow_pickle: bool, flag: str = "--allow-pickle") -> str:

@@ -18,6 +18,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from ..errors import UserError
@@ -177,6 +178,29 @@ class _Retryable(Exception):
     pass
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Keyed requests go to the configured host only: a redirect (which would carry the request,
+    key header included, elsewhere, and whose reply would be taken as a score) is an error."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        where = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        raise UserError(f"perspective: {urllib.parse.urlsplit(req.full_url).netloc} answered HTTP {code}, a redirect "
+                        f"to {where.scheme}://{where.netloc}; the API key is sent to the configured host only, so "
+                        "this is refused -- check the url option")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _check_url(url: str) -> None:
+    """The key may travel only over https (plain http only to this machine, for local test servers)."""
+    parts = urllib.parse.urlsplit(url)
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local) or not parts.hostname:
+        raise UserError(f"perspective: url {url!r} must be https://HOST/... (plain http only to localhost), "
+                        "since every request carries the API key")
+
+
 @register
 class PerspectiveJudge(Judge):
     name = "perspective"
@@ -199,6 +223,7 @@ class PerspectiveJudge(Judge):
                             "(https://developers.perspectiveapi.com); or use the offline 'toxicity' judge")
         if self.opts["qps"] <= 0 or self.opts["retries"] < 0:
             raise UserError("perspective: qps must be > 0 and retries >= 0")
+        _check_url(self.opts["url"])
         self._next_at = 0.0
         self.n_failed = self.n_retries = 0
 
@@ -244,7 +269,7 @@ class PerspectiveJudge(Judge):
             req = urllib.request.Request(self.opts["url"], data=data, method="POST", headers={
                 "Content-Type": "application/json", "x-goog-api-key": os.environ.get(KEY_ENV, "").strip()})
             try:
-                with urllib.request.urlopen(req, timeout=self.opts["timeout"]) as resp:
+                with _OPENER.open(req, timeout=self.opts["timeout"]) as resp:  # no redirects
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
                 if e.code not in RETRY_STATUS:

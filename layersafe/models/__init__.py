@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from ..safeload import check_local_folder, check_weights, load_hint, weights_kwargs
+from ..safeload import check_local_folder, check_weights, first_line, load_errors, load_hint, weights_kwargs
 from .base import Encoded, Generation, VLMAdapter  # noqa: F401
 from .gemma3 import Gemma3Adapter
 from .idefics3 import Idefics3Adapter
@@ -130,8 +130,8 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     try:
         vlm = model_cls.from_pretrained(path, **kwargs)
         processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, ImportError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except (*load_errors(), ImportError) as e:  # corrupt pickles/safetensors too (--allow-pickle)
+        first = first_line(e)
         hint = (" -- install the missing package (Qwen2.5-VL's processor needs torchvision: "
                 "pip install torchvision matching your torch)") if isinstance(e, ImportError) else load_hint(first, allow_pickle)
         raise UserError(f"cannot load model or processor from {model!r}: {first}{hint}") from None
@@ -141,7 +141,11 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise UserError(f"--adapter {adapter}: no adapter_config.json there; give a peft adapter folder")
         check_weights(adapter, allow_pickle, "--adapter")
-        vlm = PeftModel.from_pretrained(vlm, adapter).merge_and_unload()
+        try:
+            vlm = PeftModel.from_pretrained(vlm, adapter).merge_and_unload()
+        except load_errors() as e:
+            raise UserError(f"cannot load --adapter {adapter}: {type(e).__name__}: {first_line(e)}; "
+                            "re-save the adapter with save_pretrained") from None
     if not device_map:
         vlm = vlm.to(dev)
     vlm.eval()

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, read_jsonl, truncate_torn_tail
 from ..lock import is_empty, locked_out
-from ..safeload import check_local_folder, check_weights, load_hint, require_classifier, weights_kwargs
+from ..safeload import check_local_folder, check_weights, first_line, load_errors, load_hint, require_classifier, weights_kwargs
 from .rm_format import format_dialogue
 
 PAD_TOKEN = "<|pad|>"  # added when the base tokenizer has no pad token, or pads with EOS
@@ -106,8 +106,8 @@ def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool 
         tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=1, trust_remote_code=trust_remote_code, dtype=torch.float32, **weights_kwargs(allow_pickle))
-    except (OSError, ValueError) as e:
-        first = str(e).splitlines()[0][:300]
+    except load_errors() as e:  # corrupt pickles/safetensors too
+        first = first_line(e)
         raise UserError(f"cannot load --base {base!r}: {first}{load_hint(first, allow_pickle)}") from None
     if prepare_tokenizer(tokenizer, max_length):
         model.resize_token_embeddings(len(tokenizer))
@@ -543,8 +543,8 @@ def load_reward_model(path: str, device: str = "auto", trust_remote_code: bool =
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust_remote_code,
                                                                    **weights_kwargs(allow_pickle))
-    except (OSError, ValueError) as e:
-        first = str(e).splitlines()[0][:300]
+    except load_errors() as e:  # corrupt pickles/safetensors too
+        first = first_line(e)
         raise UserError(f"cannot load reward model {path!r}: {first}{load_hint(first, allow_pickle)}") from None
     require_classifier(model.config, path, "reward model")
     if model.config.num_labels != 1:

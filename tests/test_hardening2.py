@@ -1,0 +1,219 @@
+"""Issue 24 [hardening-2]: one test per class of failure, each with the real bad input.
+
+Nothing a user types or opens may run code, corrupt a result or lose data; every problem ends
+with one line on stderr and exit code 2 (no traceback), keeping the work already done.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import pickle
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from layersafe.errors import UserError
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+class _Boom:
+    """A pickle that, when loaded, creates a file: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _evil_pickle(path: Path, marker: Path) -> None:
+    path.write_bytes(pickle.dumps(_Boom(marker)))
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, stderr) of ``layersafe ARGV`` in this process."""
+    from layersafe.cli import main
+
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [l for l in err.splitlines() if l.startswith("layersafe: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Security: the safetensors-only check looks at the file that will be loaded
+
+
+def test_decoy_safetensors_beside_pickle_weights_is_refused(tiny_llava_dir, tmp_path):
+    import shutil
+
+    from layersafe.models import load_vlm
+    from layersafe.safeload import check_weights
+
+    marker = tmp_path / "pwned"
+    # an adapter folder: peft would load adapter_model.bin (a pickle) whatever else lies there
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": ["q_proj"]}))
+    (adapter / "decoy.safetensors").write_bytes(b"")
+    _evil_pickle(adapter / "adapter_model.bin", marker)
+    with pytest.raises(UserError, match="only pickle weights .adapter_model.bin."):
+        load_vlm(str(tiny_llava_dir), device="cpu", dtype="float32", adapter=str(adapter))
+    # a model folder: transformers would want model.safetensors; a decoy is not it
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llava_dir, model)
+    (model / "model.safetensors").unlink()
+    (model / "decoy.safetensors").write_bytes(b"")
+    _evil_pickle(model / "pytorch_model.bin", marker)
+    with pytest.raises(UserError, match="only pickle weights .pytorch_model.bin."):
+        check_weights(model, allow_pickle=False)
+    with pytest.raises(UserError, match="pickle"):
+        load_vlm(str(model), device="cpu", dtype="float32")
+    # a sharded index naming a pickle shard
+    (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "pytorch_model.bin"}}))
+    with pytest.raises(UserError, match="not a safetensors file"):
+        check_weights(model, allow_pickle=False)
+    assert not marker.exists()
+    # the real thing still passes
+    check_weights(tiny_llava_dir, allow_pickle=False)
+
+
+def test_corrupt_weights_under_allow_pickle_is_one_line(tiny_llava_dir, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_llava_dir, bad)
+    (bad / "model.safetensors").unlink()
+    (bad / "pytorch_model.bin").write_bytes(b"\x80\x04garbage that is no pickle")
+    rc, _, err = run_cli(["layers", "--model", bad, "--allow-pickle"], capsys)
+    assert rc == 2 and "cannot load model or processor" in one_error_line(err)
+    (bad / "pytorch_model.bin").unlink()
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    rc, _, err = run_cli(["layers", "--model", bad], capsys)
+    assert rc == 2 and "cannot load model or processor" in one_error_line(err)
+
+
+def test_no_torch_load_without_weights_only():
+    """Audit: outside the RL checkpoint code (rl/checkpoint.py), every torch.load is weights_only."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "layersafe"
+    bad = []
+    for p in root.rglob("*.py"):
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if re.search(r"torch\.load\(", line) and "weights_only=True" not in line:
+                bad.append(f"{p.relative_to(root)}:{i}")
+            if re.search(r"\bpickle\.loads?\(", line):
+                bad.append(f"{p.relative_to(root)}:{i}")
+    allowed = ("rl/lppo.py", "rl/sft.py", "rl/checkpoint.py")  # the lead's part of issue 24
+    assert [b for b in bad if not b.startswith(allowed)] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Security: the Perspective API key goes to the configured host only
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list = []
+    target = ""
+
+    def do_POST(self):
+        type(self).seen.append({"port": self.server.server_address[1], "key": self.headers.get("x-goog-api-key"),
+                                "path": self.path})
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if type(self).target and self.server.server_address[1] != _Recorder.evil_port:
+            self.send_response(302)
+            self.send_header("Location", type(self).target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = json.dumps({"attributeScores": {"TOXICITY": {"summaryScore": {"value": 0.01}}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+def _serve():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def test_perspective_redirect_to_another_host_is_refused(monkeypatch):
+    from layersafe.judges.base import get_judge
+
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", "dummy-key-123")
+    api, evil = _serve(), _serve()
+    _Recorder.seen, _Recorder.evil_port = [], evil.server_address[1]
+    _Recorder.target = f"http://127.0.0.1:{evil.server_address[1]}/steal?x=1"
+    try:
+        j = get_judge(f"perspective:url=http://127.0.0.1:{api.server_address[1]}/v1,qps=1000,backoff=0")
+        with pytest.raises(UserError, match="HTTP 302, a redirect to http://127.0.0.1:.*refused"):
+            j.score([{"prompt": "p", "response": "hello there"}])
+        assert [s["port"] for s in _Recorder.seen] == [api.server_address[1]]  # nothing reached the other port
+        with pytest.raises(UserError, match="must be https"):
+            get_judge("perspective:url=http://example.com/v1")
+    finally:
+        for s in (api, evil):
+            s.shutdown()
+            s.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency: taking the output-folder lock is atomic
+
+
+def _contend(folder, start, done, results, i, stale):
+    from layersafe.lock import DirLock
+
+    start.wait()
+    try:
+        lock = DirLock(folder, log=lambda m: None).acquire()
+        results[i] = 1
+    except UserError:
+        lock = None
+        results[i] = 0
+    done.wait()  # hold the lock until both have tried
+    if lock:
+        lock.release()
+
+
+def test_lock_race_two_writers_never_both_hold_it(tmp_path):
+    from layersafe.lock import LOCK_NAME
+
+    ctx = mp.get_context("fork")
+    dead = ctx.Process(target=lambda: None)
+    dead.start()
+    dead.join()
+    for rnd in range(50):
+        folder = tmp_path / f"r{rnd}"
+        folder.mkdir()
+        stale = rnd % 2 == 1  # half the rounds start from a dead run's leftover lock file
+        if stale:
+            (folder / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+        start, done = ctx.Barrier(2), ctx.Barrier(2)
+        results = ctx.Array("i", [-1, -1])
+        procs = [ctx.Process(target=_contend, args=(folder, start, done, results, i, stale)) for i in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert sorted(results) == [0, 1], f"round {rnd}: {list(results)}"
+        assert not (folder / LOCK_NAME).exists()
