@@ -12,9 +12,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-ALLOW_PICKLE_HELP = ("also load pickle weights (pytorch_model.bin), which can run code when loaded; "
-                     "default: safetensors only (judges: add allow_pickle=1 to the judge spec)")
-EPILOG = "Layer numbers index the image encoder's hidden_states: 0 = patch embeddings, l = output of block l."
+from .cli_text import ALLOW_PICKLE_HELP, EPILOG  # noqa: F401  (re-exported for old imports)
 
 
 def _add_scan(sub):

@@ -9,7 +9,7 @@ from .base import Dataset, ImageError, RowError, Sample, load_image  # noqa: F40
 from .builtin import BUILTIN_DESCRIPTIONS, BUILTINS
 from .paper_sets import PAPER_SET_DESCRIPTIONS, is_paper_spec, load_paper_set
 BUILTIN_DESCRIPTIONS.update(PAPER_SET_DESCRIPTIONS)  # `layersafe datasets` lists the file-backed paper sets too
-from .loaders import CSV_SUFFIXES, JSONL_SUFFIXES, load_file
+from .loaders import CSV_SUFFIXES, JSONL_SUFFIXES, load_file  # noqa: E402  (after the update above)
 
 __all__ = ["Dataset", "ImageError", "RowError", "Sample", "load_image", "load_file", "load_dataset",
            "list_datasets", "BUILTINS", "BUILTIN_DESCRIPTIONS"]

@@ -8,7 +8,7 @@ Two row formats are accepted, detected from the columns:
 * **generic** (``prompt``, ``chosen``, ``rejected``; optional ``margin``, ``id``): responses given
   directly.
 
-The prompt is stored so that ``rm_format.format_dialogue(prompt, response)`` rebuilds the HH text:
+The prompt is stored so that ``rm_score.format_dialogue(prompt, response)`` rebuilds the HH text:
 for a multi-turn dialogue it is the text between the leading "Human: " and the final
 "\\n\\nAssistant:" (earlier turns keep their own markers). Training and the reward judge therefore
 render every pair the same way.
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import UserError
-from ..rl.rm_format import ASSISTANT, HUMAN
+from ..rm_score import ASSISTANT, HUMAN
 
 _HUMAN_MARK = HUMAN.rstrip()  # "\n\nHuman:" (the space after it varies in the raw data)
 _ASSISTANT_MARK = ASSISTANT.rstrip()  # "\n\nAssistant:"

@@ -8,7 +8,7 @@ Input format, decided per model (``format=auto``; override with ``format=hh|chat
 * ``pair`` for encoder cross-encoders without a template (BERT/DeBERTa/RoBERTa families, e.g. the
   OpenAssistant DeBERTa RM, whose card scores ``tokenizer(question, answer)``);
 * ``hh`` otherwise (GPT-2-like RMs): ``format_dialogue`` + EOS, encoded and scored by
-  ``layersafe.rl.reward_model`` exactly as train-rm trains, so judge and training agree.
+  ``layersafe.rm_score`` exactly as train-rm trains, so judge and training agree.
 Every format truncates from the left (the prompt's start goes first; the response is what is
 judged), pads on the right with a pad token distinct from EOS, and reads the score at the last
 real token (the appended EOS for ``hh``).
@@ -17,7 +17,7 @@ real token (the appended EOS for ``hh``).
 from __future__ import annotations
 
 from ..errors import UserError
-from ..rl.rm_format import format_dialogue
+from ..rm_score import encode_texts, format_dialogue, prepare_tokenizer, score_ids
 from ..safeload import require_classifier
 from .base import MODEL_OPTIONS, Judge, load_hf, model_device_dtype, register
 
@@ -49,8 +49,6 @@ class RewardJudge(Judge):
     def _load(self):
         import transformers as tf
 
-        from ..rl.reward_model import prepare_tokenizer
-
         self.device, dtype = model_device_dtype(self.opts)
         tok = load_hf(tf.AutoTokenizer, self.arg, "reward-model tokenizer")
         model = load_hf(tf.AutoModelForSequenceClassification, self.arg, "reward model", dtype=dtype,
@@ -77,8 +75,6 @@ class RewardJudge(Judge):
 
     def encode(self, prompts: list[str], responses: list[str]) -> list[list[int]]:
         """Token ids the reward model scores, one list per exchange (see the module docstring)."""
-        from ..rl.reward_model import encode_texts
-
         tok, fmt, L = self.tokenizer, self.format, self.max_length
         if fmt == "hh":
             return encode_texts(tok, [format_dialogue(p, r) for p, r in zip(prompts, responses)], L)
@@ -101,8 +97,6 @@ class RewardJudge(Judge):
         return out
 
     def score(self, rows: list[dict]) -> list[dict]:
-        from ..rl.reward_model import score_ids
-
         if self.model is None:
             self._load()
         seqs = self.encode([str(r.get("prompt") or "") for r in rows], [str(r.get("response") or "") for r in rows])

@@ -38,6 +38,9 @@ MODEL_TYPES = {
 
 TINY_ALIAS = "tiny-random-llava"  # the embedded default: built on the fly, random weights
 ORGANISM_ALIAS = "organism"  # the trained model organism shipped in the package (docs/organism.md)
+# Its weights are package data (layersafe/organism/weights, = layersafe.organism.weights_path()); the
+# path is spelled out here so that models/ does not import the organism package, which sits above it.
+ORGANISM_WEIGHTS = Path(__file__).resolve().parent.parent / "organism" / "weights"
 
 
 def supported() -> str:
@@ -51,9 +54,7 @@ def resolve_model_path(model: str) -> tuple[str, bool]:
 
         return str(default_tiny_path()), True
     if model == ORGANISM_ALIAS:
-        from ..organism import weights_path
-
-        return str(weights_path()), False
+        return str(ORGANISM_WEIGHTS), False
     return model, False
 
 

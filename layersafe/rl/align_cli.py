@@ -11,8 +11,12 @@ import os
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from .lppo import LPPOConfig
 
 EPILOG = ("Reward specs: refusal | answer | rm:PATH | llamaguard:ID | judge:NAME[:ARG] | weighted sums like "
           "'1*refusal+0.5*rm:runs/rm' or 'refusal+answer' (answer: VQA accuracy against the reference "

@@ -1046,7 +1046,7 @@ def _train(cfg: LPPOConfig, *, adapter, progress: bool, log, _stop_after: int | 
     from tqdm.auto import tqdm
 
     from ..models import model_identity
-    from ..scan.engine import _versions
+    from ..versions import package_versions as _versions
 
     cfg.validate()
     out, latest = _prepare_out(cfg)

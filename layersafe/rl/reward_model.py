@@ -2,9 +2,9 @@
 
 A reward model is any transformers backbone loaded as ``AutoModelForSequenceClassification`` with
 ``num_labels=1``; its single logit is the reward r(x, y). Texts are always rendered with
-:func:`layersafe.rl.rm_format.format_dialogue`, tokenised with the RM's tokenizer, truncated from the
+:func:`layersafe.rm_score.format_dialogue`, tokenised with the RM's tokenizer, truncated from the
 left (the response is at the end and must survive), given an EOS, and right-padded
-(:func:`encode_texts`). Training and the reward judge share that path, so scores match.
+(:func:`encode_texts`). Training and the reward judge share that path (``layersafe.rm_score``), so scores match.
 
 Why EOS and a separate pad token: causal backbones (GPT-2) pool the logit at the rightmost token that
 is not the pad token. If pad == EOS (the usual GPT-2 workaround), the appended EOS would be skipped
@@ -36,9 +36,8 @@ from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, read_jsonl, truncate_torn_tail
 from ..lock import is_empty, locked_out
 from ..safeload import check_local_folder, check_weights, first_line, load_errors, load_hint, require_classifier, weights_kwargs
-from .rm_format import format_dialogue
-
-PAD_TOKEN = "<|pad|>"  # added when the base tokenizer has no pad token, or pads with EOS
+from ..rm_score import PAD_TOKEN, collate, encode_texts, format_dialogue, prepare_tokenizer, score_ids, score_texts  # noqa: F401
+from ..rm_score import appends_eos as _appends_eos, head_rewards as _rewards
 CARD = "rm_card.json"
 LOG = "train_log.jsonl"
 CKPT_DIR = "checkpoints"
@@ -75,24 +74,8 @@ def pairwise_accuracy(r_chosen: Sequence[float], r_rejected: Sequence[float]) ->
 
 
 # --------------------------------------------------------------------------------------------
-# Tokenizer / model setup and text encoding (shared with the reward judge)
+# Model setup (text encoding and scoring, shared with the reward judge, live in layersafe.rm_score)
 # --------------------------------------------------------------------------------------------
-
-def prepare_tokenizer(tokenizer, max_length: int | None = None):
-    """Make a tokenizer fit for reward scoring: a pad token distinct from EOS, right padding,
-    left truncation. Returns True when a pad token was added (the model's embeddings must grow)."""
-    added = False
-    if tokenizer.pad_token is None or (tokenizer.eos_token is not None and tokenizer.pad_token == tokenizer.eos_token):
-        added = bool(tokenizer.add_special_tokens({"pad_token": PAD_TOKEN}))
-    tokenizer.padding_side = "right"
-    tokenizer.truncation_side = "left"
-    # init_kwargs is what save_pretrained writes: a plain AutoTokenizer load then behaves the same.
-    tokenizer.init_kwargs.update(padding_side="right", truncation_side="left")
-    if max_length:
-        tokenizer.model_max_length = max_length  # saved with the tokenizer: scorers reuse it
-        tokenizer.init_kwargs["model_max_length"] = max_length
-    return added
-
 
 def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool = False, max_length: int | None = None,
               allow_pickle: bool = False):
@@ -119,80 +102,6 @@ def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool 
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
     return tokenizer, model
-
-
-def _appends_eos(tokenizer) -> bool:
-    """True when the tokenizer has an EOS that its own special tokens do not already end with."""
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        return False  # encoder backbones (BERT: [SEP]) pool elsewhere; nothing to append
-    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return not probe or probe[-1] != eos
-
-
-def encode_texts(tokenizer, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
-    """Token ids per text: the tokenizer's special tokens, truncated from the left to ``max_length``
-    (including EOS), then EOS appended. This is exactly what training saw."""
-    if not texts:  # e.g. --eval-size 0: fast tokenizers fail on an empty batch
-        return []
-    max_length = max_length or tokenizer.model_max_length
-    if not max_length or max_length > 1_000_000:  # tokenizers without a limit report a huge sentinel
-        max_length = 1024
-    add_eos = _appends_eos(tokenizer)
-    enc = tokenizer(list(texts), add_special_tokens=True, truncation=True,
-                    max_length=max_length - add_eos)["input_ids"]
-    return [ids + [tokenizer.eos_token_id] for ids in enc] if add_eos else [list(ids) for ids in enc]
-
-
-def collate(tokenizer, seqs: Sequence[list[int]], device=None) -> dict[str, torch.Tensor]:
-    """Right-pad id lists into ``input_ids`` + ``attention_mask`` tensors."""
-    longest = max(len(s) for s in seqs)
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(seqs), longest), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), longest), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-
-
-def _rewards(model, batch) -> torch.Tensor:
-    return model(**batch).logits[:, 0]
-
-
-@torch.no_grad()
-def score_ids(model, tokenizer, seqs: Sequence[list[int]], batch_size: int = 16, progress: bool = False) -> list[float]:
-    """Rewards for pre-encoded sequences, in order. Batches are formed longest-first to waste
-    little padding; eval mode, no gradients."""
-    from tqdm.auto import tqdm
-
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    out = [0.0] * len(seqs)
-    device = next(model.parameters()).device
-    try:
-        for start in tqdm(range(0, len(order), batch_size), desc="scoring", disable=not progress, leave=False):
-            idx = order[start:start + batch_size]
-            r = _rewards(model, collate(tokenizer, [seqs[i] for i in idx], device)).float().cpu().tolist()
-            for i, v in zip(idx, r):
-                out[i] = v
-    finally:
-        model.train(was_training)
-    return out
-
-
-def score_texts(model, tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int | None = None,
-                progress: bool = False) -> list[float]:
-    """Reward of each already-rendered text (use ``format_dialogue(prompt, response)``), in order.
-
-    Tokenises like training (:func:`encode_texts`: EOS appended, left truncation to
-    ``max_length`` or the tokenizer's ``model_max_length``, right padding) and reads the model's
-    scalar logit, which sequence-classification heads pool at the last non-pad token (the EOS).
-    """
-    if not texts:
-        return []
-    return score_ids(model, tokenizer, encode_texts(tokenizer, texts, max_length), batch_size, progress)
 
 
 def encode_pairs(tokenizer, pairs, max_length: int) -> tuple[list[list[int]], list[list[int]]]:

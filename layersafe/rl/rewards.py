@@ -8,7 +8,7 @@ A reward spec is ``TERM`` or a weighted sum ``W*TERM + W*TERM``:
   (helpfulness, so the policy does not learn to refuse everything). Unmarked prompts count as
   harmful, as in the metrics (``harmful`` missing = red-team row).
 * ``rm:PATH`` -- a sequence-classification reward model (``layersafe train-rm`` output or any
-  1-label checkpoint), scored through ``layersafe.rl.reward_model.score_texts`` on
+  1-label checkpoint), scored through ``layersafe.rm_score.score_texts`` on
   ``format_dialogue(prompt, response)``: the image-free prompt text and the response,
   re-tokenised with the RM's own tokenizer (DESIGN.md §5).
 * ``llamaguard:ID`` (or any ``judge:NAME[:ARG]``) -- a registered judge; its first metric becomes
@@ -81,8 +81,7 @@ class RewardModelReward:
     def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
         import torch
 
-        from .reward_model import score_texts
-        from .rm_format import format_dialogue
+        from ..rm_score import format_dialogue, score_texts
 
         texts = [format_dialogue(p, r) for p, r in zip(prompts, responses)]
         with torch.no_grad():

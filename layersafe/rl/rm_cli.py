@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
         "train-rm", help="train a Bradley–Terry reward model on preference pairs",
         description="Train r(x, y) = AutoModelForSequenceClassification(num_labels=1) with the pairwise loss "
                     "-log σ(r(x, y_w) - r(x, y_l) - m) + λ(r_w + r_l)² (Bachu et al. eq. 4). Texts are rendered "
-                    "as HH-RLHF dialogues + EOS (layersafe.rl.rm_format). OUT gets a plain transformers "
+                    "as HH-RLHF dialogues + EOS (layersafe.rm_score). OUT gets a plain transformers "
                     "checkpoint + tokenizer, rm_card.json, train_log.jsonl and checkpoints/.")
     p.add_argument("--base", default=d.base, help=f"HF hub id or local folder of the backbone (default {d.base}); "
                    "causal (GPT-2, Llama, ...) or encoder (BERT, ...) models both work")

@@ -1,17 +1,5 @@
-"""The one text format reward models see, shared by training (train-rm) and scoring (reward judge).
+"""Old home of the reward-model text format; it lives in :mod:`layersafe.rm_score` now (shared by
+training, the reward judge and the preference loader without an upward import). Kept so old
+imports keep working."""
 
-HH-RLHF dialogues are "\\n\\nHuman: ...\\n\\nAssistant: ..." text; a reward model trained on them
-scores a VLM answer best when the (image-free) prompt and the response are rendered the same way.
-DESIGN.md §5: decode the prompt text without image tokens, re-tokenise with the RM's own tokenizer,
-right-pad, and append EOS as in training.
-"""
-
-from __future__ import annotations
-
-HUMAN = "\n\nHuman: "
-ASSISTANT = "\n\nAssistant: "
-
-
-def format_dialogue(prompt: str, response: str) -> str:
-    """A single-turn exchange in HH-RLHF format (no EOS: the tokenizer step appends it)."""
-    return f"{HUMAN}{prompt.strip()}{ASSISTANT}{response.strip()}"
+from ..rm_score import ASSISTANT, HUMAN, format_dialogue  # noqa: F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import ALLOW_PICKLE_HELP, EPILOG
+from ..cli_text import ALLOW_PICKLE_HELP, EPILOG
 
 
 def add_parser(sub) -> None:

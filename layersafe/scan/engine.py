@@ -9,7 +9,6 @@ finish, so an interrupted scan loses at most the batch in flight; ``resume`` ski
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, iter_chunks, read_jsonl, truncate_torn_tail
+from ..versions import package_versions
 
 GENERATIONS = "generations.jsonl"
 RUN_JSON = "run.json"
@@ -50,16 +50,6 @@ class ScanConfig:
 
 # Fields that must match when resuming: changing them would mix incomparable rows.
 _RESUME_KEYS = ("model", "dataset", "max_new_tokens", "limit", "seed", "do_sample", "temperature", "top_p", "dtype", "adapter")
-
-
-def _versions() -> dict:
-    import torch
-    import transformers
-
-    from .. import __version__
-
-    return {"layersafe": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "platform": platform.platform()}
 
 
 def prepare_out_dir(cfg: ScanConfig) -> Path:
@@ -129,7 +119,7 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
     done = done_pairs(gen_path)
     run = {
         "config": asdict(cfg),
-        "versions": _versions(),
+        "versions": package_versions(),
         "argv": sys.argv,
         "model": identity,
         "num_layers": adapter.num_layers,

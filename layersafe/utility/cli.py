@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cli import EPILOG
+from ..cli_text import EPILOG
 
 
 def add_parser(sub) -> None:
