@@ -1,4 +1,4 @@
-"""Layer specs (DESIGN.md §3): ``all``, ``default``, ``N``, ``A-B`` and comma lists of these.
+"""Layer specs (docs/design.md §3): ``all``, ``default``, ``N``, ``A-B`` and comma lists of these.
 
 Numbers index the encoder's ``hidden_states``: 0 = patch embeddings, l = output of block l,
 valid range 0..num_layers. Negative numbers count from the end like Python (-1 = last block)

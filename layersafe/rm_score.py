@@ -2,7 +2,7 @@
 scoring. One neutral module shared by reward-model training (``layersafe.rl.reward_model``), the
 ``reward`` judge (``layersafe.judges.reward``), L-PPO's ``rm:`` reward term and the preference-data
 loader (``layersafe.data.preferences``), so none of them imports another pipeline stage for it
-(docs/design.md §3, §6).
+(docs/design.md §7.1).
 
 HH-RLHF dialogues are "\\n\\nHuman: ...\\n\\nAssistant: ..." text; a reward model trained on them
 scores a VLM answer best when the (image-free) prompt and the response are rendered the same way:

@@ -13,7 +13,7 @@ MAX_NEW = 10
 def stock_generate(adapter, prompt, image_ref, layer):
     """Reference: LlavaForConditionalGeneration.generate with the layer chosen by transformers."""
     n = adapter.num_layers
-    # transformers 5.23/5.24 treat vision_feature_layer=0 as unset (DESIGN.md §4): use -(N+1).
+    # transformers 5.23/5.24 treat vision_feature_layer=0 as unset (docs/design.md §4): use -(N+1).
     vfl = layer if layer > 0 else -(n + 1)
     inputs = adapter.processor(images=[load_image(image_ref)], text=[adapter.build_prompt(prompt)],
                                return_tensors="pt")

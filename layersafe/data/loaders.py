@@ -1,4 +1,4 @@
-"""Load prompt-image samples from a JSONL or CSV file (DESIGN.md §3: rows with id, prompt, image).
+"""Load prompt-image samples from a JSONL or CSV file (docs/design.md §3: rows with id, prompt, image).
 
 Whole-file problems (missing file, unknown format, missing columns, no rows) are UserErrors.
 Per-row problems are recorded as RowError with a reason and the row is skipped: the load goes on,

@@ -1,4 +1,4 @@
-"""Judge interface and registry (DESIGN.md §2, §3).
+"""Judge interface and registry (docs/design.md §2, §3).
 
 A judge reads rows (dicts with at least ``prompt`` and ``response``) and returns one dict of
 scores per row. Judges run from files alone, so old generations can be re-scored without the VLM.

@@ -1,4 +1,4 @@
-"""Llama Guard judge (DESIGN.md §6): is the assistant's response unsafe? Paper's ASR judge.
+"""Llama Guard judge (docs/design.md §6): is the assistant's response unsafe? Paper's ASR judge.
 
 ``llamaguard[:MODEL]`` (default ``meta-llama/Llama-Guard-3-8B``) renders [user, assistant] with
 the model's own chat template (Llama Guard 1, 2, 3 and 3-Vision ship one), decodes greedily and

@@ -1,4 +1,4 @@
-"""Offline refusal judges (DESIGN.md §6): did the model refuse (1) or comply (0)?
+"""Offline refusal judges (docs/design.md §6): did the model refuse (1) or comply (0)?
 
 Two judges share the metric ``refusal`` (1 = refused = safer):
 

@@ -1,4 +1,4 @@
-"""Run judges over rows from files (DESIGN.md §3 ``layersafe judge``)."""
+"""Run judges over rows from files (docs/design.md §3 ``layersafe judge``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-layer aggregates of judged generations (DESIGN.md §3: OUT/metrics.csv)."""
+"""Per-layer aggregates of judged generations (docs/design.md §3: OUT/metrics.csv)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The adapter interface every VLM family implements (DESIGN.md §2 models/).
+"""The adapter interface every VLM family implements (docs/design.md §2 models/).
 
 An adapter hides one family's plumbing behind five steps the scan engine needs:
 build the prompt text, tokenise it with its image, encode a batch of images ONCE into the
@@ -34,7 +34,7 @@ class Generation:
 
 
 class VLMAdapter:
-    """Base class. Layer numbering (DESIGN.md §3): index into the encoder's ``hidden_states``;
+    """Base class. Layer numbering (docs/design.md §3): index into the encoder's ``hidden_states``;
     0 = patch embeddings, l = output of block l, ``num_layers`` = last block."""
 
     family: str = ""
@@ -94,7 +94,7 @@ class VLMAdapter:
 # --- helpers shared by the adapters' generate() ---------------------------------------------
 def left_pad(seqs: Sequence[torch.Tensor], pad_value) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack tensors of different lengths (dim 0) with LEFT padding, as batched generation needs
-    (DESIGN.md §4). Returns ``(padded [B, T, ...], attention_mask [B, T])``."""
+    (docs/design.md §4). Returns ``(padded [B, T, ...], attention_mask [B, T])``."""
     width = max(len(x) for x in seqs)
     out = torch.full((len(seqs), width, *seqs[0].shape[1:]), pad_value, dtype=seqs[0].dtype)
     attn = torch.zeros((len(seqs), width), dtype=torch.long)

@@ -5,7 +5,7 @@ Gemma 3's image encoder is SigLIP. The stock path projects ``post_layernorm(h_L)
 final LayerNorm on the last block's output) with ``multi_modal_projector`` (avg-pool to
 ``mm_tokens_per_image`` + RMSNorm + linear). ICET-l feeds ``projector(post_layernorm(h_l))``:
 the same final norm for every layer, because the projector was trained on normalised states
-(DESIGN.md §4). Default layer = the last block, which equals stock generate token for token.
+(docs/design.md §4). Default layer = the last block, which equals stock generate token for token.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The processor splits an image into crops (a grid of tiles plus a downscaled glob
 SigLIP-style encoder runs on every crop and the stock path feeds
 ``connector(post_layernorm(h_L))`` (pixel shuffle + linear) per crop. ICET-l feeds
 ``connector(post_layernorm(h_l))``: the same final norm for every layer because the connector
-was trained on normalised states (DESIGN.md §4). Token count per crop does not depend on l.
+was trained on normalised states (docs/design.md §4). Token count per crop does not depend on l.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ ICET-l (paper §3): feed ``P(e_l)`` — the projector applied to encoder hidden 
 model's own feature-select strategy ("default" drops CLS) — in place of ``P(e_default)``.
 Features are injected through ``inputs_embeds`` (image-token positions replaced with
 ``masked_scatter``), which gives the same tokens as ``generate(..., vision_feature_layer=l)``
-on every transformers version we support (DESIGN.md §4).
+on every transformers version we support (docs/design.md §4).
 """
 
 from __future__ import annotations

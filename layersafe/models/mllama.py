@@ -6,7 +6,7 @@ tiles of the image. The projector input is the global output concatenated with l
 (``intermediate_layers_indices``). The language model reads the projected states through
 cross-attention, not as tokens.
 
-Layer l (DESIGN.md §3 numbering over the LOCAL stack: 0 = input to local block 1, l = output of
+Layer l (docs/design.md §3 numbering over the LOCAL stack: 0 = input to local block 1, l = output of
 local block l) is the early exit "stop the local stack after block l, then run the rest of the
 encoder unchanged": h_l → layernorm_post → post-tile embedding → global stack; every tap deeper
 than l takes h_l (the blocks it would read do not run). At l = num_layers this is exactly the

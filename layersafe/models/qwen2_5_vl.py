@@ -4,7 +4,7 @@ The vision transformer works on a window-permuted token order: patch embeddings 
 into merge units (2x2 patches) and reordered window by window before block 1; the stock path
 then applies the patch merger to the last block's output and undoes the order,
 ``merger(h_L)[argsort(window_index)]``. ICET-l feeds ``merger(h_l)[argsort(window_index)]``,
-with ``h_0`` the (permuted) input of block 1 (DESIGN.md §3-4). The merger's RMSNorm is part of
+with ``h_0`` the (permuted) input of block 1 (docs/design.md §3-4). The merger's RMSNorm is part of
 the merger, so no extra norm is needed. Default layer = the last block = stock.
 
 The language model uses 3-D rotary positions computed from ``input_ids`` and

@@ -1,14 +1,14 @@
-"""PPO math for L-PPO as pure functions (DESIGN.md §1, §5): no model, no optimiser, no state
+"""PPO math for L-PPO as pure functions (docs/design.md §1, §5): no model, no optimiser, no state
 except the adaptive KL controller.
 
-Notation follows the paper (Bachu et al., ICML 2025, §4) as summarised in DESIGN.md §1:
+Notation follows the paper (Bachu et al., ICML 2025, §4) as summarised in docs/design.md §1:
   eq. 5   R = r(x, y) − η·KL(π_RL ‖ π_SFT)               -> :func:`kl_estimate`, :func:`token_rewards`
   eq. 6   Â_t by GAE from a value head V                  -> :func:`gae`
   eq. 7   K_t = π_θ(y_t | s_t) / π_θold(y_t | s_t)        -> inside :func:`policy_loss`
   eq. 8   L_clip = max(−K·Â, −clip(K, 1−ε, 1+ε)·Â)        -> :func:`policy_loss`
   eq. 9   L_V = c1·(V(s_t) − R_t)²                        -> :func:`value_loss`
   eq. 10  L-PPO: the same, with the policy (and K) fed P(e_l) of encoder layer l (trainer, lppo.py).
-(The per-equation numbering is DESIGN.md's ordering of eqs. 5–9; the math is standard PPO-RLHF.)
+(The per-equation numbering is docs/design.md §1's ordering of eqs. 5–9; the math is standard PPO-RLHF.)
 
 Shapes: every per-token tensor is ``[B, T]`` over *response* tokens, right-padded, with a float
 or bool ``mask`` that is 1 on real response tokens (EOS included) and 0 on padding. Padding
@@ -52,7 +52,7 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
-    """(x − mean)/std over masked positions (advantage whitening, DESIGN.md §5).
+    """(x − mean)/std over masked positions (advantage whitening, docs/design.md §5).
 
     ``shift_mean=False`` only rescales (used for rewards: shifting them would change which
     responses are better than doing nothing). Padding positions are returned as 0."""
@@ -114,7 +114,7 @@ def token_rewards(
     kl_coef: float, kl_kind: str = "k1",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5 per token: r_t = −η·KL_t, plus the sequence score r(x, y) on the final response
-    token (the EOS when the response stopped; DESIGN.md §5: not one past it as TRL does).
+    token (the EOS when the response stopped; docs/design.md §5: not one past it as TRL does).
 
     Returns ``(rewards [B, T], kl [B, T])`` (both 0 on padding). ``scores`` is ``[B]`` and should
     already include any no-stop-token penalty (:func:`apply_missing_eos_penalty`)."""
@@ -130,7 +130,7 @@ def token_rewards(
 
 def apply_missing_eos_penalty(scores: torch.Tensor, stopped: torch.Tensor, penalty: float) -> torch.Tensor:
     """Add ``penalty`` (a negative number) to the score of every response that ran out of
-    tokens without emitting a stop token: truncated text must not look finished (DESIGN.md §5)."""
+    tokens without emitting a stop token: truncated text must not look finished (docs/design.md §5)."""
     return scores + penalty * (~stopped.bool()).to(scores.dtype)
 
 

@@ -1,4 +1,4 @@
-"""Bradley–Terry reward models (DESIGN.md §1 eq. 4): loss, text encoding, scoring, training.
+"""Bradley–Terry reward models (docs/design.md §1 eq. 4): loss, text encoding, scoring, training.
 
 A reward model is any transformers backbone loaded as ``AutoModelForSequenceClassification`` with
 ``num_labels=1``; its single logit is the reward r(x, y). Texts are always rendered with
@@ -9,7 +9,7 @@ left (the response is at the end and must survive), given an EOS, and right-padd
 Why EOS and a separate pad token: causal backbones (GPT-2) pool the logit at the rightmost token that
 is not the pad token. If pad == EOS (the usual GPT-2 workaround), the appended EOS would be skipped
 and the score read one token early; we add a distinct pad token instead, so the score sits on EOS
-(DESIGN.md §5) and plain ``from_pretrained`` pools at the same place.
+(docs/design.md §7) and plain ``from_pretrained`` pools at the same place.
 
 Training is a plain PyTorch loop (clearer than Trainer for a pairwise loss) on accelerate, which
 provides device placement, bf16 autocast and checkpoints of model/optimizer/scheduler/RNG state.

@@ -10,7 +10,7 @@ A reward spec is ``TERM`` or a weighted sum ``W*TERM + W*TERM``:
 * ``rm:PATH`` -- a sequence-classification reward model (``layersafe train-rm`` output or any
   1-label checkpoint), scored through ``layersafe.rm_score.score_texts`` on
   ``format_dialogue(prompt, response)``: the image-free prompt text and the response,
-  re-tokenised with the RM's own tokenizer (DESIGN.md §5).
+  re-tokenised with the RM's own tokenizer (docs/design.md §7).
 * ``llamaguard:ID`` (or any ``judge:NAME[:ARG]``) -- a registered judge; its first metric becomes
   +1 (safe) / −1 (unsafe) using the judge's ``higher_is_safer``; a failed parse scores 0.
 * ``answer`` -- correctness of short answers to benign questions that carry reference answers

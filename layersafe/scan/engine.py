@@ -1,4 +1,4 @@
-"""The ICET scan engine (DESIGN.md §2 scan/): samples × layers -> OUT/generations.jsonl.
+"""The ICET scan engine (docs/design.md §2 scan/): samples × layers -> OUT/generations.jsonl.
 
 For each group of samples: load and tokenise each image+prompt once, run the image encoder ONCE
 for the group keeping every requested layer, then for each layer project P(e_l) and generate
@@ -28,7 +28,7 @@ class ScanConfig:
 
     model: str = "tiny-random-llava"  # HF id, local folder, or the embedded tiny random LLaVA
     dataset: str = "custom-prompts"  # built-in name or a .jsonl/.csv file (id, prompt, image)
-    layers: str = "all"  # all, default, N, A-B, comma lists (DESIGN.md §3)
+    layers: str = "all"  # all, default, N, A-B, comma lists (docs/design.md §3)
     out: str = "runs/scan"
     max_new_tokens: int = 64
     batch_size: int = 8  # sequences per generate call (and images per encoder call)
