@@ -1,0 +1,750 @@
+"""What every on-policy repair method shares (L-PPO in :mod:`.lppo`, layer-consistency
+distillation in :mod:`.distill`): the prompt/layer schedule, the LoRA policy, rollouts over cached
+layer-l features, multi-process sharding, checkpoints, the run folder and its log.
+
+A method subclasses :class:`OnPolicyTrainer` and implements ``train_step(step) -> log row``
+(plus optional ``_setup``, ``extra_state``/``load_extra_state`` for its own checkpointed state);
+:func:`run` drives it: resume, the step loop with progress, checkpoints, final adapter.
+
+Rollout, as both methods use it: draw ``batch_size`` prompts per process (harmful + benign mix)
+and a layer per prompt; run the frozen encoder ONCE for the batch, project each prompt's layer
+``P(e_l)`` and CACHE it (the encoder and projector are frozen, so every epoch reuses these
+features); sample responses from the policy with those features (left padding, temperature T, no
+top-k, a seed per row). With N processes the batch is one global batch of N × ``batch_size``
+rows, drawn as one process would draw it; each process generates its shard and the responses are
+gathered (docs/lppo.md, Multi-GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, write_rows
+from . import checkpoint as ckpt
+from . import ppo
+
+LOG_JSONL = "log.jsonl"
+LOG_CSV = "log.csv"
+RUN_JSON = "run.json"
+CKPT_DIR = ckpt.CKPT_DIR
+LATEST = ckpt.LATEST
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+
+
+# ============================================================================================
+# Schedule: layers, prompt batches, generation seeds, process shards
+# ============================================================================================
+
+def layers_from_scan(run_dir: str, top_k: int) -> tuple[list[int], list[float]]:
+    """The ``top_k`` layers with the highest ASR in RUN_DIR/metrics.csv, weights ∝ ASR."""
+    import csv
+
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise UserError(f"--layers-from-scan: {path} not found; run `layersafe scan ... --judge refusal` first")
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("asr") not in (None, "", "nan")]
+    if not rows:
+        raise UserError(f"{path} has no layer with an ASR")
+    rows.sort(key=lambda r: (-float(r["asr"]), int(r["layer"])))
+    top = rows[:top_k]
+    layers = [int(r["layer"]) for r in top]
+    w = [max(float(r["asr"]), 0.0) for r in top]
+    if sum(w) == 0:
+        w = [1.0] * len(layers)
+    return layers, w
+
+
+def resolve_layers(cfg, adapter) -> tuple[list[int], list[float]]:
+    from ..layers import parse_layers
+
+    if cfg.layers_from_scan:
+        layers, w = layers_from_scan(cfg.layers_from_scan, cfg.top_k)
+        bad = [l for l in layers if not 0 <= l <= adapter.num_layers]
+        if bad:
+            raise UserError(f"scan layers {bad} are outside this model's 0..{adapter.num_layers}: was the scan of another model?")
+    else:
+        layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
+        w = [1.0] * len(layers)
+        if cfg.layer_weights:
+            try:
+                w = [float(x) for x in cfg.layer_weights.split(",")]
+            except ValueError:
+                raise UserError(f"--layer-weights {cfg.layer_weights!r}: give numbers separated by commas") from None
+            if len(w) != len(layers) or min(w) < 0 or sum(w) == 0:
+                raise UserError(f"--layer-weights needs {len(layers)} non-negative numbers (one per layer {layers})")
+    total = sum(w)
+    return layers, [x / total for x in w]
+
+
+def draw_batch(samples, benign, cfg, step: int, world: int = 1):
+    """The GLOBAL prompt batch of ``step`` (``batch_size × world`` rows): a pure function of
+    (seed, step, global size), so a resumed run draws exactly what the uninterrupted run would
+    have, and N processes draw what one process with an N× batch draws. Each pool is walked in a
+    seeded permutation per epoch."""
+    size = cfg.batch_size * world
+    n_benign = round(size * cfg.benign_fraction) if benign else 0
+    n_main = size - n_benign
+
+    def take(pool, per_step, salt):
+        out = []
+        start = (step - 1) * per_step
+        for k in range(start, start + per_step):
+            epoch, pos = divmod(k, len(pool))
+            perm = list(range(len(pool)))
+            random.Random(f"{cfg.seed}-{salt}-{epoch}").shuffle(perm)
+            out.append(pool[perm[pos]])
+        return out
+
+    return take(samples, n_main, "main") + (take(benign, n_benign, "benign") if n_benign else [])
+
+
+def draw_layers(layers, weights, n: int, seed: int, step: int) -> list[int]:
+    """One layer per row of the global batch (one stream for all rows: the same on any world size)."""
+    rng = random.Random(f"{seed}-layers-{step}")
+    return rng.choices(layers, weights=weights, k=n)
+
+
+def sample_seeds(seed: int, step: int, rows) -> list[int]:
+    """Generation seed of each global row: its sampled response does not depend on the process
+    or on which rows share its generate call."""
+    return [random.Random(f"{seed}-sample-{step}-{j}").getrandbits(32) for j in rows]
+
+
+def shard(n: int, rank: int, world: int) -> list[int]:
+    """Global rows that process ``rank`` generates, scores and learns on: strided, so every
+    process gets a mix of the harmful and benign parts of the batch."""
+    return list(range(rank, n, world))
+
+# ============================================================================================
+# Policy + value, and the one training forward shared by rollout scoring and learning
+# ============================================================================================
+
+class PolicyWithValue(nn.Module):
+    """The (peft-wrapped) VLM plus (for PPO) a scalar value head on the input of ``lm_head``."""
+
+    def __init__(self, lm: nn.Module, raw_model: nn.Module, hidden_size: int, autocast_dtype=None,
+                 value_head: bool = True):
+        super().__init__()
+        self.lm = lm
+        # bf16/fp16 base + LoRA kept in fp32 (peft's default, so small updates are not rounded
+        # away): run the LM under autocast with peft's input casting off. Otherwise every LoRA
+        # layer makes its own fp32 copy of its input, kept for backward: about half the
+        # activation memory of a 7B step, and slow fp32 matmuls.
+        self.autocast_dtype = autocast_dtype
+        self.value_head = nn.Linear(hidden_size, 1) if value_head else None  # distillation needs none
+        if self.value_head is not None:
+            # Zero init: V = 0 at the start, so early value errors do not push the shared trunk.
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+        self._hidden = None
+        raw_model.get_output_embeddings().register_forward_pre_hook(self._grab)
+
+    def _grab(self, module, args):
+        self._hidden = args[0]
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, n_keep: int, with_values: bool = True):
+        with self._autocast(inputs_embeds.device):
+            out = self.lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                          logits_to_keep=n_keep, use_cache=False)
+        hidden, self._hidden = self._hidden, None
+        values = (self.value_head(hidden.float()).squeeze(-1)  # fp32, outside autocast
+                  if with_values and self.value_head is not None else None)
+        return out.logits, values
+
+    @contextlib.contextmanager
+    def _autocast(self, device):
+        if self.autocast_dtype is None:
+            yield
+            return
+        from peft.helpers import disable_input_dtype_casting
+
+        with torch.autocast(device.type, dtype=self.autocast_dtype), disable_input_dtype_casting(self.lm):
+            yield
+
+
+@dataclass
+class Rollout:
+    """One rollout batch; everything the PPO epochs need, on the training device."""
+
+    prompt_ids: torch.Tensor  # [B, P] left-padded
+    prompt_mask: torch.Tensor  # [B, P]
+    response_ids: torch.Tensor  # [B, R] right-padded (pad id), EOS included when generated
+    response_mask: torch.Tensor  # [B, R]
+    features: list  # per sample: cached P(e_l) [n_image_tokens, H] (detached)
+    layers: list[int]
+    prompts: list[str]
+    harmful: list[bool]
+    texts: list[str]
+    stopped: torch.Tensor  # [B] bool
+    answers: list  # per sample: reference answers (list[str]) of a benign row, else None
+
+
+def build_embeds(model, image_token_id: int, prompt_ids, prompt_mask, response_ids, response_mask, features):
+    """``inputs_embeds`` for [left-padded prompt | right-padded response] with the cached layer-l
+    features scattered into the prompt's image-token positions (never into the response: a
+    sampled image-token id there is an ordinary embedding, as during generation)."""
+    ids = torch.cat([prompt_ids, response_ids], 1)
+    attn = torch.cat([prompt_mask, response_mask], 1)
+    embeds = model.get_input_embeddings()(ids)
+    is_img = torch.zeros_like(ids, dtype=torch.bool)
+    is_img[:, :prompt_ids.shape[1]] = prompt_ids == image_token_id
+    feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
+    if int(is_img.sum()) != feats.shape[0]:
+        raise RuntimeError(f"image tokens ({int(is_img.sum())}) do not match cached features ({feats.shape[0]})")
+    embeds = embeds.masked_scatter(is_img.unsqueeze(-1).expand_as(embeds), feats)
+    # Positions from the mask, as generate() computes them for left-padded batches.
+    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
+    return embeds, attn, position_ids
+
+
+def response_forward(policy: PolicyWithValue, raw_model, image_token_id, ro: Rollout, idx, temperature: float,
+                     with_values: bool = True):
+    """Log-probs (of logits/T) of the response tokens, entropy-ready logits and values, for the
+    rows ``idx`` of a rollout. Position P−1+t predicts response token t."""
+    sel = lambda t: t[idx]  # noqa: E731
+    embeds, attn, pos = build_embeds(raw_model, image_token_id, sel(ro.prompt_ids), sel(ro.prompt_mask),
+                                     sel(ro.response_ids), sel(ro.response_mask), [ro.features[i] for i in idx])
+    R = ro.response_ids.shape[1]
+    logits, values = policy(embeds, attn, pos, n_keep=R + 1, with_values=with_values)
+    logits = logits[:, :R].float() / temperature
+    logp = ppo.logprobs_from_logits(logits, sel(ro.response_ids))
+    if values is not None:
+        values = values[:, :R]
+    return logp, logits, values
+
+
+# ============================================================================================
+# Trainer
+# ============================================================================================
+
+def target_ids(tok, text: str, eos_id: int) -> list[int]:
+    """Token ids of a supervised response (SFT targets, PPO-ptx answers) + EOS, tokenised as the
+    text that follows "ASSISTANT:" (a leading space), so both supervised paths see the same ids."""
+    return list(tok(" " + text, add_special_tokens=False)["input_ids"]) + [eos_id]
+
+
+def tokenize_and_project(ad, samples, layers):
+    """Tokenise each training sample with its image and project its layer's features P(e_l),
+    encoding the images once for all layers in the batch. Returns (items, features)."""
+    from ..data.base import load_image
+
+    items = []
+    for s in samples:
+        try:
+            items.append(ad.tokenize(ad.build_prompt(s.prompt), load_image(s.image)))
+        except Exception as e:  # a bad image in training data is the user's to fix, not to skip silently
+            raise UserError(f"cannot load training sample {s.id} ({s.image}): {e}") from None
+    return items, project_features(ad, items, layers)
+
+
+def project_features(ad, items, layers) -> list:
+    """P(e_l) of each tokenised item at its layer ``layers[i]``, the encoder run once for all."""
+    enc = ad.encode(items, sorted(set(layers)))
+    feats: list = [None] * len(items)
+    for layer in sorted(set(layers)):
+        idx = [i for i, l in enumerate(layers) if l == layer]
+        for i, f in zip(idx, ad.features(enc, layer, idx)):
+            feats[i] = f.detach()
+    return feats
+
+
+
+# ============================================================================================
+# The trainer every on-policy method shares
+# ============================================================================================
+
+class OnPolicyTrainer:
+    """Model, LoRA policy, optimizer, rollouts and checkpoints; subclasses add the learning rule."""
+
+    value_head = False  # L-PPO's critic: a scalar head on the policy's final hidden state
+
+    def __init__(self, cfg, *, adapter=None, log=print, accelerator=None):
+        cfg.validate()
+        self.cfg, self.log = cfg, log
+        self.acc = accelerator or _make_accelerator()
+        from ..data.training import load_training_prompts
+        from ..models import load_vlm
+
+        if adapter is None:
+            device = cfg.device
+            if self.acc is not None and self.acc.num_processes > 1:
+                device = str(self.acc.device)
+            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
+        if adapter.family != "llava":
+            raise UserError(f"align supports the LLaVA family for now; {cfg.model} is {adapter.family}")
+        self.adapter = adapter
+        self.raw = adapter.model
+        self.image_token_id = adapter.image_token_id
+        self.tok = adapter.tokenizer
+        self.layers, self.layer_weights = resolve_layers(cfg, adapter)
+        self.samples, self.benign = load_training_prompts(cfg, log=log if self.is_main else (lambda m: None))
+        # answer_accuracy is logged (every step, for a stable log.csv) when any benign row has answers.
+        self.has_answers = any(s.harmful is False and s.meta.get("answers") for s in (*self.samples, *self.benign))
+        eos = self.raw.generation_config.eos_token_id
+        self.eos_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else self.tok.eos_token_id
+        self._setup()
+        torch.manual_seed(cfg.seed)
+        self._wrap_model()
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        if self.acc is not None:
+            self.policy, self.optimizer = self.acc.prepare(self.policy, self.optimizer)
+        self.step = 0
+
+    # ---- hooks -----------------------------------------------------------------------------
+    def _setup(self) -> None:
+        """Method-specific setup before the model is wrapped (reward, KL controller, ...)."""
+
+    def train_step(self, step: int) -> dict:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        """Method state saved in trainer_state.json (JSON)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def progress_postfix(self, row: dict) -> dict:
+        return {}
+
+    def run_info(self) -> dict:
+        """Method facts recorded in run.json."""
+        return {}
+
+    # ---- setup -----------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.acc is None or self.acc.is_main_process
+
+    @property
+    def rank_world(self) -> tuple[int, int]:
+        return (0, 1) if self.acc is None else (self.acc.process_index, self.acc.num_processes)
+
+    def _lr_lambda(self, i: int) -> float:
+        c = self.cfg
+        warm = min(1.0, (i + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        decay = max(0.0, 1.0 - i / c.steps) if c.lr_schedule == "linear" else 1.0
+        return warm * decay
+
+    def _wrap_model(self):
+        cfg, raw = self.cfg, self.raw
+        for p in raw.parameters():
+            p.requires_grad_(False)
+        hidden = raw.get_output_embeddings().in_features
+        if cfg.full_finetune:
+            import copy
+
+            self.ref_model = copy.deepcopy(raw).eval()  # frozen reference: a second copy of the weights
+            lm = raw.model.language_model
+            for p in lm.parameters():
+                p.requires_grad_(True)
+            if raw.get_output_embeddings().weight is not lm.get_input_embeddings().weight:
+                raw.get_output_embeddings().weight.requires_grad_(True)
+            self.peft = None
+            self.policy = PolicyWithValue(raw, raw, hidden, value_head=self.value_head)
+            self.ref_policy = PolicyWithValue(self.ref_model, self.ref_model, hidden, value_head=False)
+        else:
+            from peft import LoraConfig, get_peft_model
+
+            names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
+            # Regex on full module names: LoRA goes into the language model only, never the
+            # vision tower or projector (their names also contain q_proj / linear_*).
+            target = r".*language_model.*\.(" + "|".join(map(re.escape, names)) + r")"
+            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                              target_modules=target, bias="none")
+            self.peft = get_peft_model(raw, lcfg)
+            if not any(p.requires_grad for p in self.peft.parameters()):
+                raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
+            low = raw.get_output_embeddings().weight.dtype
+            self.policy = PolicyWithValue(self.peft, raw, hidden, value_head=self.value_head,
+                                          autocast_dtype=low if low in (torch.bfloat16, torch.float16) else None)
+            self.ref_policy = None
+        if self.policy.value_head is not None:
+            self.policy.value_head.to(raw.get_output_embeddings().weight.device)
+
+    def _unwrapped(self) -> PolicyWithValue:
+        return self.acc.unwrap_model(self.policy) if self.acc is not None else self.policy
+
+    def reference_logprobs(self, ro: Rollout, idx, temperature: float | None = None, *, return_logits: bool = False):
+        """log π_ref of the response tokens of rows ``idx``: LoRA disabled (same weights; with full
+        fine-tuning the frozen copy), on the features stored in ``ro`` (L-PPO: the same layer-l
+        features as the policy; distillation: the teacher layer's)."""
+        pol = self._unwrapped()
+        t = self.cfg.temperature if temperature is None else temperature
+        with torch.no_grad():
+            if self.peft is not None:
+                with self.peft.disable_adapter():
+                    logp, logits, _ = response_forward(pol, self.raw, self.image_token_id, ro, idx, t, with_values=False)
+            else:
+                logp, logits, _ = response_forward(self.ref_policy, self.ref_model, self.image_token_id, ro, idx, t,
+                                                   with_values=False)
+        return (logp, logits) if return_logits else logp
+
+    # ---- rollout ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, step: int) -> Rollout:
+        """The GLOBAL rollout of ``step``, the same on every process: each process draws and
+        encodes the whole global batch (the encoder is cheap next to decoding), generates its
+        own rows (:func:`shard`) with per-row seeds, and the responses are gathered."""
+        from ..models.base import left_pad, right_pad
+
+        cfg, ad = self.cfg, self.adapter
+        rank, world = self.rank_world
+        batch = draw_batch(self.samples, self.benign, cfg, step, world)
+        layers = draw_layers(self.layers, self.layer_weights, len(batch), cfg.seed, step)
+        items, feats = tokenize_and_project(ad, batch, layers)
+        mine = shard(len(batch), rank, world)
+        self.raw.eval()
+        # The policy-gradient ratio and the sampled reverse KL assume samples from softmax(logits/T):
+        # no top-k truncation (transformers fills an unset top_k with 50). Set only around
+        # generate: save_pretrained rejects top_k=0.
+        gc = self.raw.generation_config
+        old_top_k, gc.top_k = gc.top_k, 0
+        try:
+            gens = ad.generate([items[j] for j in mine], [feats[j] for j in mine], max_new_tokens=cfg.max_new_tokens,
+                               do_sample=True, temperature=cfg.temperature, top_p=1.0, cache=cfg.cache,
+                               sample_seeds=sample_seeds(cfg.seed, step, mine))
+        finally:
+            gc.top_k = old_top_k
+        ad.release_cache()  # a static KV cache would sit idle through scoring and learning
+        gens = self._gather_rows(gens)
+        dev = self.raw.get_input_embeddings().weight.device
+        pad = self.tok.pad_token_id
+        resp = [torch.tensor(g.tokens + ([self.eos_id] if g.finish_reason == "stop" else []), dtype=torch.long)
+                for g in gens]
+        response_ids, response_mask = right_pad(resp, pad)  # response token t sits at column t
+        prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
+        ro = Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev),
+                     feats, layers, [s.prompt for s in batch], [s.harmful is not False for s in batch],
+                     [g.text for g in gens],
+                     torch.tensor([g.finish_reason == "stop" for g in gens], device=dev),
+                     [(s.meta.get("answers") or None) if s.harmful is False else None for s in batch])
+        ro.items = items  # tokenised prompts (a method may re-project them at another layer)
+        ro.samples = batch
+        return ro
+
+    def _gather_rows(self, x):
+        """This process's shard rows (a list, or a tensor with rows on dim 0) -> all global rows, in
+        global order (a list, or a tensor on this process's device)."""
+        rank, world = self.rank_world
+        if world == 1:
+            return x
+        n = len(x) * world
+        # shard r holds rows r, r + world, ...: global row j is item j // world of shard j % world
+        order = [(j % world) * len(x) + j // world for j in range(n)]
+        if torch.is_tensor(x):
+            flat = self.acc.gather(x.contiguous())
+            return flat[torch.tensor(order, device=flat.device)]
+        from accelerate.utils import gather_object
+
+        flat = gather_object(list(x))
+        return [flat[i] for i in order]
+
+    # ---- learning helpers ------------------------------------------------------------------
+    def backward_and_step(self, loss: torch.Tensor) -> float:
+        """zero_grad, backward (through accelerate under DDP), grad-norm clip, optimizer step.
+        A non-finite loss or gradient stops the run before the weights change (the last
+        checkpoint stays the last good one)."""
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteError(f"the loss became {float(loss.detach())} at step {self.step + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.acc is not None:
+            self.acc.backward(loss)
+            gn = self.acc.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        else:
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        if not math.isfinite(float(gn)):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"the gradient norm became {float(gn)} at step {self.step + 1}")
+        self.optimizer.step()
+        return float(gn)
+
+    def batch_rates(self, ro: Rollout, scores=None) -> dict:
+        """Monitoring over the global batch (never a training signal of distillation): outcome
+        rates of harmful and benign rows (written refusal, empty, degenerate), reward per layer
+        (when ``scores`` is given) and, when the data has reference answers, VQA accuracy."""
+        from ..judges.outcome import classify_outcome
+        from .rewards import answer_accuracy
+
+        sums: dict[str, list[float]] = {}
+
+        def add(key, v):
+            acc = sums.setdefault(key, [0.0, 0.0])
+            acc[0] += v
+            acc[1] += 1
+
+        for t, p, h in zip(ro.texts, ro.prompts, ro.harmful):
+            outcome = classify_outcome(t, p)[0]
+            part = "harmful" if h else "benign"
+            add(f"refusal_rate_{part}", float(outcome == "refused"))
+            add(f"empty_rate_{part}", float(outcome == "empty"))
+            add(f"degenerate_rate_{part}", float(outcome == "degenerate"))
+        if scores is not None:
+            for l, s in zip(ro.layers, scores.tolist()):
+                add(f"score_layer_{l}", s)
+        for t, a in zip(ro.texts, ro.answers):
+            acc = answer_accuracy(t, a) if a else None
+            if acc is not None:
+                add("answer_accuracy", acc)
+        keys = {f"{m}_rate_{p}" for m in ("refusal", "empty", "degenerate") for p in ("harmful", "benign")}
+        if scores is not None:
+            keys |= {f"score_layer_{l}" for l in self.layers}
+        if self.has_answers:
+            keys.add("answer_accuracy")
+        return {k: (sums[k][0] / sums[k][1] if k in sums else None) for k in sorted(set(sums) | keys)}
+
+    def _clock(self) -> float:
+        if self.raw.device.type == "cuda":  # GPU work is asynchronous: wait for it before reading the clock
+            torch.cuda.synchronize(self.raw.device)
+        return time.time()
+
+    def _sum_across(self, t: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum over processes (one all-reduce), on the CPU."""
+        if self.acc is None or self.acc.num_processes == 1:
+            return t.detach().cpu()
+        return self.acc.reduce(t.detach().to(self.acc.device), "sum").cpu()
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def trainable_state(self) -> dict:
+        pol = self._unwrapped()
+        return {n: p.detach().cpu().clone() for n, p in pol.named_parameters() if p.requires_grad}
+
+    def save_checkpoint(self, out: Path, step: int) -> Path:
+        """OUT/checkpoints/step-N: trainable weights (LoRA + value head), optimizer, scheduler, the
+        method's state, RNG of every process (safetensors), data position (= step); written and
+        published by :func:`layersafe.rl.checkpoint.write_checkpoint`."""
+        rank, world = self.rank_world
+
+        def write(tmp: Path) -> None:
+            ckpt.save_tensors(self.trainable_state(), tmp / "trainable.pt")
+            ckpt.save_tensors(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            ckpt.save_tensors(self.scheduler.state_dict(), tmp / "scheduler.pt")
+            atomic_write_json(tmp / "trainer_state.json", {
+                "step": step, "method": getattr(self.cfg, "method", "lppo"), "world_size": world,
+                "data_position": step * world * self.cfg.batch_size, "layers": self.layers,
+                "layer_weights": self.layer_weights, **self.extra_state()})
+            if self.peft is not None:
+                self.peft.save_pretrained(tmp / ADAPTER_DIR)  # loadable on its own, too
+
+        return ckpt.write_checkpoint(out, step, self.cfg.keep_checkpoints, write, rank=rank, world=world,
+                                     barrier=self._barrier)
+
+    def load_checkpoint(self, path: Path) -> int:
+        try:
+            state = json.loads((path / "trainer_state.json").read_text())
+            if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+                raise ValueError("no integer step")
+        except (OSError, ValueError) as e:
+            raise UserError(f"checkpoint {path}: trainer_state.json is unreadable ({e}); start a new --out") from None
+        rank, world = self.rank_world
+        if state.get("world_size") != world:
+            raise UserError(f"checkpoint {path} was written by {state.get('world_size')} processes; resume with the same number")
+        pol = self._unwrapped()
+        weights = ckpt.load_tensors(path / "trainable.pt")
+        missing = set(n for n, p in pol.named_parameters() if p.requires_grad) - set(weights)
+        if missing:
+            raise UserError(f"checkpoint {path} does not match this model/config (missing {sorted(missing)[:3]})")
+        with torch.no_grad():
+            params = dict(pol.named_parameters())
+            for n, t in weights.items():
+                if n in params:
+                    params[n].copy_(t.to(params[n].device, params[n].dtype))
+        self.optimizer.load_state_dict(ckpt.load_tensors(path / "optimizer.pt"))
+        self.scheduler.load_state_dict(ckpt.load_tensors(path / "scheduler.pt"))
+        self.load_extra_state(state)
+        ckpt.load_rng_state(ckpt.rng_state_file(path, rank))
+        self.step = int(state["step"])
+        return self.step
+
+    def _barrier(self):
+        if self.acc is not None and self.acc.num_processes > 1:
+            self.acc.wait_for_everyone()
+
+    # ---- final outputs ---------------------------------------------------------------------
+    def save_final(self, out: Path, merge: bool) -> None:
+        if not self.is_main:
+            return
+        pol = self._unwrapped()
+        if pol.value_head is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in pol.value_head.state_dict().items()},
+                      str(out / "value_head.safetensors"))
+        if self.peft is not None:
+            self.peft.save_pretrained(out / ADAPTER_DIR)  # PeftModel.from_pretrained(base, OUT/adapter)
+            if merge:
+                merged = self.peft.merge_and_unload()  # last thing we do: merging changes the module in place
+                _save_model(merged, self.adapter.processor, out / MERGED_DIR)
+        else:
+            _save_model(self.raw, self.adapter.processor, out / MERGED_DIR)
+
+
+class NonFiniteError(UserError):
+    """Training produced a NaN/inf loss or gradient: stopped, last checkpoint kept."""
+
+
+def _save_model(model, processor, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def _make_accelerator():
+    """One process: no accelerate needed (None). Under ``accelerate launch``: an Accelerator."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import Accelerator
+
+    # Without cpu=True accelerate ignores a multi-process launch on a CPU-only machine and every
+    # process trains alone (same folder, no gradient all-reduce).
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+# ============================================================================================
+# Run: output folder, resume, logging, progress
+# ============================================================================================
+
+class Logger:
+    """log.jsonl (appended, fsynced per step) + log.csv (rewritten atomically) + optional TB/W&B."""
+
+    def __init__(self, out: Path, cfg, resume_step: int | None):
+        self.out = out
+        path = out / LOG_JSONL
+        self.rows = []
+        if resume_step is not None and path.exists():
+            # Rows written after the checkpoint (before a crash) are redone: drop them.
+            self.rows = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= resume_step]
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.rows))
+        self.jsonl = JsonlAppender(path)
+        self.tb = self.wandb = None
+        if cfg.log_with == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserError("--log-with tensorboard needs the tensorboard package (pip install tensorboard)") from None
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+        elif cfg.log_with == "wandb":
+            try:
+                import wandb
+            except ImportError:
+                raise UserError("--log-with wandb needs the wandb package (pip install wandb)") from None
+            self.wandb = wandb.init(project="layersafe-align", config=asdict(cfg), dir=str(out))
+
+    def write(self, row: dict) -> None:
+        self.rows.append(row)
+        self.jsonl.write(row)
+        write_rows(self.out / LOG_CSV, self.rows)  # rewritten atomically: the columns can grow (new layers)
+        nums = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None and k != "step"}
+        if self.tb is not None:
+            for k, v in nums.items():
+                self.tb.add_scalar(k, v, row["step"])
+        if self.wandb is not None:
+            self.wandb.log(nums, step=row["step"])
+
+    def close(self):
+        self.jsonl.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def prepare_out(cfg, resume_keys) -> tuple[Path, Path | None]:
+    from ..lock import resume_point
+
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    latest = resume_point(out, cfg, resume_keys, run_json=RUN_JSON, ckpt_dir=CKPT_DIR, latest=LATEST)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, latest
+
+
+def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, log=print,
+        _stop_after: int | None = None) -> dict:
+    """Drive ``trainer_cls`` over ``cfg.steps`` steps in OUT (already locked by the caller):
+    resume from the last checkpoint, log every step, checkpoint every ``save_every`` steps, save
+    the adapter. A failure (a judge that does not load, a non-finite loss, ...) marks run.json
+    ``failed`` with the reason, so ``--resume`` continues from the last checkpoint (or, with
+    none, starts over in the same folder)."""
+    from tqdm.auto import tqdm
+
+    from ..models import model_identity
+    from ..versions import package_versions as _versions
+
+    out, latest = prepare_out(cfg, resume_keys)
+    run_info: dict = {"config": asdict(cfg), "versions": _versions()}
+    # Bad options, a missing model or data fail here, before anything is written.
+    trainer = trainer_cls(cfg, adapter=adapter, log=log)
+    try:
+        start = trainer.load_checkpoint(latest) if latest is not None else 0
+        if start and trainer.is_main:
+            log(f"resumed from {latest} (step {start})")
+        run_info.update(model=model_identity(trainer.adapter, cfg.model), num_layers=trainer.adapter.num_layers,
+                        default_layer=trainer.adapter.default_layer, layers=trainer.layers,
+                        layer_weights=trainer.layer_weights, n_train_prompts=len(trainer.samples),
+                        n_benign_prompts=len(trainer.benign), world_size=trainer.rank_world[1], status="running",
+                        started_step=start, **trainer.run_info())
+        if trainer.is_main:
+            atomic_write_json(out / RUN_JSON, run_info)
+        # On --resume, log rows past the checkpoint (or all of them, resuming a run that failed
+        # before its first checkpoint) are redone: the logger drops them.
+        logger = Logger(out, cfg, start if cfg.resume else None) if trainer.is_main else None
+        bar = tqdm(total=cfg.steps, initial=start, desc=f"align ({getattr(cfg, 'method', 'lppo')})", unit="step",
+                   disable=not (progress and trainer.is_main), dynamic_ncols=True)
+        last: dict = {}
+        try:
+            for step in range(start + 1, cfg.steps + 1):
+                last = trainer.train_step(step)
+                trainer.step = step
+                if logger:
+                    logger.write(last)
+                bar.update(1)
+                bar.set_postfix(**trainer.progress_postfix(last))
+                if step % cfg.save_every == 0 or step == cfg.steps:
+                    trainer.save_checkpoint(out, step)
+                if _stop_after is not None and step >= _stop_after:
+                    return {"stopped_at": step, "last": last}
+        finally:
+            bar.close()
+            if logger:
+                logger.close()
+        trainer.save_final(out, cfg.merge)
+    except BaseException as e:
+        if trainer.is_main:
+            run_info.update(status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                            error=f"{type(e).__name__}: {e}"[:500])
+            with contextlib.suppress(OSError):
+                atomic_write_json(out / RUN_JSON, run_info)
+        raise
+    run_info.update(status="complete", final=last, steps=cfg.steps)
+    if trainer.is_main:
+        atomic_write_json(out / RUN_JSON, run_info)
+    return run_info
+
+
+def fmt(x):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
