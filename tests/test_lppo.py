@@ -1,10 +1,11 @@
 """L-PPO trainer on a tiny random LLaVA: log-prob consistency, reference = base, learning,
 resume, CLI (align + YAML + scan --adapter), user errors.
 
-The tiny model's "refusal" is the empty response (EOS first): the refusal judge counts an empty
-answer as a refusal, and anything it "complies" with is random word pieces. The test organism
-raises P(EOS first) to ~0.3 so PPO has both behaviours to choose from; nothing here trains on
-harmful targets.
+The tiny random model cannot write a refusal, so the learning test gives PPO a stand-in: a test
+reward that pays the empty response (EOS first) on harmful prompts and an answer on benign ones.
+(The shipped `refusal` reward gives an empty answer its lowest value, -2: tests/test_rewards_silence.py.)
+The test organism raises P(EOS first) to ~0.3 so PPO has both behaviours to choose from; nothing
+here trains on harmful targets.
 """
 
 import copy
@@ -142,22 +143,35 @@ def _make_refusal_organism(ad, prompts, target=0.3):
     return p
 
 
+def _empty_is_refusal_reward():
+    """Test-only stand-in for a refusal the tiny model can write: +1 for EOS-first on a harmful
+    prompt, -1 for text; the reverse on benign prompts; no silent-response override."""
+    from layersafe.judges.outcome import is_empty
+    from layersafe.rl.rewards import WeightedSum
+
+    def fn(prompts, responses, harmful, answers=None):
+        return [(1.0 if is_empty(r) else -1.0) * (1 if h is not False else -1) for r, h in zip(responses, harmful)]
+
+    return WeightedSum([(1.0, "refusal", fn)], silent=None)
+
+
 def _greedy_refusal_rates(ad, prompts_h, prompts_b):
-    from layersafe.judges.refusal import classify_refusal
+    from layersafe.judges.outcome import is_empty
 
     items = _items(ad, prompts_h + prompts_b)
     enc = ad.encode(items, LAYERS)
     refused_h = refused_b = 0
     for layer in LAYERS:
         gens = ad.generate(items, ad.features(enc, layer, range(len(items))), max_new_tokens=3)
-        r = [classify_refusal(g.text)[0] for g in gens]
+        r = [int(is_empty(g.text)) for g in gens]
         refused_h += sum(r[:len(prompts_h)])
         refused_b += sum(r[len(prompts_h):])
     n = len(LAYERS)
     return refused_h / (n * len(prompts_h)), refused_b / (n * len(prompts_b))
 
 
-def test_learning_refusal_reward_raises_harmful_refusals(base_model, data_file, tmp_path):
+def test_learning_refusal_reward_raises_harmful_refusals(base_model, data_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(lppo, "_build_reward", lambda cfg: _empty_is_refusal_reward())
     ad = fresh_adapter(base_model)
     p0 = _make_refusal_organism(ad, HARMFUL + BENIGN)
     assert 0.2 < p0.mean().item() < 0.4
@@ -284,10 +298,15 @@ def test_reward_specs():
     assert parse_reward_spec("refusal") == [(1.0, "refusal")]
     assert parse_reward_spec("0.5*refusal + 2*rm:/x/y") == [(0.5, "refusal"), (2.0, "rm:/x/y")]
     r = RefusalReward()
-    got = r(["p"] * 4, ["", "Sure, here is a photo of a cat.", "", "The picture shows a cup."], [True, True, False, False])
-    assert got == [1.0, -1.0, -1.0, 1.0]
+    refusal = "I'm sorry, I can't help with that."
+    got = r(["p"] * 6, [refusal, "Sure, here is a photo of a cat.", "", refusal, "The picture shows a cup.", ""],
+            [True, True, True, False, False, False])
+    # written refusal +1 / compliance -1 on harmful rows; the reverse on benign; empty -2 on both
+    # (it used to be +1 on harmful rows: an empty answer counted as a refusal, which trained silence)
+    assert got == [1.0, -1.0, -2.0, -1.0, 1.0, -2.0]
     total = build_reward("2*refusal+1*refusal")
-    assert total(["p"], [""], [True]) == [3.0]
+    assert total(["p"], [refusal], [True]) == [3.0]
+    assert total(["p"], [""], [True]) == [-2.0]  # silent: the whole reward, whatever the terms
     with pytest.raises(UserError):
         build_reward("rm:/definitely/not/here")
 

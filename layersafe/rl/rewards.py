@@ -3,10 +3,13 @@ Llama Guard, sums.
 
 A reward spec is ``TERM`` or a weighted sum ``W*TERM + W*TERM``:
 
-* ``refusal`` -- the offline refusal judge (:func:`layersafe.judges.refusal.classify_refusal`):
-  harmful prompt -> +1 if refused, −1 if complied; benign prompt -> +1 if answered, −1 if refused
-  (helpfulness, so the policy does not learn to refuse everything). Unmarked prompts count as
-  harmful, as in the metrics (``harmful`` missing = red-team row).
+* ``refusal`` -- the outcome of the offline refusal judge
+  (:func:`layersafe.judges.outcome.classify_outcome`): harmful prompt -> +1 for a written
+  refusal, −1 if complied; benign prompt -> +1 if answered, −1 if refused (helpfulness, so the
+  policy does not learn to refuse everything); an EMPTY or DEGENERATE response -> −2 on any
+  prompt (``silent``, below compliance: a policy that learns silence loses reward; docs/lppo.md,
+  reward table). Unmarked prompts count as harmful, as in the metrics (``harmful`` missing =
+  red-team row).
 * ``rm:PATH`` -- a sequence-classification reward model (``layersafe train-rm`` output or any
   1-label checkpoint), scored through ``layersafe.rm_score.score_texts`` on
   ``format_dialogue(prompt, response)``: the image-free prompt text and the response,
@@ -22,6 +25,9 @@ A reward spec is ``TERM`` or a weighted sum ``W*TERM + W*TERM``:
   requests) and harmful rows score 0. Meant to be added to ``refusal``: ``refusal+answer`` gives a
   correct answer +2, a wrong one 0, a refused benign question −2, so always giving the same short
   answer no longer pays.
+
+Whatever the terms, a response that is empty or degenerate gets ``silent_reward`` (default −2)
+as its whole reward (:class:`WeightedSum`): silence and babble never pay.
 
 Every reward function maps ``(prompts, responses, harmful, answers=None)`` -> one float per
 response; ``answers[i]`` is row i's reference answers (``list[str]``) or None. Terms other than
@@ -47,25 +53,34 @@ TERM_KINDS = ("refusal", "answer", "rm", "llamaguard", "judge")
 _TERM = re.compile(r"^\s*(?:(?P<w>[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?)\s*\*\s*)?(?P<t>\S.*?)\s*$", re.IGNORECASE)
 
 
+SILENT_REWARD = -2.0  # empty / degenerate: below a harmful compliance (-1), so silence never pays
+SILENT_OUTCOMES = ("empty", "degenerate")
+
+
 @dataclass
 class RefusalReward:
-    """Rule reward from the refusal judge (see module doc); the four values are configurable."""
+    """Rule reward from the refusal judge's outcomes (see module doc); the values are configurable.
+    Only a WRITTEN refusal earns ``harmful_refused``; an empty or degenerate response gets
+    ``silent`` on any prompt."""
 
     harmful_refused: float = 1.0
     harmful_complied: float = -1.0
     benign_answered: float = 1.0
     benign_refused: float = -1.0
+    silent: float = SILENT_REWARD
 
     def __call__(self, prompts, responses, harmful, answers: Answers = None) -> list[float]:
-        from ..judges.refusal import classify_refusal
+        from ..judges.outcome import classify_outcome
 
         out = []
         for p, r, h in zip(prompts, responses, harmful):
-            refused = classify_refusal(r, p)[0] == 1
-            if h is not False:
-                out.append(self.harmful_refused if refused else self.harmful_complied)
+            outcome = classify_outcome(r, p)[0]
+            if outcome in SILENT_OUTCOMES:
+                out.append(self.silent)
+            elif h is not False:
+                out.append(self.harmful_refused if outcome == "refused" else self.harmful_complied)
             else:
-                out.append(self.benign_refused if refused else self.benign_answered)
+                out.append(self.benign_refused if outcome == "refused" else self.benign_answered)
         return out
 
 
@@ -153,10 +168,14 @@ class AnswerReward:
 
 
 class WeightedSum:
-    """``Σ w·term``; every term gets the same ``(prompts, responses, harmful, answers)``."""
+    """``Σ w·term``; every term gets the same ``(prompts, responses, harmful, answers)``. A response
+    whose outcome is empty or degenerate (:func:`layersafe.judges.outcome.classify_outcome`) gets
+    ``silent`` as its total, whatever the terms say: no term (a reward model that likes short
+    answers, a judge that calls a blank "safe") can make silence pay. ``silent=None`` turns that off."""
 
-    def __init__(self, terms: list[tuple[float, str, RewardFn]]):
+    def __init__(self, terms: list[tuple[float, str, RewardFn]], silent: float | None = SILENT_REWARD):
         self.terms = terms
+        self.silent = silent
         # Log column suffix per term: its kind (refusal, answer, rm, llamaguard, judge), numbered
         # from the second use of a kind on (score_rm, score_rm_2).
         kinds = [name.split(":", 1)[0] for _, name, _ in terms]
@@ -173,6 +192,12 @@ class WeightedSum:
         for (w, _, _), vals in zip(self.terms, per_term):
             for i, v in enumerate(vals):
                 total[i] += w * v
+        if self.silent is not None:
+            from ..judges.outcome import classify_outcome
+
+            for i, (p, r) in enumerate(zip(prompts, responses)):
+                if classify_outcome(r, p)[0] in SILENT_OUTCOMES:
+                    total[i] = self.silent
         return total, per_term
 
     def components(self, prompts, responses, harmful, answers: Answers = None) -> dict[str, list[float]]:
@@ -200,16 +225,20 @@ def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
             raise UserError(f"reward {name!r} needs an argument, e.g. rm:runs/rm or llamaguard:meta-llama/Llama-Guard-3-1B")
         if kind in ("refusal", "answer") and name != kind:
             raise UserError(f"reward {name!r}: the {kind} reward takes no argument; write {kind}")
-        terms.append((float(m.group("w")) if m.group("w") else 1.0, name))
+        w = float(m.group("w")) if m.group("w") else 1.0
+        if not math.isfinite(w):  # 1e309 reads as inf: it would train all-NaN weights
+            raise UserError(f"--reward {spec!r}: weight {m.group('w')} is not a finite number")
+        terms.append((w, name))
     return terms
 
 
-def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16, allow_pickle: bool = False) -> WeightedSum:
+def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16, allow_pickle: bool = False,
+                 silent_reward: float | None = SILENT_REWARD) -> WeightedSum:
     fns = []
     for w, name in parse_reward_spec(spec):
         kind, _, arg = name.partition(":")
         if kind == "refusal":
-            fn = RefusalReward()
+            fn = RefusalReward(silent=SILENT_REWARD if silent_reward is None else silent_reward)
         elif kind == "answer":
             fn = AnswerReward()
         elif kind == "rm":
@@ -219,4 +248,4 @@ def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16, allow
         else:  # judge:NAME[:ARG]
             fn = JudgeReward(arg, allow_pickle)
         fns.append((w, name, fn))
-    return WeightedSum(fns)
+    return WeightedSum(fns, silent=silent_reward)

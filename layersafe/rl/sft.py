@@ -23,57 +23,23 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from ..errors import UserError
 
-REFUSAL_TARGET = "I'm sorry, but I can't help with that."
-BENIGN_TEMPLATE = "Sure, I'm happy to help. Here is a clear and helpful answer to your question."
 ADAPTER_DIR = "adapter"
 LOG_JSONL = "log.jsonl"
 RUN_JSON = "run.json"
-# Settings that change what a step computes: a resumed run must keep them.
-_RESUME_KEYS = ("model", "data", "layers", "batch_size", "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
-                "lora_target_modules", "refusal", "benign_template", "limit", "seed")
+# The config (torch-free: it builds `layersafe sft`'s options) and the settings a resumed run must keep
+# (fields marked resume=True) live in layersafe/rl/configs.py.
+from ..config import resume_keys  # noqa: E402
+from .configs import BENIGN_TEMPLATE, REFUSAL_TARGET, SFTConfig  # noqa: E402,F401
 
-
-@dataclass
-class SFTConfig:
-    model: str = "tiny-random-llava"
-    data: str = "advbench-images"
-    layers: str = "default"
-    out: str = "runs/sft"
-    steps: int = 100
-    batch_size: int = 8
-    learning_rate: float = 2e-4
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
-    refusal: str = REFUSAL_TARGET
-    benign_template: str = BENIGN_TEMPLATE
-    limit: int | None = None
-    seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
-    save_every: int = 50  # checkpoint every N steps (and at the end)
-    resume: bool = False  # continue from the last checkpoint in out
-    allow_pickle: bool = False  # also load pickle weights (can run code); default safetensors only
-
-    def validate(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.save_every < 1:
-            raise UserError("--steps, --batch-size and --save-every must be at least 1")
-        if not self.learning_rate > 0:
-            raise UserError("--learning-rate must be > 0")
-        if self.lora_r < 1:
-            raise UserError("--lora-r must be at least 1")
-        if not self.refusal.strip() or not self.benign_template.strip():
-            raise UserError("--refusal and --benign-template must not be empty")
+_RESUME_KEYS = resume_keys(SFTConfig)
 
 
 def training_pairs(samples, cfg: SFTConfig) -> list[tuple]:
@@ -119,13 +85,16 @@ class SFTTrainer:
         torch.manual_seed(cfg.seed)
         from peft import LoraConfig, get_peft_model
 
+        from ..models.peft_quiet import peft_wrap
+
         for p in self.raw.parameters():
             p.requires_grad_(False)
         names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
         target = r".*language_model.*\.(" + "|".join(map(re.escape, names)) + r")"  # LM only, as L-PPO
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=target, bias="none")
-        self.peft = get_peft_model(self.raw, lcfg)
+        with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
+            self.peft = get_peft_model(self.raw, lcfg)
         params = [p for p in self.peft.parameters() if p.requires_grad]
         if not params:
             raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
@@ -133,7 +102,7 @@ class SFTTrainer:
         self._target_ids: dict[str, list[int]] = {}
 
     def _targets(self, text: str) -> list[int]:
-        from .lppo import target_ids
+        from .onpolicy import target_ids
 
         if text not in self._target_ids:
             self._target_ids[text] = target_ids(self.tok, text, self.eos_id)
@@ -147,7 +116,7 @@ class SFTTrainer:
 
     def loss(self, batch, layers) -> torch.Tensor:
         from ..models.base import left_pad, right_pad
-        from .lppo import build_embeds, tokenize_and_project
+        from .onpolicy import build_embeds, tokenize_and_project
 
         ad = self.adapter
         items, feats = tokenize_and_project(ad, [s for s, _ in batch], layers)
@@ -171,9 +140,15 @@ class SFTTrainer:
         self.peft.train()
         batch, layers = self.draw(step)
         loss = self.loss(batch, layers)
+        from .onpolicy import NonFiniteError
+
+        if not torch.isfinite(loss.detach()):  # stop before the weights change: the last checkpoint stays good
+            raise NonFiniteError(f"the loss became {float(loss.detach())} at step {step}; the last checkpoint is kept")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_([p for p in self.peft.parameters() if p.requires_grad], 1.0)
+        if not torch.isfinite(gn):
+            raise NonFiniteError(f"the gradient norm became {float(gn)} at step {step}; the last checkpoint is kept")
         self.optimizer.step()
         self.peft.eval()
         return {"step": step, "loss": float(loss.detach()), "grad_norm": float(gn),
@@ -186,50 +161,42 @@ class SFTTrainer:
         return path
 
     def save_checkpoint(self, out: Path, step: int) -> None:
-        """OUT/checkpoints/step-N (LoRA weights, optimizer, RNG), written to a temp folder and renamed,
-        then the ``latest`` pointer replaced atomically: a crash at any point leaves the old checkpoint."""
-        from ..io import atomic_write_json, atomic_write_text
-        from .lppo import CKPT_DIR, LATEST, _fsync_dir, _rng_state
+        """OUT/checkpoints/step-N (LoRA weights, optimizer, RNG as safetensors), published atomically
+        by :func:`layersafe.rl.checkpoint.write_checkpoint`. One is enough: steps are cheap to redo."""
+        from ..io import atomic_write_json
+        from . import checkpoint as ckpt
 
-        root = out / CKPT_DIR
-        final, tmp = root / f"step-{step:07d}", root / f".step-{step:07d}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        torch.save({n: p.detach().cpu().clone() for n, p in self.peft.named_parameters() if p.requires_grad},
-                   tmp / "trainable.pt")
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(_rng_state(), tmp / "rng.pt")
-        atomic_write_json(tmp / "trainer_state.json", {"step": step})
-        _fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        atomic_write_text(root / LATEST, final.name + "\n")
-        for old in root.glob("step-*"):  # one checkpoint is enough: steps are cheap to redo
-            if old != final:
-                shutil.rmtree(old, ignore_errors=True)
+        def write(tmp: Path) -> None:
+            ckpt.save_tensors({n: p.detach().cpu().clone() for n, p in self.peft.named_parameters() if p.requires_grad},
+                              tmp / "trainable.pt")
+            ckpt.save_tensors(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            atomic_write_json(tmp / "trainer_state.json", {"step": step})
+
+        ckpt.write_checkpoint(out, step, 1, write)
 
     def load_checkpoint(self, path: Path) -> int:
-        from .lppo import _set_rng_state
+        from . import checkpoint as ckpt
 
-        weights = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+        weights = ckpt.load_tensors(path / "trainable.pt")
         params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
-        if set(params) != set(weights):
+        if not isinstance(weights, dict) or set(params) != set(weights):
             raise UserError(f"checkpoint {path} does not match this model/LoRA settings; start a new --out")
         with torch.no_grad():
             for n, t in weights.items():
                 params[n].copy_(t.to(params[n].device, params[n].dtype))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
-        _set_rng_state(torch.load(path / "rng.pt", weights_only=False))  # RNG state holds numpy/python tuples
-        return int(json.loads((path / "trainer_state.json").read_text())["step"])
+        self.optimizer.load_state_dict(ckpt.load_tensors(path / "optimizer.pt"))
+        ckpt.load_rng_state(ckpt.rng_state_file(path, 0))  # safetensors: never unpickled
+        try:
+            return int(json.loads((path / "trainer_state.json").read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"checkpoint {path}: trainer_state.json is unreadable; start a new --out") from None
 
 
 def _prepare_out(cfg: SFTConfig) -> Path | None:
     """The checkpoint to resume from (None for a fresh run); refuses a non-empty OUT without
     --resume and a resume whose settings differ from the original run's."""
     from ..lock import resume_point
-    from .lppo import CKPT_DIR, LATEST
+    from .checkpoint import CKPT_DIR, LATEST
 
     return resume_point(Path(cfg.out), cfg, _RESUME_KEYS, run_json=RUN_JSON, ckpt_dir=CKPT_DIR, latest=LATEST)
 
