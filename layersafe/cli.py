@@ -137,8 +137,13 @@ def cmd_judge(a) -> int:
     rows = read_rows(a.input)
     if not rows:
         raise UserError(f"{a.input} has no rows")
-    counts = judge_rows(rows, a.judges, batch_size=a.batch_size, progress=not a.no_progress)
+    # Scores are journalled beside --out as they are computed: if the final write fails (disk
+    # full) or the run is killed, the same command again reuses them instead of judging anew.
+    journal = out.parent / f".{out.name}.journal.tmp"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts = judge_rows(rows, a.judges, batch_size=a.batch_size, progress=not a.no_progress, journal=journal)
     write_rows(out, rows)
+    journal.unlink(missing_ok=True)
     print(f"judged {counts['scored']} rows ({counts['skipped_failed_rows']} failed rows not scored) -> {out}")
     return 0
 
@@ -233,9 +238,46 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"layersafe: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # read-only or full disk, a path under a file, /proc, ...: the user's system
+        print(f"layersafe: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("layersafe: error: out of memory; use smaller --batch-size / --limit, or a machine with more memory",
+              file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001  (last resort: a bug, but still one line, not a traceback)
+        if os.environ.get("LAYERSAFE_TRACEBACK"):
+            raise
+        print(f"layersafe: internal error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''} "
+              "-- this is a bug in layersafe; please report it with the command line "
+              "(LAYERSAFE_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("layersafe: interrupted; finished rows are saved (rerun with --resume to continue)", file=sys.stderr)
         return 130
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an operating-system error: the path, the reason and its errno name, what to do."""
+    import errno
+
+    name = errno.errorcode.get(e.errno, "") if e.errno else ""
+    path = e.filename if e.filename is not None else "a file"
+    what = f"{path}" + (f" -> {e.filename2}" if e.filename2 else "")
+    advice = {
+        errno.ENOSPC: "free disk space and run the same command again (finished work is kept; scan, align "
+                      "and train-rm continue with --resume)",
+        errno.EDQUOT: "free space in your quota and run the same command again",
+        errno.EROFS: "the filesystem is read-only; choose an output path on a writable disk",
+        errno.EACCES: "you lack permission there; choose a path you can write, or fix the permissions",
+        errno.EPERM: "the operation is not permitted there; choose another path",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+        errno.EISDIR: "that is a folder; give a file name",
+        errno.ENOENT: "check the path",
+        errno.ENAMETOOLONG: "use a shorter path",
+    }.get(e.errno, "check the path and the disk")
+    reason = e.strerror or type(e).__name__
+    return f"cannot use {what}: {reason}" + (f" ({name})" if name else "") + f"; {advice}"
 
 
 def _quiet_libraries():

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import read_jsonl, write_rows
+from .errors import UserError
+from .io import csv_cell, read_jsonl, write_rows
 from .judges.runner import judge_rows
 from .metrics import per_category_metrics, per_layer_metrics, write_metrics_csv
 
@@ -21,13 +22,54 @@ def write_metrics(out: Path, rows: list[dict], table_fn=per_layer_metrics) -> li
     write_metrics_csv(out / METRICS, table)
     by_cat = per_category_metrics(rows, table_fn)
     if by_cat:
-        write_metrics_csv(out / METRICS_BY_CATEGORY, by_cat)
+        # categories come from the dataset file: text a spreadsheet must not run as a formula
+        write_metrics_csv(out / METRICS_BY_CATEGORY, [{**r, "category": csv_cell(r["category"])} for r in by_cat])
     return table
 
 
-def judge_run(out: str | Path, judges: list[str], *, progress: bool = True) -> list[dict]:
+JOURNAL = ".scores.journal.jsonl"
+
+
+def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=None) -> list[dict]:
+    """Judge OUT/generations.jsonl into OUT/scores.jsonl and the metrics files.
+
+    Scores already in scores.jsonl (of judges run since, e.g. a reward model) are kept for rows
+    whose response is unchanged, so a resumed scan does not drop them. Scores are journalled as
+    they are computed (OUT/.scores.journal.jsonl) and the journal is removed only once everything
+    is written: a failed write (disk full) or a kill loses no judged row."""
+    import sys
+
+    log = log or (lambda m: print(m, file=sys.stderr))
     out = Path(out)
     rows = read_jsonl(out / "generations.jsonl")
-    judge_rows(rows, judges, progress=progress)
+    extra = _carry_scores(out / SCORES, rows, log)
+    judge_rows(rows, judges, progress=progress, log=log, journal=out / JOURNAL)
+    if extra:
+        missing = sum(1 for r in rows if r.get("response") is not None and not r.get("error")
+                      and not set(extra) <= set(r.get("scores") or {}))
+        if missing:
+            log(f"note: {missing} rows have no {', '.join(sorted(extra))} score (added since those judges ran); "
+                f"run those judges again over {out / SCORES} to score them")
     write_rows(out / SCORES, rows)
-    return write_metrics(out, rows)
+    table = write_metrics(out, rows)
+    (out / JOURNAL).unlink(missing_ok=True)
+    return table
+
+
+def _carry_scores(path: Path, rows: list[dict], log) -> set[str]:
+    """Copy each old row's ``scores`` onto the same (sample, layer, response); returns the score
+    names every old scored row has (the headline values of judges that earlier runs added)."""
+    if not path.is_file():
+        return set()
+    try:
+        old = read_jsonl(path)
+    except UserError as e:
+        log(f"warning: earlier scores not kept: {e}")
+        return set()
+    by_key = {(str(r.get("sample_id")), r.get("layer"), r.get("response")): r["scores"]
+              for r in old if isinstance(r.get("scores"), dict)}
+    for r in rows:
+        s = by_key.get((str(r.get("sample_id")), r.get("layer"), r.get("response")))
+        if s:
+            r["scores"] = dict(s)
+    return set.intersection(*map(set, by_key.values())) if by_key else set()

@@ -36,7 +36,8 @@ def read_jsonl(path: str | Path, *, tolerate_torn_tail: bool = True) -> list[dic
 
 
 def truncate_torn_tail(path: str | Path) -> int:
-    """Cut a partial last line (no trailing newline) so appends start on a fresh line.
+    """Cut a partial last line (no trailing newline, and not valid JSON) so appends start on a
+    fresh line; a last line that parses but lacks only its newline is kept and ended.
     Returns the number of bytes removed."""
     path = Path(path)
     if not path.exists():
@@ -49,6 +50,14 @@ def truncate_torn_tail(path: str | Path) -> int:
         if data.endswith(b"\n"):
             return 0
         keep = data.rfind(b"\n") + 1
+        try:
+            whole = isinstance(json.loads(data[keep:]), dict)
+        except (ValueError, UnicodeDecodeError):
+            whole = False
+        if whole:  # written whole by something that ends files without a newline: a row, not a tear
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")
+            return 0
         f.truncate(keep)
         return size - keep
 
@@ -66,9 +75,12 @@ class JsonlAppender:
     def write_many(self, rows: list[dict]) -> None:
         """Append rows and make them durable with one fsync (per batch, not per row: an fsync
         per row cost seconds per thousand rows on network disks)."""
-        self.f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        try:
+            self.f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:  # disk full: name the file in the one-line error
+            raise _named(e, self.path) from None
 
     def close(self) -> None:
         self.f.close()
@@ -92,7 +104,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            try:
+                f.write(data)
+                f.flush()
+            except OSError as e:  # disk full: name the file in the one-line error
+                raise _named(e, path) from None
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -103,6 +119,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _named(e: OSError, path) -> OSError:
+    """``e`` with ``path`` as its filename (writes to an open file raise without one)."""
+    return e if e.filename is not None else OSError(e.errno, e.strerror or str(e), str(path))
 
 
 def atomic_write_json(path: str | Path, obj) -> None:
@@ -120,7 +141,7 @@ def read_rows(path: str | Path) -> list[dict]:
     if suffix == ".csv":
         try:
             with path.open(newline="", encoding="utf-8-sig") as f:
-                rows = list(csv.DictReader(f))
+                rows = [{k: _csv_uncell(v) for k, v in r.items()} for r in csv.DictReader(f)]
         except UnicodeDecodeError as e:
             raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 CSV") from None
         for r in rows:
@@ -133,8 +154,33 @@ def read_rows(path: str | Path) -> list[dict]:
     raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use .jsonl or .csv")
 
 
+# Spreadsheets run a cell starting with one of these as a formula (=HYPERLINK(...) from a model's
+# answer, say). OWASP's rule: prefix such text cells with ' so they stay text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v):
+    """``v`` safe for a spreadsheet: text that a spreadsheet would run as a formula gets a leading
+    ``'``. Numbers (also negative ones, also written as text like "-0.5") are left alone."""
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        try:
+            float(v)
+            return v
+        except ValueError:
+            return "'" + v
+    return v
+
+
+def _csv_uncell(v):
+    """Undo :func:`csv_cell` when reading a CSV back (ours round-trip; a lone ' before other text stays)."""
+    if isinstance(v, str) and v.startswith("'") and v[1:].startswith(_FORMULA_START):
+        return v[1:]
+    return v
+
+
 def write_rows(path: str | Path, rows: Iterable[dict]) -> None:
-    """Write rows as JSONL or CSV (by extension), atomically. CSV cells holding dicts are JSON."""
+    """Write rows as JSONL or CSV (by extension), atomically. CSV cells holding dicts are JSON;
+    text cells that a spreadsheet would run as formulas are escaped (:func:`csv_cell`)."""
     path = Path(path)
     rows = list(rows)
     suffix = path.suffix.lower()
@@ -152,7 +198,7 @@ def write_rows(path: str | Path, rows: Iterable[dict]) -> None:
         w = csv.DictWriter(buf, fieldnames=fields)
         w.writeheader()
         for r in rows:
-            w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
+            w.writerow({k: csv_cell(json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()})
         atomic_write_text(path, buf.getvalue())
     else:
         raise UserError(f"{path}: unsupported output type {suffix or '(none)'}; use .jsonl or .csv")

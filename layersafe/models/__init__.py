@@ -153,6 +153,16 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     return cls(vlm, processor, name=model, device=dev)
 
 
+def context_length(config) -> int | None:
+    """Positions a (language) model was trained for, from its config (None when it does not say)."""
+    for c in (getattr(config, "text_config", None), config):
+        for k in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            v = getattr(c, k, None) if c is not None else None
+            if isinstance(v, int) and v > 0:
+                return v
+    return None
+
+
 def model_identity(adapter: VLMAdapter, model: str) -> dict:
     """What run.json records about the model: enough to tell two runs' models apart."""
     cfg = adapter.model.config

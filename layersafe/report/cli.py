@@ -15,7 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compare", action="append", default=[], metavar="OTHER_RUN_DIR",
                    help="another run to overlay and compare with RUN_DIR (e.g. after L-PPO); deltas are "
                         "other - RUN_DIR on matched (sample, layer) pairs; repeatable")
-    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report)")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/report, which is rebuilt each time; "
+                   "another folder that holds files needs --force)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds files (they are replaced)")
     p.add_argument("--redact", action="store_true",
                    help="hide response text in the HTML (prompts, verdicts and numbers stay), for sharing")
     p.add_argument("--examples", type=int, default=3, metavar="N",
@@ -24,8 +26,16 @@ def add_parser(sub) -> None:
 
 
 def cmd_report(a) -> int:
+    from pathlib import Path
+
+    from ..errors import UserError
     from .build import build_report
 
+    # One rule for every command: a file or folder you named is never overwritten silently. The
+    # default RUN_DIR/report is the run's own derived output, rebuilt from its files every time.
+    out = Path(a.out) if a.out else None
+    if out is not None and out.resolve() != (Path(a.run_dir) / "report").resolve() and out.is_dir() and any(out.iterdir()) and not a.force:
+        raise UserError(f"--out {out} is not empty; pass --force to replace its report files or choose another folder")
     summary = build_report(a.run_dir, a.compare, a.out, redact=a.redact, n_examples=a.examples)
     print(summary["console"])
     print(f"report: {summary['files']['html']}")

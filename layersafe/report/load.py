@@ -10,11 +10,13 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_jsonl
+from ..judges.runner import clean_scores
 
 SCORES = "scores.jsonl"
 GENERATIONS = "generations.jsonl"
 METRICS = "metrics.csv"
 RUN_JSON = "run.json"
+MAX_LAYERS = 1000  # deeper than any image encoder; a run.json claiming more is damaged
 
 
 @dataclass
@@ -74,6 +76,13 @@ def load_run(path: str | Path) -> Run:
         raise UserError(f"{path / RUN_JSON} is not valid JSON") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("num_layers"), int) or meta["num_layers"] < 1:
         raise UserError(f"{path / RUN_JSON} lacks a positive integer num_layers (the encoder depth)")
+    if meta["num_layers"] > MAX_LAYERS:  # a damaged or hand-edited run.json; the report walks every layer
+        raise UserError(f"{path / RUN_JSON}: num_layers {meta['num_layers']} is not an encoder depth "
+                        f"(at most {MAX_LAYERS}); restore run.json from the scan")
+    default = meta.get("default_layer")
+    if default is not None and not (_is_int(default) and 0 <= int(default) <= meta["num_layers"]):
+        raise UserError(f"{path / RUN_JSON}: default_layer {default!r} is not a layer in 0..{meta['num_layers']}; "
+                        "restore run.json from the scan")
     notes = []
     if (path / SCORES).is_file():
         source = SCORES
@@ -88,8 +97,16 @@ def load_run(path: str | Path) -> Run:
     bad = [i for i, r in enumerate(rows, 1) if "layer" not in r or not _is_int(r["layer"])]
     if bad:
         raise UserError(f"{path / source}: row {bad[0]} has no integer 'layer'")
+    outside = next((i for i, r in enumerate(rows, 1) if not 0 <= int(r["layer"]) <= meta["num_layers"]), None)
+    if outside is not None:
+        raise UserError(f"{path / source}: row {outside} has layer {rows[outside - 1]['layer']}, outside this "
+                        f"run's 0..{meta['num_layers']} (run.json num_layers); the files are from different runs")
+    unusable = [d for r in rows if isinstance(r.get("scores"), dict) for d in clean_scores(r["scores"])]
     if not rows:
         raise UserError(f"{path / source} has no rows; nothing to report")
+    if unusable:
+        notes.append(f"{len(unusable)} unusable score values in {source} (first: {unusable[0]}: NaN, infinite "
+                     "or not a 0/1 verdict) are counted as failed scoring; re-judge to replace them")
     if meta.get("status") not in (None, "complete"):
         notes.append(f"run status is {meta.get('status')!r}: the scan may be unfinished (resume it with --resume)")
     if (meta.get("model") or {}).get("tiny_random"):
@@ -98,9 +115,11 @@ def load_run(path: str | Path) -> Run:
 
 
 def _is_int(v) -> bool:
+    if isinstance(v, bool):
+        return False
     try:
         return int(v) == float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         return False
 
 

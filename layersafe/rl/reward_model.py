@@ -462,6 +462,12 @@ def load_reward_model(path: str, device: str = "auto", trust_remote_code: bool =
         # Not trained by train-rm: a new pad token needs an embedding row (never attended to).
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
+    from ..models import context_length
+
+    positions = context_length(model.config)
+    if positions and not 0 < tokenizer.model_max_length <= positions:
+        # Texts are cut (from the left) to what the model has positions for; longer would crash.
+        tokenizer.model_max_length = positions
     return model.to(_device(device)).eval(), tokenizer
 
 

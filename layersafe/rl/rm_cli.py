@@ -94,6 +94,7 @@ def add_parser(sub) -> None:
     e.add_argument("--batch-size", type=_positive(int), default=32, help="texts per forward pass (default 32)")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     e.add_argument("--out", default=None, help="also write per-pair rewards to this .jsonl file")
+    e.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     e.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
     e.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE)
     e.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -124,6 +125,8 @@ def cmd_eval_rm(a) -> int:
 
     if a.out and Path(a.out).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
         raise UserError(f"--out {a.out}: use a .jsonl file name")
+    if a.out and Path(a.out).exists() and not a.force:  # the rule of every command: never overwrite silently
+        raise UserError(f"--out {a.out} exists; pass --force to overwrite it or choose another name")
     model, tokenizer = load_reward_model(a.model, device=a.device, trust_remote_code=a.trust_remote_code,
                                          allow_pickle=a.allow_pickle)
     data = load_preferences(a.data, a.limit)
@@ -131,6 +134,7 @@ def cmd_eval_rm(a) -> int:
     max_length = a.max_length or tokenizer.model_max_length
     if not max_length or max_length > 1_000_000:
         max_length = 1024
+    max_length = min(max_length, tokenizer.model_max_length)  # load_reward_model capped it to the model's positions
     chosen, rejected = encode_pairs(tokenizer, data.pairs, max_length)
     ev = evaluate_pairs(model, tokenizer, chosen, rejected, [p.margin for p in data.pairs],
                         batch_size=a.batch_size, progress=not a.no_progress)

@@ -103,9 +103,12 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
     from ..data import load_dataset
     from ..data.base import ImageError, load_image
     from ..layers import parse_layers
-    from ..models import load_vlm, model_identity
+    from ..models import context_length, load_vlm, model_identity
 
     dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
+    content = dataset_hash(dataset)
+    if cfg.resume:
+        _check_same_dataset(out, content)
     if adapter is None:
         adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, device_map=cfg.device_map,
                            trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter,
@@ -117,6 +120,7 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
             "its responses are random text, useful only to check the pipeline end to end.")
     gen_path = out / GENERATIONS
     done = done_pairs(gen_path)
+    context = context_length(adapter.model.config)
     run = {
         "config": asdict(cfg),
         "versions": package_versions(),
@@ -126,7 +130,7 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
         "default_layer": adapter.default_layer,
         "layers": layers,
         "dataset": {"name": dataset.name, "source": dataset.source, "n_samples": len(dataset.samples),
-                    "n_bad_rows": len(dataset.errors),
+                    "n_bad_rows": len(dataset.errors), "content_sha256": content,
                     "bad_rows": [{"row": e.row, "reason": e.reason} for e in dataset.errors[:100]]},
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -166,9 +170,11 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
                 except Exception as e:  # processor rejects the image (size, mode, ...)
                     reason = f"cannot process image {s.image}: {type(e).__name__}: {e}"
                 else:
-                    items.append(item)
-                    ok.append((s, input_text, item))
-                    continue
+                    reason = _over_context(item, cfg.max_new_tokens, context)
+                    if reason is None:
+                        items.append(item)
+                        ok.append((s, input_text, item))
+                        continue
                 for l in layers:  # one failed row per (sample, layer) keeps the row contract
                     if (s.id, l) in done:
                         continue
@@ -204,6 +210,41 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
                       "generations_per_s": round(stats["generated"] / elapsed, 3) if elapsed > 0 else None})
     atomic_write_json(out / RUN_JSON, run)
     return run
+
+
+def dataset_hash(dataset) -> str:
+    """sha256 of what the scan reads from the dataset (ids, prompts, images, labels), so a file
+    edited in place is noticed on --resume even though its path is the same."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for s in dataset.samples:
+        h.update(json.dumps([s.id, s.prompt, s.image, s.category, s.harmful], ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _check_same_dataset(out: Path, content: str) -> None:
+    import json
+
+    try:
+        old = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))["dataset"].get("content_sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # no run.json (killed before writing it) or one from before hashes were recorded
+    if old and old != content:
+        raise UserError(f"cannot resume {out}: the dataset's content changed since the original run (sha256 "
+                        f"{old[:12]} -> {content[:12]}); restore the original file or scan into a new folder")
+
+
+def _over_context(item, max_new_tokens: int, context: int | None) -> str | None:
+    """Why a sample cannot be generated within the model's context (None if it can). Past its
+    trained positions a model writes garbage, which a judge would count as "not refused"."""
+    n = int(item["input_ids"].shape[-1])
+    if context is None or n + max_new_tokens <= context:
+        return None
+    return (f"prompt too long: {n} input tokens (image included) + --max-new-tokens {max_new_tokens} exceed "
+            f"the model's context of {context} tokens")
 
 
 def _row(s, layer, input_text, adapter, *, gen=None, prompt_tokens=None, error=None) -> dict:
