@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from .config import Parser, add_options, config_from_args, show_deprecations
 from .errors import UserError
 
 from .cli_text import ALLOW_PICKLE_HELP, EPILOG  # noqa: F401  (re-exported for old imports)
@@ -18,43 +19,12 @@ from .cli_text import ALLOW_PICKLE_HELP, EPILOG  # noqa: F401  (re-exported for 
 def _add_scan(sub):
     from .scan.engine import ScanConfig
 
-    d = ScanConfig()
     p = sub.add_parser(
         "scan", help="generate responses at every requested image-encoder layer (ICET scan)",
         description="Scan a VLM for the image-encoder early-exit (ICET) vulnerability: for every sample and "
                     "every requested layer l, feed the projected layer-l image features to the language model "
                     "and record its response in OUT/generations.jsonl.", epilog=EPILOG)
-    p.add_argument("--model", default=d.model,
-                   help="HF hub id or local folder of a supported VLM (e.g. llava-hf/llava-1.5-7b-hf); "
-                        f"default {d.model!r}: a tiny random LLaVA built on the fly (random text, offline demo)")
-    p.add_argument("--dataset", default=d.dataset,
-                   help="built-in dataset (see `layersafe datasets`) or a .jsonl/.csv file with id, prompt, image "
-                        f"(relative image paths resolve against the file's folder); default {d.dataset}")
-    p.add_argument("--layers", default=d.layers,
-                   help="layer spec: all, default, N, A-B or a comma list (e.g. 'default,8-12'); default all")
-    p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help=f"tokens per response (default {d.max_new_tokens})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help=f"sequences per generate call and images per encoder call (default {d.batch_size})")
-    p.add_argument("--cache", choices=["auto", "dynamic", "static"], default=d.cache,
-                   help="KV cache for generation: static = fixed-shape cache with each decode step replayed as a "
-                        "CUDA graph (LLaVA families; greedy or plain-temperature sampling); dynamic = stock "
-                        "generate; auto (default) = static on CUDA, dynamic elsewhere")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted scan in OUT, keeping finished rows")
-    p.add_argument("--limit", type=int, default=None, help="scan only the first N samples")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for dataset pairing and sampling (default 0)")
-    p.add_argument("--sample", dest="do_sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature (with --sample)")
-    p.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling p (with --sample)")
-    p.add_argument("--dtype", default=d.dtype, help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--device-map", default=None, help="e.g. 'auto' to spread a large model over several GPUs")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
-    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
-    p.add_argument("--adapter", default=None, help="peft adapter folder (e.g. `layersafe align` OUT/adapter), merged into the model before scanning")
-    p.add_argument("--judge", dest="judges", action="append", default=None, metavar="NAME[:ARG]",
-                   help="judge the generations afterwards and write scores.jsonl + metrics.csv "
-                        "(repeatable; default: refusal; 'none' to skip)")
+    add_options(p, ScanConfig, required=("out",))  # every field of ScanConfig is an option (layersafe.config)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--no-report", action="store_true", help="skip writing OUT/report/ (report.html, plots, summary.json)")
     p.set_defaults(func=cmd_scan)
@@ -63,19 +33,14 @@ def _add_scan(sub):
 def cmd_scan(a) -> int:
     from .scan.engine import ScanConfig, run_scan
 
-    judges = a.judges if a.judges is not None else ["refusal"]
+    judges = getattr(a, "judges", None) or ["refusal"]
     judges = [] if judges == ["none"] else judges
+    cfg = config_from_args(ScanConfig, a, judges=judges)
     if judges:
         from .judges.base import get_judge
 
         for j in judges:  # fail on a bad judge name before hours of generation
             get_judge(j)
-    cfg = ScanConfig(model=a.model, dataset=a.dataset, layers=a.layers, out=a.out,
-                     max_new_tokens=a.max_new_tokens, batch_size=a.batch_size, cache=a.cache, resume=a.resume,
-                     limit=a.limit, seed=a.seed, do_sample=a.do_sample, temperature=a.temperature,
-                     top_p=a.top_p, dtype=a.dtype, device=a.device, device_map=a.device_map,
-                     trust_remote_code=a.trust_remote_code, judges=judges, adapter=a.adapter,
-                     allow_pickle=a.allow_pickle)
     run = run_scan(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
     out = Path(a.out)
     st = run["stats"]
@@ -210,7 +175,7 @@ EXTRA_COMMANDS: list[str] = [
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(
+    p = Parser(  # subcommand parsers inherit its one-line errors
         prog="layersafe",
         description="Layer-wise safety audits of vision-language models: scan every image-encoder layer "
                     "for the ICET vulnerability (Bachu et al., ICML 2025), judge the responses, report.")
@@ -228,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
-    a = parser.parse_args(argv)
+    show_deprecations()  # `--dataset` & co. warn in one line
+    try:
+        a = parser.parse_args(argv)
+    except UserError as e:  # a bad option is one line too (layersafe.config.Parser), not usage + SystemExit
+        print(f"layersafe: error: {e}", file=sys.stderr)
+        return 2
     if not getattr(a, "func", None):
         parser.print_help()
         return 2

@@ -139,11 +139,14 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     if adapter:  # a peft adapter (e.g. from `layersafe align`), merged so the family adapter sees a plain model
         from peft import PeftModel
 
+        from .peft_quiet import peft_wrap
+
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise UserError(f"--adapter {adapter}: no adapter_config.json there; give a peft adapter folder")
         check_weights(adapter, allow_pickle, "--adapter")
         try:
-            vlm = PeftModel.from_pretrained(vlm, adapter).merge_and_unload()
+            with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
+                vlm = PeftModel.from_pretrained(vlm, adapter).merge_and_unload()
         except load_errors() as e:
             raise UserError(f"cannot load --adapter {adapter}: {type(e).__name__}: {first_line(e)}; "
                             "re-save the adapter with save_pretrained") from None

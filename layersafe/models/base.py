@@ -8,14 +8,17 @@ and generate from those features.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
+from ..config import CacheMode
+
 # KV cache of generate(): dynamic = stock generate; static = layersafe.models.decode (fixed-shape
 # cache, CUDA-graph decode step); auto = static on CUDA where the adapter supports it.
-CACHE_MODES = ("auto", "dynamic", "static")
+CACHE_MODES: tuple[str, ...] = typing.get_args(CacheMode)  # one spelling: layersafe.config.CacheMode
 
 
 @dataclass

@@ -363,13 +363,16 @@ class OnPolicyTrainer:
         else:
             from peft import LoraConfig, get_peft_model
 
+            from ..models.peft_quiet import peft_wrap
+
             names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
             # Regex on full module names: LoRA goes into the language model only, never the
             # vision tower or projector (their names also contain q_proj / linear_*).
             target = r".*language_model.*\.(" + "|".join(map(re.escape, names)) + r")"
             lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                               target_modules=target, bias="none")
-            self.peft = get_peft_model(raw, lcfg)
+            with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
+                self.peft = get_peft_model(raw, lcfg)
             if not any(p.requires_grad for p in self.peft.parameters()):
                 raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
             low = raw.get_output_embeddings().weight.dtype

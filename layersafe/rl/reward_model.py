@@ -25,7 +25,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -145,48 +144,9 @@ def pair_step(model, tokenizer, chosen: list[list[int]], rejected: list[list[int
 # Training
 # --------------------------------------------------------------------------------------------
 
-@dataclass
-class RMTrainConfig:
-    """Every knob of ``layersafe train-rm`` (the CLI help repeats these)."""
-
-    base: str = "gpt2"  # HF id or folder; loaded as AutoModelForSequenceClassification(num_labels=1)
-    data: str = ""  # preference file or hub id (see layersafe.data.preferences)
-    out: str = ""
-    eval_data: str | None = None  # separate eval set; default: hold out eval_size pairs of data
-    eval_size: int = 500  # pairs held out of data when eval_data is not given (0: no eval)
-    limit: int | None = None  # use only the first N pairs of data
-    max_length: int = 512  # tokens per text, EOS included; longer dialogues lose their start
-    batch_size: int = 8  # pairs per optimizer step
-    micro_batch_size: int | None = None  # pairs per forward pass (gradient accumulation); default batch_size
-    epochs: float = 1.0
-    steps: int | None = None  # optimizer steps; overrides epochs
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    scheduler: str = "linear"  # any transformers scheduler name: linear, cosine, constant, ...
-    max_grad_norm: float = 1.0
-    margin: float = 0.0  # constant margin m added to each pair's own "margin" column
-    center_coef: float = 0.0  # reward-centering λ
-    keep_dropout: bool = False
-    eval_every: int = 100  # steps; 0 = only at the start and the end
-    save_every: int = 100  # steps between checkpoints; 0 = none
-    keep_checkpoints: int = 1
-    log_every: int = 10
-    eval_batch_size: int = 32
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    bf16: str = "auto"  # auto (bf16 autocast on CUDA), yes, no
-    trust_remote_code: bool = False
-    allow_pickle: bool = False  # load pickle (.bin) weights of --base too; default safetensors only
-    resume: bool = False
-
-    # Changing these between a run and its --resume would silently change what is trained.
-    RESUME_KEYS = ("base", "data", "eval_data", "eval_size", "limit", "max_length", "batch_size",
-                   "micro_batch_size", "epochs", "steps", "lr", "weight_decay", "warmup_steps", "scheduler",
-                   "max_grad_norm", "margin", "center_coef", "keep_dropout", "seed")
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+# The config (torch-free: it builds `layersafe train-rm`'s options; fields marked resume=True are
+# RMTrainConfig.RESUME_KEYS) lives in layersafe/rl/configs.py.
+from .configs import RMTrainConfig  # noqa: E402
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
@@ -225,6 +185,7 @@ def _check_out(cfg: RMTrainConfig, out: Path) -> Path | None:
             return None
         state = json.loads((ckpts[-1] / STATE).read_text())
         saved = state["config"]
+        saved.setdefault("learning_rate", saved.get("lr"))  # checkpoints written before the rename
         diff = [k for k in RMTrainConfig.RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
         if diff:
             raise UserError("--resume with different settings than the checkpoint: "
@@ -289,6 +250,7 @@ def train_reward_model(cfg: RMTrainConfig, progress: bool = True,
                        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict:
     """Train a reward model as configured; returns the rm_card dict (also written to OUT).
     OUT is locked for the run: a second run writing there is refused, a dead run's lock taken over."""
+    cfg.validate()  # finite numbers and declared ranges, before OUT is touched
     with locked_out(cfg.out, log=log):
         return _train_reward_model(cfg, progress, log)
 
@@ -343,7 +305,7 @@ def _train_reward_model(cfg: RMTrainConfig, progress: bool, log: Callable[[str],
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]  # biases and norms: no decay
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
     try:
         sched = get_scheduler(cfg.scheduler, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=total)
     except ValueError:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import add_options, config_from_args
 from ..errors import UserError
+from .configs import RMTrainConfig
 
 DATA_HELP = ("preference data: a .jsonl/.jsonl.gz/.csv file with HH-RLHF columns chosen, rejected (full dialogues; "
              "the shared prefix becomes the prompt) or with prompt, chosen, rejected (optional margin, id); "
@@ -24,62 +26,14 @@ def _positive(kind):
     return parse
 
 
-def _nonneg(kind):
-    def parse(v):
-        x = kind(v)
-        if x < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-        return x
-    return parse
-
-
 def add_parser(sub) -> None:
-    from .reward_model import RMTrainConfig
-
-    d = RMTrainConfig()
     p = sub.add_parser(
         "train-rm", help="train a Bradley–Terry reward model on preference pairs",
         description="Train r(x, y) = AutoModelForSequenceClassification(num_labels=1) with the pairwise loss "
                     "-log σ(r(x, y_w) - r(x, y_l) - m) + λ(r_w + r_l)² (Bachu et al. eq. 4). Texts are rendered "
                     "as HH-RLHF dialogues + EOS (layersafe.rm_score). OUT gets a plain transformers "
                     "checkpoint + tokenizer, rm_card.json, train_log.jsonl and checkpoints/.")
-    p.add_argument("--base", default=d.base, help=f"HF hub id or local folder of the backbone (default {d.base}); "
-                   "causal (GPT-2, Llama, ...) or encoder (BERT, ...) models both work")
-    p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--out", required=True, help="output folder (must be empty unless --resume)")
-    p.add_argument("--eval-data", default=None, help="separate evaluation pairs (same formats as --data); "
-                   "default: hold out --eval-size pairs of --data")
-    p.add_argument("--eval-size", type=_nonneg(int), default=d.eval_size,
-                   help=f"pairs held out of --data for evaluation, whole prompts at a time (default {d.eval_size}; 0: none)")
-    p.add_argument("--limit", type=_positive(int), default=None, help="use only the first N pairs of --data")
-    p.add_argument("--max-length", type=_positive(int), default=d.max_length,
-                   help=f"tokens per text including EOS; longer dialogues lose their beginning (default {d.max_length})")
-    p.add_argument("--batch-size", type=_positive(int), default=d.batch_size, help=f"pairs per optimizer step (default {d.batch_size})")
-    p.add_argument("--micro-batch-size", type=_positive(int), default=None,
-                   help="pairs per forward pass; smaller than --batch-size accumulates gradients (default: --batch-size)")
-    p.add_argument("--epochs", type=_positive(float), default=d.epochs, help=f"passes over the training pairs (default {d.epochs})")
-    p.add_argument("--steps", type=_positive(int), default=None, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--lr", type=_positive(float), default=d.lr, help=f"AdamW learning rate (default {d.lr})")
-    p.add_argument("--weight-decay", type=_nonneg(float), default=d.weight_decay, help="AdamW weight decay on matrices (default 0)")
-    p.add_argument("--warmup-steps", type=_nonneg(int), default=d.warmup_steps, help="linear warm-up steps (default 0)")
-    p.add_argument("--scheduler", default=d.scheduler, help="transformers LR schedule: linear, cosine, constant, ... (default linear)")
-    p.add_argument("--max-grad-norm", type=_nonneg(float), default=d.max_grad_norm, help="gradient-norm clip, 0 = off (default 1.0)")
-    p.add_argument("--margin", type=float, default=d.margin,
-                   help="constant margin m the chosen reward must win by; added to a per-row `margin` column (default 0)")
-    p.add_argument("--center-coef", type=_nonneg(float), default=d.center_coef,
-                   help="reward-centering weight λ on (r_w + r_l)², keeps rewards near zero mean (default 0; 0.01 is common)")
-    p.add_argument("--keep-dropout", action="store_true", help="train with the backbone's dropout (default: dropout off)")
-    p.add_argument("--eval-every", type=_nonneg(int), default=d.eval_every, help=f"steps between evaluations; 0: start and end only (default {d.eval_every})")
-    p.add_argument("--save-every", type=_nonneg(int), default=d.save_every, help=f"steps between checkpoints for --resume; 0: none (default {d.save_every})")
-    p.add_argument("--keep-checkpoints", type=_positive(int), default=d.keep_checkpoints, help="how many recent checkpoints to keep (default 1)")
-    p.add_argument("--log-every", type=_positive(int), default=d.log_every, help=f"steps per train_log.jsonl line (default {d.log_every})")
-    p.add_argument("--eval-batch-size", type=_positive(int), default=d.eval_batch_size, help=f"texts per scoring call (default {d.eval_batch_size})")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for the eval split, batch order, head init and dropout (default 0)")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default auto)")
-    p.add_argument("--bf16", choices=("auto", "yes", "no"), default=d.bf16, help="bf16 autocast; auto = on CUDA only (default auto)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
-    p.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in OUT (same settings)")
+    add_options(p, RMTrainConfig, required=("data", "out"), help_overrides={"data": DATA_HELP})
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_train_rm)
 
@@ -102,10 +56,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_train_rm(a) -> int:
-    from .reward_model import RMTrainConfig, train_reward_model
+    from .reward_model import train_reward_model
 
-    names = set(RMTrainConfig.__dataclass_fields__)
-    cfg = RMTrainConfig(**{k: v for k, v in vars(a).items() if k in names})
+    cfg = config_from_args(RMTrainConfig, a)
     card = train_reward_model(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
     acc = card["eval_accuracy"]
     print(f"trained {card['steps']} steps on {card['train_pairs']} pairs"

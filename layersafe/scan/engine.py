@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..config import CACHE_HELP, DTYPE_HELP, PICKLE_HELP, CacheMode, DType, check_fields, opt, resume_keys
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, iter_chunks, read_jsonl, truncate_torn_tail
 from ..versions import package_versions
@@ -24,32 +25,44 @@ RUN_JSON = "run.json"
 
 @dataclass
 class ScanConfig:
-    """Every knob of a scan (recorded whole in run.json)."""
+    """Every knob of a scan (recorded whole in run.json); the fields are `layersafe scan`'s options
+    (layersafe.config). ``resume=True`` marks the settings a ``--resume`` must keep: changing them
+    would mix incomparable rows."""
 
-    model: str = "tiny-random-llava"  # HF id, local folder, or the embedded tiny random LLaVA
-    dataset: str = "custom-prompts"  # built-in name or a .jsonl/.csv file (id, prompt, image)
-    layers: str = "all"  # all, default, N, A-B, comma lists (docs/design.md §3)
-    out: str = "runs/scan"
-    max_new_tokens: int = 64
-    batch_size: int = 8  # sequences per generate call (and images per encoder call)
-    cache: str = "auto"  # KV cache: auto (static + CUDA graph on CUDA), dynamic (stock generate), static
-    resume: bool = False
-    limit: int | None = None  # first N samples of the dataset
-    seed: int = 0  # dataset pairing seed and sampling seed
-    do_sample: bool = False  # greedy by default, as in the paper's evaluation
-    temperature: float = 1.0
-    top_p: float = 1.0
-    dtype: str = "auto"  # auto = bfloat16 on GPU, float32 on CPU
-    device: str = "auto"
-    device_map: str | None = None  # e.g. "auto" to spread a large model over several GPUs
-    trust_remote_code: bool = False
-    judges: list[str] = field(default_factory=list)  # judges run after generation (e.g. refusal)
-    adapter: str | None = None  # peft adapter folder merged into the model (e.g. from `layersafe align`)
-    allow_pickle: bool = False  # load pickle (.bin) weights too; default safetensors only
+    model: str = opt("tiny-random-llava", "HF hub id or local folder of a supported VLM (e.g. llava-hf/llava-1.5-7b-hf); "
+                     "default: a tiny random LLaVA built on the fly (random text, offline demo)", resume=True)
+    dataset: str = opt("custom-prompts", "built-in dataset (see `layersafe datasets`) or a .jsonl/.csv file with id, prompt, "
+                       "image (relative image paths resolve against the file's folder); default custom-prompts "
+                       "(--dataset: old spelling, deprecated)", flag="--data", deprecated=("--dataset",), resume=True)
+    layers: str = opt("all", "layer spec: all, default, N, A-B or a comma list (e.g. 'default,8-12'); default all")
+    out: str = opt("runs/scan", "output folder (must be empty unless --resume)")
+    max_new_tokens: int = opt(64, "tokens per response", min=1, resume=True)
+    batch_size: int = opt(8, "sequences per generate call and images per encoder call", min=1)
+    cache: CacheMode = opt("auto", CACHE_HELP)
+    resume: bool = opt(False, "continue an interrupted scan in OUT, keeping finished rows")
+    limit: int | None = opt(None, "scan only the first N samples", min=1, resume=True)
+    seed: int = opt(0, "seed for dataset pairing and sampling", resume=True)
+    do_sample: bool = opt(False, "sample instead of greedy decoding (greedy as in the paper's evaluation)",
+                          flag="--sample", resume=True)
+    temperature: float = opt(1.0, "sampling temperature (with --sample)", min_exclusive=0, resume=True)
+    top_p: float = opt(1.0, "nucleus sampling p (with --sample)", min_exclusive=0, max=1, resume=True)
+    dtype: DType = opt("auto", DTYPE_HELP, resume=True)
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N")
+    device_map: str | None = opt(None, "e.g. 'auto' to spread a large model over several GPUs")
+    trust_remote_code: bool = opt(False, "allow model code from the hub (off by default)")
+    judges: list[str] = opt(default_factory=list, help="judge the generations afterwards and write scores.jsonl + "
+                            "metrics.csv (repeatable; the command's default: refusal; 'none' to skip)",
+                            flag="--judge", metavar="NAME[:ARG]")
+    adapter: str | None = opt(None, "peft adapter folder (e.g. `layersafe align` OUT/adapter), merged into the model "
+                              "before scanning", resume=True)
+    allow_pickle: bool = opt(False, PICKLE_HELP)
+
+    def validate(self) -> None:
+        check_fields(self)
 
 
-# Fields that must match when resuming: changing them would mix incomparable rows.
-_RESUME_KEYS = ("model", "dataset", "max_new_tokens", "limit", "seed", "do_sample", "temperature", "top_p", "dtype", "adapter")
+# Fields that must match when resuming (marked resume=True above).
+_RESUME_KEYS = resume_keys(ScanConfig)
 
 
 def prepare_out_dir(cfg: ScanConfig) -> Path:
@@ -88,12 +101,7 @@ def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print)
     """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded."""
     from ..lock import locked_out
 
-    from ..models.base import CACHE_MODES
-
-    if cfg.batch_size < 1 or cfg.max_new_tokens < 1:
-        raise UserError("--batch-size and --max-new-tokens must be at least 1")
-    if cfg.cache not in CACHE_MODES:
-        raise UserError(f"--cache {cfg.cache!r}: use one of {', '.join(CACHE_MODES)}")
+    cfg.validate()  # types, choices (--cache, --dtype), finite numbers, ranges: one line naming the option
     out = prepare_out_dir(cfg)
     with locked_out(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
         return _scan(cfg, out, adapter=adapter, progress=progress, log=log)

@@ -18,33 +18,39 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
+from ..config import DTYPE_HELP, DType, check_fields, opt
 from ..errors import UserError
 
-SUITES = ("xstest", "vqav2", "reward")
+Suite = Literal["xstest", "vqav2", "reward"]
+SUITES: tuple[str, ...] = get_args(Suite)
 DEFAULT_MAX_NEW_TOKENS = {"xstest": 64, "vqav2": 10, "reward": 64}
 
 
 @dataclass
 class UtilityConfig:
-    suite: str = "xstest"
-    model: str = "tiny-random-llava"
-    data: str | None = None  # dataset spec; xstest/vqav2 need xstest:CSV / vqav2:Q,A,DIR (or a file)
-    layers: str = "default"
-    out: str = "runs/utility"
-    adapter: str | None = None
-    judge: str | None = None  # reward suite: reward:MODEL[,opts]
-    limit: int | None = None
-    max_new_tokens: int | None = None  # None = the suite's default
-    batch_size: int = 8
-    resume: bool = False
-    seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
+    """Every knob of ``layersafe utility`` (its options are these fields: layersafe.config)."""
+
+    suite: Suite = opt("xstest", "xstest = over-refusal on safe prompts and refusal on unsafe ones; vqav2 = VQA-v2 "
+                       "accuracy; reward = mean reward of answers to benign questions")
+    model: str = opt("tiny-random-llava", "HF id or local folder of a supported VLM (default: tiny random LLaVA)")
+    data: str | None = opt(None, "dataset spec: xstest:CSV, vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR, a hub id "
+                           "(vqav2:hf:lmms-lab/VQAv2, xstest:hf:REPO), or a .jsonl/.csv (see `layersafe datasets`)")
+    layers: str = opt("default", "layer spec: all, default, N, A-B or a comma list")
+    out: str = opt("runs/utility", "output folder (must be empty unless --resume)")
+    adapter: str | None = opt(None, "peft adapter folder (from `layersafe align` or `layersafe sft`)")
+    judge: str | None = opt(None, "reward judge spec for --suite reward", metavar="reward:MODEL")
+    limit: int | None = opt(None, "use only the first N samples", min=1)
+    max_new_tokens: int | None = opt(None, "tokens per answer (default: 10 for vqav2, else 64)", min=1)
+    batch_size: int = opt(8, "sequences per generate call", min=1)
+    resume: bool = opt(False, "continue an interrupted run in OUT")
+    seed: int = opt(0, "seed for dataset pairing")
+    dtype: DType = opt("auto", DTYPE_HELP)
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N")
 
     def validate(self) -> None:
-        if self.suite not in SUITES:
-            raise UserError(f"unknown --suite {self.suite!r}; use one of {', '.join(SUITES)}")
+        check_fields(self)  # --suite among SUITES, ranges, finite numbers
         if not self.data:
             hint = {"xstest": "xstest:PATH/xstest_prompts.csv", "vqav2": "vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR",
                     "reward": "a .jsonl/.csv of benign questions or vqav2:Q,A,DIR"}[self.suite]
@@ -55,8 +61,6 @@ class UtilityConfig:
             from ..judges.base import get_judge
 
             get_judge(self.judge)  # bad spec fails before generation
-        if self.limit is not None and self.limit < 1:
-            raise UserError("--limit must be at least 1")
 
 
 def score_vqa(rows: list[dict], answers: dict[str, list[str]]) -> None:
