@@ -8,33 +8,10 @@ from pathlib import Path
 from ..errors import UserError
 from ..safeload import check_local_folder, check_weights, first_line, load_errors, load_hint, weights_kwargs
 from .base import Encoded, Generation, VLMAdapter  # noqa: F401
-from .gemma3 import Gemma3Adapter
-from .idefics3 import Idefics3Adapter
-from .llava import LlavaAdapter
-from .llava_next import LlavaNextAdapter
-from .mllama import MllamaAdapter
-from .qwen2_5_vl import Qwen2_5_VLAdapter
-
-# One entry per family adapter (one line each; keep sorted by family).
-ADAPTER_CLASSES: list[type[VLMAdapter]] = [
-    Gemma3Adapter,
-    Idefics3Adapter,
-    LlavaAdapter,
-    LlavaNextAdapter,
-    MllamaAdapter,
-    Qwen2_5_VLAdapter,
-]
-# architecture name (config.architectures[0]) -> adapter class
-ADAPTERS: dict[str, type[VLMAdapter]] = {arch: cls for cls in ADAPTER_CLASSES for arch in cls.architectures}
-# model_type -> architecture, for configs saved without `architectures`
-MODEL_TYPES = {
-    "gemma3": "Gemma3ForConditionalGeneration",
-    "idefics3": "Idefics3ForConditionalGeneration",
-    "llava": "LlavaForConditionalGeneration",
-    "llava_next": "LlavaNextForConditionalGeneration",
-    "mllama": "MllamaForConditionalGeneration",
-    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-}
+# Each family module registers its adapter on import (``@register``: its ``architectures`` and
+# ``model_types``); a new family is one module and one line here.
+from . import gemma3, idefics3, llava, llava_next, mllama, qwen2_5_vl  # noqa: F401
+from .registry import ADAPTERS, MODEL_TYPES  # noqa: F401  (architecture -> class; model_type -> architecture)
 
 TINY_ALIAS = "tiny-random-llava"  # the embedded default: built on the fly, random weights
 ORGANISM_ALIAS = "organism"  # the trained model organism shipped in the package (docs/organism.md)

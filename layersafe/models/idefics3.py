@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .base import Encoded
-from .gemma3 import SiglipAdapter, run_vision
+from .inject import SiglipAdapter, run_vision
+from .registry import register
 
 
 @dataclass
@@ -26,9 +27,11 @@ class CropEncoded(Encoded):
     crops: list[int]
 
 
+@register
 class Idefics3Adapter(SiglipAdapter):
     family = "idefics3"
     architectures = ("Idefics3ForConditionalGeneration",)
+    model_types = ("idefics3",)
     chat_fallback = "User:<image>{prompt}<end_of_utterance>\nAssistant:"
     connector_desc = "the connector per image crop (pixel shuffle + linear)"
 

@@ -15,13 +15,16 @@ import torch
 
 from .base import CACHE_MODES, Encoded, VLMAdapter, decode_generations, eos_ids, generation_kwargs, left_pad
 from .decode import StaticDecoder, seeded_gumbel
+from .registry import register
 
 LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
 
 
+@register
 class LlavaAdapter(VLMAdapter):
     family = "llava"
     architectures = ("LlavaForConditionalGeneration",)
+    model_types = ("llava",)
 
     def __init__(self, model, processor, **kw):
         super().__init__(model, processor, **kw)

@@ -17,6 +17,7 @@ import torch
 
 from .base import Encoded
 from .llava import LlavaAdapter
+from .registry import register
 
 
 @dataclass
@@ -27,9 +28,11 @@ class TiledEncoded(Encoded):
     image_sizes: torch.Tensor  # [n_images, 2] original (height, width), for unpadding
 
 
+@register
 class LlavaNextAdapter(LlavaAdapter):
     family = "llava_next"
     architectures = ("LlavaNextForConditionalGeneration",)
+    model_types = ("llava_next",)
 
     def layer_meaning(self) -> str:
         return ("CLIP hidden_states index, the same on every anyres tile: 0 = patch embeddings, l = output of "

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 
 from .base import Encoded, VLMAdapter, check_cache_mode, decode_generations, generation_kwargs, left_pad
+from .registry import register
 
 
 @dataclass
@@ -63,9 +64,11 @@ def _drop_states_after_prefill(model):
         del model.prepare_inputs_for_generation
 
 
+@register
 class MllamaAdapter(VLMAdapter):
     family = "mllama"
     architectures = ("MllamaForConditionalGeneration",)
+    model_types = ("mllama",)
 
     def __init__(self, model, processor, **kw):
         super().__init__(model, processor, **kw)

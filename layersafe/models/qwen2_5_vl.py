@@ -20,7 +20,8 @@ from typing import Sequence
 import torch
 
 from .base import Encoded, left_pad
-from .gemma3 import InjectingAdapter
+from .inject import InjectingAdapter
+from .registry import register
 
 
 @dataclass
@@ -41,9 +42,11 @@ def window_index(visual, grid_thw: torch.Tensor) -> torch.Tensor:
     return get_vision_window_index(grid_thw, cfg.spatial_merge_size, cfg.window_size, cfg.patch_size)[0]
 
 
+@register
 class Qwen2_5_VLAdapter(InjectingAdapter):
     family = "qwen2_5_vl"
     architectures = ("Qwen2_5_VLForConditionalGeneration",)
+    model_types = ("qwen2_5_vl",)
     chat_fallback = ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{prompt}<|im_end|>\n"
                      "<|im_start|>assistant\n")
 

@@ -1,0 +1,132 @@
+"""Feature injection shared by the adapters that generate through stock ``generate(input_ids=...)``
+(Gemma 3, Idefics3, Qwen2.5-VL), and the SigLIP encoder helpers of Gemma 3 and Idefics3.
+
+Instead of ``generate(inputs_embeds=...)`` (LLaVA's route), :class:`InjectingAdapter` runs stock
+``generate`` without pixels and scatters the given features into the prefill's token embeddings
+with a forward hook on the embedding layer (:func:`features_at_image_tokens`), so the model runs
+its own text path (docs/design.md §4.1). :class:`SiglipAdapter` adds the SigLIP rule: ICET-l =
+``connector(post_layernorm(h_l))``, default = the last block (docs/design.md §4.2).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+from .base import VLMAdapter, check_cache_mode, decode_generations, generation_kwargs, left_pad
+
+
+def post_layernorm(vision_model) -> torch.nn.Module:
+    """SigLIP's final LayerNorm: on the model in transformers 5.x, on ``.vision_model`` in 4.x."""
+    ln = getattr(vision_model, "post_layernorm", None)
+    return ln if ln is not None else vision_model.vision_model.post_layernorm
+
+
+def run_vision(vision_model, pixel_values, **kw) -> tuple[torch.Tensor, ...]:
+    """All hidden states (0 = embeddings, l = output of block l, before post_layernorm)."""
+    p = next(vision_model.parameters())
+    out = vision_model(pixel_values=pixel_values.to(p.device, p.dtype), output_hidden_states=True,
+                       return_dict=True, **kw)
+    return out.hidden_states
+
+
+@contextmanager
+def features_at_image_tokens(embedding: torch.nn.Module, ids: torch.Tensor, image_token_id: int,
+                             feats: torch.Tensor):
+    """While active, the first call of ``embedding`` on ``ids`` (generate's prefill) returns the
+    token embeddings with ``feats`` scattered over the image-token positions: exactly what the
+    stock forward does with its own image features (``masked_scatter``), so the model runs its
+    stock text path (masks, rope positions, token types) on ``input_ids``. Yields a list that
+    holds True once the features went in."""
+    mask = (ids == image_token_id).unsqueeze(-1)
+    if int(mask.sum()) * feats.shape[-1] != feats.numel():
+        raise RuntimeError(f"image tokens ({int(mask.sum())}) do not match features ({feats.shape[0]}); "
+                           "processor and model config disagree")
+    done: list[bool] = []
+
+    def hook(module, args, output):
+        if done or output.shape[:2] != ids.shape:
+            return None
+        done.append(True)
+        return output.masked_scatter(mask.expand_as(output), feats.to(output.device, output.dtype))
+
+    handle = embedding.register_forward_hook(hook)
+    try:
+        yield done
+    finally:
+        handle.remove()
+
+
+class InjectingAdapter(VLMAdapter):
+    """Generation with given features in place of the stock image features: stock
+    ``generate(input_ids, ...)`` without pixels, the features scattered into the prefill's token
+    embeddings. Unlike ``generate(inputs_embeds=...)`` this works on every version for models
+    whose 3-D rope needs ``input_ids`` (Qwen2.5-VL) or whose generate rejects ``inputs_embeds``
+    (Gemma 3 on transformers 5.24). Subclasses set ``image_token_id`` and ``chat_fallback`` and
+    may add family inputs in ``_generate_inputs``."""
+
+    chat_fallback = "{prompt}"  # used when the processor has no chat template
+
+    def __init__(self, model, processor, **kw):
+        super().__init__(model, processor, **kw)
+        self.tokenizer = processor.tokenizer
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token  # any id works under the mask
+
+    def build_prompt(self, text: str) -> str:
+        if getattr(self.processor, "chat_template", None):
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return self.chat_fallback.format(prompt=text)
+
+    def _generate_inputs(self, items, ids) -> dict:
+        """Extra generate() inputs the family's stock forward needs (token types, grids, ...)."""
+        return {}
+
+    @torch.no_grad()
+    def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
+                 cache="dynamic"):
+        check_cache_mode(cache, self.family)
+        tok = self.tokenizer
+        embedding = self.model.get_input_embeddings()
+        dev = embedding.weight.device
+        ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
+        ids, attn = ids.to(dev), attn.to(dev)
+        feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features])
+        with features_at_image_tokens(embedding, ids, self.image_token_id, feats) as done:
+            out = self.model.generate(input_ids=ids, attention_mask=attn, **self._generate_inputs(items, ids),
+                                      **generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                                          temperature=temperature, top_p=top_p))
+        if not done:
+            raise RuntimeError(f"{self.name}: the image features were never injected (prefill not seen)")
+        return decode_generations(self.model, tok, out[:, ids.shape[1]:])
+
+
+class SiglipAdapter(InjectingAdapter):
+    """Families with a SigLIP encoder whose stock output is ``post_layernorm(h_last)``:
+    ICET-l = ``connector(post_layernorm(h_l))``, default = the last block. Subclasses set
+    ``vision``, ``connector``, ``image_token_id`` and describe the connector."""
+
+    connector_desc = ""
+
+    def _setup(self, vision, connector, image_token_id):
+        self.vision, self.connector = vision, connector
+        self.post_layernorm = post_layernorm(vision)
+        self.image_token_id = image_token_id
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.vision_config.num_hidden_layers)
+
+    @property
+    def default_layer(self) -> int:
+        return self.num_layers  # stock: last block + post_layernorm
+
+    def layer_meaning(self) -> str:
+        return (f"SigLIP hidden_states index: 0 = patch embeddings, l = output of block l (1..{self.num_layers}); "
+                f"every layer goes through SigLIP's post_layernorm, then {self.connector_desc}; "
+                f"default {self.default_layer} = stock")
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.connector(self.post_layernorm(hidden))
