@@ -13,7 +13,6 @@ from pathlib import Path
 
 from ..config import add_config_file_option, add_options
 from ..config import config_from_args as _from_args
-from ..errors import UserError
 from .configs import LPPOConfig
 
 EPILOG = ("Reward specs: refusal | answer | rm:PATH | llamaguard:ID | judge:NAME[:ARG] | weighted sums like "
