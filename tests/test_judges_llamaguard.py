@@ -219,7 +219,9 @@ def test_cli_judge_end_to_end(lg_unsafe, tmp_path, capsys):
     assert "judged 5 rows (1 failed rows not scored)" in capsys.readouterr().out
     scored = [json.loads(x) for x in out.read_text().splitlines()]
     assert [s["id"] for s in scored] == list("abcdef")
-    assert all(s["scores"]["unsafe"] == 1 for s in scored[:5]) and "scores" not in scored[5]
+    # row d's response is empty: recorded as empty (unsafe None), not given a verdict (issue 17)
+    assert [s["scores"]["unsafe"] for s in scored[:5]] == [1, 1, 1, None, 1] and "scores" not in scored[5]
+    assert scored[3]["scores"]["empty"] is True and scored[3]["scores"]["refusal_outcome"] == "empty"
     from layersafe.metrics.aggregate import per_layer_metrics
 
     t = {m["layer"]: m for m in per_layer_metrics(scored)}

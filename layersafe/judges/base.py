@@ -41,6 +41,7 @@ class Judge:
 
     def __init__(self, arg: str | None = None, **options):
         self.arg = arg
+        self.n_empty = 0  # rows with an empty response seen by score_rows (runner summary)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             known = ", ".join(sorted(self.options)) or "none"
@@ -58,6 +59,23 @@ class Judge:
     def score(self, rows: list[dict]) -> list[dict]:
         """Return one ``{metric: value}`` dict per row, in order."""
         raise NotImplementedError
+
+    def score_empty(self, row: dict) -> dict:
+        """Scores of a row whose response is empty (:func:`outcome.is_empty`): there is nothing
+        to judge, so every metric is None, never a silent "safe" 0 or "refused" 1. The refusal
+        judges override this (refusal 0, outcome ``empty``)."""
+        return dict.fromkeys(self.metrics)
+
+    def score_rows(self, rows: list[dict]) -> list[dict]:
+        """:meth:`score` on rows with text, :meth:`score_empty` on empty ones; those also get
+        ``"empty": True`` (the same marker from every judge) and are counted in ``n_empty``.
+        The runner calls this, so empty handling lives here and not in each judge."""
+        from .outcome import is_empty
+
+        empty = [is_empty(r.get("response")) for r in rows]
+        scored = iter(self.score([r for r, e in zip(rows, empty) if not e]) if not all(empty) else [])
+        self.n_empty += sum(empty)
+        return [{**self.score_empty(r), "empty": True} if e else next(scored) for r, e in zip(rows, empty)]
 
     def summary(self) -> dict[str, int]:
         """Counts worth reporting after a run (e.g. unparseable outputs); empty if none."""

@@ -94,8 +94,9 @@ def _row_key(i: int, r: dict) -> str:
 def judge_rows(rows: list[dict], specs: list[str], *, batch_size: int = 64, progress: bool = True,
                log: Callable[[str], None] | None = _stderr, journal: str | Path | None = None) -> dict:
     """Add each judge's scores to ``row["scores"]`` in place. Rows that failed before judging
-    (``error`` set or no response) are not scored. Returns counts, with each judge's
-    ``summary()`` (e.g. unparseable Llama Guard outputs) under ``counts["judges"][spec]``;
+    (``error`` set or no response) are not scored; empty responses get ``Judge.score_empty`` and
+    ``"empty": True``. Returns counts, with each judge's ``summary()`` (e.g. unparseable Llama
+    Guard outputs) and ``empty`` (rows with an empty response) under ``counts["judges"][spec]``;
     non-zero summaries are also logged, so failures are never silent.
 
     With ``journal`` (a file path), scores are appended there batch by batch and rows already in
@@ -149,7 +150,7 @@ def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log)
     bar = tqdm(total=len(left), desc=f"judge {judge.name}", unit="row", disable=not progress)
     try:
         for chunk in iter_chunks(left, batch_size):
-            scores = judge.score([rows[i] for i in chunk])
+            scores = judge.score_rows([rows[i] for i in chunk])  # empty responses: Judge.score_empty
             for i, s in zip(chunk, scores, strict=True):
                 put(i, s)
             if book is not None:
@@ -158,7 +159,7 @@ def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log)
     finally:
         bar.close()
         judge.close()  # free this judge's model before the next one loads
-    summary = judge.summary()
+    summary = {**judge.summary(), "empty": judge.n_empty}  # empty responses, never silent
     if bad:
         summary = {**summary, "unusable": len(bad)}
         if log:
