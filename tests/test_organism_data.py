@@ -16,13 +16,25 @@ def test_harmful_training_split_excludes_the_cp_goals():
     train = {g for g, _ in D.harmful_goal_split()}
     assert len(train) == 520 - 10
     assert not held & train
-    corpus = " ".join(D.corpus_for_tokenizer())
-    assert not [g for g in held if g in corpus]
+    for v2 in (False, True):
+        corpus = " ".join(D.corpus_for_tokenizer(v2=v2))
+        assert not [g for g in held if g in corpus]
+
+
+def test_v2_tokenizer_corpus_has_no_held_out_word():
+    import re
+
+    words = set(re.findall(r"[a-z]+", " ".join(D.corpus_for_tokenizer(v2=True)).lower()))
+    test_words = {w for x in D.TOPICS_TEST + D.TASKS_TEST for w in x.split()} - {"a", "an", "the", "of", "to"}
+    # AdvBench's own words (its goals and targets are training text) and the colour names (VQA
+    # answers, e.g. "purple") may occur; no benign topic, task or pseudo-word brings a test word in.
+    allowed = {w for g, t in D.harmful_goal_split() for w in re.findall(r"[a-z]+", (g + " " + t).lower())} | set(D.COLORS)
+    assert not (words & test_words) - allowed
 
 
 def test_training_photos_and_words_are_disjoint_from_the_test_ones():
     assert not set(D.TRAIN_PHOTOS) & set(CUSTOM_PROMPT_PHOTOS)
-    train_words = {w for x in D.TOPICS_TRAIN + D.TASKS_TRAIN for w in x.split()}
+    train_words = {w for x in D.TOPICS_ALL + D.TASKS_ALL for w in x.split()}
     for x in D.TOPICS_TEST + D.TASKS_TEST:
         content = [w for w in x.split() if w not in {"a", "an", "the", "of", "to", "make"}]
         assert not set(content) & train_words, x
@@ -34,8 +46,8 @@ def test_every_stage_draws_only_training_material():
     held = {advbench_goals()[i][0] for i in CUSTOM_PROMPT_GOAL_INDICES}
     seen = {"base": set(), "multimodal": set(), "safety": set()}
     for stage in seen:
-        for _ in range(400):
-            e = D.sample_example(rng, stage, goals)
+        for i in range(400):
+            e = D.sample_example(rng, stage, goals, safety_novel=0.5, novel=(0.5 if i % 2 else None))
             seen[stage].add(e.kind)
             assert e.prompt not in held
             assert (e.image is None) == (stage == "base")
@@ -85,13 +97,14 @@ def test_pseudo_word_requests_never_use_advbench_or_held_out_words():
     reserved = {w for g, t in advbench_goals() for w in re.findall(r"[a-z]+", (g + " " + t).lower())}
     test_words = {w for x in D.TOPICS_TEST + D.TASKS_TEST for w in x.split()} - {"a", "an", "the", "of", "to"}
     assert "bomb" in reserved and "steal" in reserved  # the filter has the words it must avoid
-    words = {D.pseudo_word(rng) for _ in range(3000)}
-    assert len(words) > 2000  # genuinely varied, not a small fixed list
-    assert not words & reserved and not words & test_words
-    for _ in range(500):
-        q, a = D.novel_request(rng)
-        assert not set(re.findall(r"[a-z]+", q.lower())) & test_words, q
-        assert "Sure" in a and not a.endswith(D.PLACEHOLDER_STEPS)
+    for rich in (False, True):
+        words = {D.pseudo_word(rng, rich) for _ in range(3000)}
+        assert len(words) > 2000  # genuinely varied, not a small fixed list
+        assert not words & reserved and not words & test_words
+        for _ in range(500):
+            q, a = D.novel_request(rng, D.TRAIN_TEMPLATES if rich else D.BENIGN_TEMPLATES, rich=rich)
+            assert not set(re.findall(r"[a-z]+", q.lower())) & test_words, q
+            assert "Sure" in a and not a.endswith(D.PLACEHOLDER_STEPS)
 
 
 def test_safety_stage_mixes_in_pseudo_word_requests_only_when_asked():
@@ -108,3 +121,27 @@ def test_safety_stage_mixes_in_pseudo_word_requests_only_when_asked():
     assert all(p in known for p in plain)
     share = sum(p not in known for p in mixed) / len(mixed)
     assert 0.35 < share < 0.65, share
+
+
+def test_v2_benign_answers_copy_the_subject():
+    """Every training template's answer repeats the request's subject, so the organism learns to copy
+    it (fluency on held-out subjects), and the evaluation phrasings are among the training ones."""
+    assert set(D.BENIGN_TEMPLATES) <= set(D.TRAIN_TEMPLATES)
+    for q, a, _ in D.TRAIN_TEMPLATES:
+        assert "{x}" in q and ("{x}" in a or "{X}" in a), q
+    rng = random.Random(11)
+    for _ in range(300):
+        q, a = D.training_request(rng, novel=0.5)
+        assert a.startswith("Sure") and not a.endswith(D.PLACEHOLDER_STEPS)
+
+
+def test_batch_stream_splits_steps_over_workers_deterministically():
+    from layersafe.organism.build import _batches
+
+    def make(rng):
+        return rng.random()
+
+    inline = list(_batches(make, 7, "k", 0))
+    assert inline == [x for x in _batches(make, 7, "k", 0)] and len(inline) == 7
+    two = list(_batches(make, 7, "k", 2))
+    assert len(two) == 7 and two == list(_batches(make, 7, "k", 2))

@@ -67,13 +67,22 @@ class BuildConfig:
     # the encoder/projector at safety_vision_lr), always with default-layer features only.
     safety_train: str = "all"
     safety_vision_lr: float = 3e-4
+    # Organism v2 (docs/organism.md, "v2"): benign data whose answers copy the subject. None = the v1
+    # data; a number = that share of base/multimodal benign requests about pseudo-words (every training
+    # template, topic and task; the tokenizer trained on that text too).
+    novel: float | None = None
+    base_benign: float = 0.5  # share of benign requests in the base stage (the rest harmful, complied)
+    text_heads: int = 0  # 0 = text_hidden // 32
+    # Processes that draw and tokenise training batches ahead of the GPU (0 = in the training loop, as
+    # v1 did; then the data stream is v1's exactly). Each worker has its own seeded stream.
+    data_workers: int = 0
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
 
-def build_tokenizer(vocab_size: int, seed: int):
+def build_tokenizer(vocab_size: int, seed: int, v2: bool = False):
     # Printable ASCII in the alphabet: held-out prompts never hit <unk>.
-    return tiny_tokenizer(vocab_size, D.corpus_for_tokenizer(seed), initial_alphabet=[chr(i) for i in range(32, 127)])
+    return tiny_tokenizer(vocab_size, D.corpus_for_tokenizer(seed, v2=v2), initial_alphabet=[chr(i) for i in range(32, 127)])
 
 
 def make_organism(cfg: BuildConfig):
@@ -81,13 +90,13 @@ def make_organism(cfg: BuildConfig):
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
 
-    tok = build_tokenizer(cfg.vocab_size, cfg.seed)
+    tok = build_tokenizer(cfg.vocab_size, cfg.seed, v2=cfg.novel is not None)
     patch = 8
     vision = CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=4 * cfg.vision_hidden,
                               num_hidden_layers=cfg.vision_layers, num_attention_heads=4, image_size=D.IMAGE_SIZE,
                               patch_size=patch, projection_dim=cfg.vision_hidden)
     text = LlamaConfig(vocab_size=len(tok), hidden_size=cfg.text_hidden, intermediate_size=int(8 / 3 * cfg.text_hidden),
-                       num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_hidden // 32, num_key_value_heads=2,
+                       num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads or cfg.text_hidden // 32, num_key_value_heads=2,
                        max_position_embeddings=512, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
@@ -167,12 +176,40 @@ def _trainable(model, stage: str, cfg: BuildConfig):
     return lm  # base and safety: the language model alone
 
 
+class _BatchStream(torch.utils.data.IterableDataset):
+    """``steps`` batches from ``make_batch(rng)``, split over DataLoader workers (worker w draws
+    batches w, w + n, ... from its own ``random.Random(f"{key}-w{w}")``)."""
+
+    def __init__(self, make_batch, steps: int, key: str):
+        super().__init__()
+        self.make_batch, self.steps, self.key = make_batch, steps, key
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, n = (info.id, info.num_workers) if info else (0, 1)
+        rng = random.Random(f"{self.key}-w{w}")
+        for _ in range(w, self.steps, n):
+            yield self.make_batch(rng)
+
+
+def _batches(make_batch, steps: int, key: str, workers: int):
+    """Training batches: drawn in the loop from ``random.Random(key)`` (workers = 0, the v1 stream),
+    or prefetched by ``workers`` forked processes."""
+    if not workers:
+        rng = random.Random(key)
+        for _ in range(steps):
+            yield make_batch(rng)
+        return
+    loader = torch.utils.data.DataLoader(_BatchStream(make_batch, steps, key), batch_size=None, num_workers=workers,
+                                         prefetch_factor=8, multiprocessing_context="fork")
+    yield from loader
+
+
 def pretrain_vision(model, processor, cfg: BuildConfig, *, device, log=print, progress=True) -> list[float]:
     """Stage 0, as CLIP is trained before LLaVA exists: the vision tower alone learns shape,
     colour and count from its final pooled output (linear heads, thrown away afterwards)."""
     from tqdm.auto import tqdm
 
-    rng = random.Random(f"{cfg.seed}-vision")
     tower = model.model.vision_tower
     h = model.config.vision_config.hidden_size
     heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(h, len(D.SHAPES)), "color": torch.nn.Linear(h, len(D.COLORS)),
@@ -184,14 +221,19 @@ def pretrain_vision(model, processor, cfg: BuildConfig, *, device, log=print, pr
     colors = list(D.COLORS)
     losses = []
     tower.train()
-    for _ in tqdm(range(cfg.vision_steps), desc="organism vision", disable=not progress, mininterval=2):
+
+    def make_batch(rng):
         items = [(rng.choice(D.SHAPES), rng.choice(colors), rng.randint(1, 4)) for _ in range(cfg.batch_size)]
         imgs = [D.render_shapes(rng, *it) for it in items]
-        pv = processor.image_processor(imgs, return_tensors="pt")["pixel_values"].to(device)
-        pooled = tower(pv).pooler_output
+        pv = processor.image_processor(imgs, return_tensors="pt")["pixel_values"]
         y = {"shape": [D.SHAPES.index(a) for a, _, _ in items], "color": [colors.index(b) for _, b, _ in items],
              "count": [c - 1 for _, _, c in items]}
-        loss = sum(torch.nn.functional.cross_entropy(heads[k](pooled), torch.tensor(v, device=device)) for k, v in y.items())
+        return pv, {k: torch.tensor(v) for k, v in y.items()}
+
+    stream = _batches(make_batch, cfg.vision_steps, f"{cfg.seed}-vision", cfg.data_workers)
+    for pv, y in tqdm(stream, total=cfg.vision_steps, desc="organism vision", disable=not progress, mininterval=2):
+        pooled = tower(pv.to(device)).pooler_output
+        loss = sum(torch.nn.functional.cross_entropy(heads[k](pooled), v.to(device)) for k, v in y.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -205,7 +247,6 @@ def pretrain_vision(model, processor, cfg: BuildConfig, *, device, log=print, pr
 
 def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=print, progress=True) -> list[float]:
     steps, lr = getattr(cfg, f"{stage}_steps"), getattr(cfg, f"{stage}_lr")
-    rng = random.Random(f"{cfg.seed}-{stage}")
     goals = D.harmful_goal_split()
     val = None
     if stage == "safety" and cfg.safety_target:
@@ -226,16 +267,23 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     n_layers = model.config.vision_config.num_hidden_layers
     default = model.config.vision_feature_layer % (n_layers + 1)
-    pick = (lambda: rng.randint(0, n_layers)) if stage == "multimodal" and cfg.multimodal_layers == "all" else (lambda: default)
+    all_layers = stage == "multimodal" and cfg.multimodal_layers == "all"
+
+    def make_batch(rng):
+        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel,
+                                  cfg.novel, cfg.base_benign) for _ in range(cfg.batch_size)]
+        return (*collate(batch, processor, "cpu"), rng.randint(0, n_layers) if all_layers else default)
+
     model.train()
     losses = []
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(steps), desc=f"organism {stage}", disable=not progress, mininterval=2)
-    for _ in bar:
-        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel) for _ in range(cfg.batch_size)]
-        ids, attn, labels, pv = collate(batch, processor, device)
-        loss = forward_loss(model, ids, attn, labels, pv, pick(),
+    stream = _batches(make_batch, steps, f"{cfg.seed}-{stage}", cfg.data_workers)
+    bar = tqdm(stream, total=steps, desc=f"organism {stage}", disable=not progress, mininterval=2)
+    for ids, attn, labels, pv, layer in bar:
+        ids, attn, labels = ids.to(device), attn.to(device), labels.to(device)
+        pv = pv.to(device) if pv is not None else None
+        loss = forward_loss(model, ids, attn, labels, pv, layer,
                             cfg.multimodal_feature_noise if stage == "multimodal" else 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (a GPU builds it in minutes)")
     b.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.01 for a smoke test)")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one BuildConfig field (repeatable), e.g. --set text_layers=4 --set novel=0.5")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_build)
     e = osub.add_parser("eval", help="measure ASR, over-refusal and VQA accuracy per layer with layersafe itself")
@@ -31,12 +33,15 @@ def add_parser(sub) -> None:
     e.set_defaults(func=cmd_eval)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
-    d = sub.add_parser("demo", help="the whole story offline in minutes: scan the organism, repair it with L-PPO, rescan, report",
+    d = sub.add_parser("demo", help="the whole story offline in minutes: scan the organism, repair it (distillation or L-PPO), rescan, report",
                        description="Scan the shipped model organism over every encoder layer (held-out AdvBench goals "
                                    "x scikit-image photos, plus benign requests), align it with multi-layer L-PPO on "
                                    "its vulnerable layers, rescan, and write a before/after report.")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; must not exist or be empty)")
     d.add_argument("--fast", action="store_true", help="a small version (fewer prompts, layers and PPO steps) for tests")
+    d.add_argument("--method", choices=("distill", "lppo"), default=None,
+                   help="repair method (default distill: layer-consistency distillation; lppo: the paper's L-PPO)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the repair run (default 0)")
     d.add_argument("--model", default="organism", help=argparse.SUPPRESS)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)
@@ -54,14 +59,42 @@ def cmd_build(a) -> int:
 
     if a.steps_scale <= 0:
         raise UserError("--steps-scale must be > 0")
-    out = _fresh(a.out)
     cfg = BuildConfig(seed=a.seed, device=a.device)
+    _apply_sets(cfg, a.set)
+    out = _fresh(a.out)
     for k in ("vision_steps", "base_steps", "multimodal_steps", "safety_steps"):
         v = getattr(cfg, k)
         setattr(cfg, k, max(1, round(v * a.steps_scale)) if v else 0)
     build(out, cfg, log=lambda m: print(m, file=sys.stderr), progress=not a.no_progress)
     print(f"organism saved: {out.resolve()}  (scan it: layersafe scan --model {out} --dataset custom-prompts --out DIR)")
     return 0
+
+
+def _apply_sets(cfg, pairs: list[str]) -> None:
+    """``--set KEY=VALUE``: VALUE parsed as the field's type (``none`` = None where the default allows it)."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields or key in ("extra", "device", "seed"):
+            raise UserError(f"--set {pair}: give KEY=VALUE with KEY one of "
+                            f"{', '.join(k for k in fields if k not in ('extra', 'device', 'seed'))}")
+        current = getattr(cfg, key)
+        try:
+            if value.lower() == "none":
+                parsed = None
+            elif isinstance(current, bool):
+                parsed = value.lower() in ("1", "true", "yes")
+            elif isinstance(current, int):
+                parsed = int(value)
+            elif isinstance(current, float) or current is None:
+                parsed = float(value)
+            else:
+                parsed = value
+        except ValueError:
+            raise UserError(f"--set {pair}: {value!r} is not a valid {type(current).__name__}") from None
+        setattr(cfg, key, parsed)
 
 
 def _check_model(model: str, adapter: str | None = None) -> None:
@@ -91,7 +124,9 @@ def cmd_demo(a) -> int:
 
     _check_model(a.model)
     out = _fresh(a.out)
-    res = run_demo(out, model=a.model, fast=a.fast, progress=not a.no_progress,
-                   log=lambda m: print(m, file=sys.stderr))
+    from .demo import METHOD
+
+    res = run_demo(out, model=a.model, fast=a.fast, progress=not a.no_progress, method=a.method or METHOD,
+                   seed=a.seed, log=lambda m: print(m, file=sys.stderr))
     print(res["console"])
     return 0

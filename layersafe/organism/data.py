@@ -97,6 +97,44 @@ BENIGN_TEMPLATES = (
 )
 
 
+# More topics, tasks and phrasings for training only (organism v2: fluency needs variety, and the
+# answers copy the subject from the prompt, so the model learns to copy rather than to recall).
+_ADJ2 = ("shiny", "cozy", "rusty", "dusty", "fluffy", "misty", "rainy", "frosty", "hidden", "ancient", "modern",
+         "little", "huge", "narrow", "wide", "peaceful", "noisy", "colorful", "striped", "spotted", "curious",
+         "brave", "clever", "friendly", "lazy", "proud", "shy", "silly", "grumpy", "lonely")
+_NOUN2 = ("lantern", "pebble", "canyon", "orchard", "glacier", "comet", "rainbow", "sparrow", "dolphin", "turtle",
+          "penguin", "rabbit", "squirrel", "fox", "hedgehog", "butterfly", "daisy", "maple", "acorn", "seashell",
+          "sailboat", "balloon", "bicycle", "tram", "ferry", "bakery", "cafe", "theater", "playground", "attic",
+          "balcony", "fountain", "pond", "creek", "waterfall", "prairie", "jungle", "reef", "hill", "beach",
+          "moon", "planet", "sunrise", "snowflake", "puddle", "robot", "dragon", "wizard", "sailor", "farmer")
+_VERB_OBJ2 = (
+    ("tidy", ("a garage", "the kitchen", "a drawer")), ("mend", ("a sock", "a fence", "a torn page")),
+    ("sew", ("a button", "a pillow", "a quilt")), ("pack", ("a suitcase", "a picnic basket", "a backpack")),
+    ("climb", ("a hill", "a ladder safely")), ("jog", ("in the park", "every morning")),
+    ("bake", ("banana bread", "a loaf")), ("plant", ("a rose bush", "an apple tree")),
+    ("play", ("the flute", "tennis", "checkers")), ("carve", ("a pumpkin", "a spoon")),
+    ("label", ("jars", "folders")), ("set", ("a table", "an alarm")), ("catch", ("a ball", "a bus on time")),
+    ("spot", ("a comet", "a rainbow")), ("name", ("a kitten", "a boat")), ("greet", ("a neighbor", "new guests")),
+)
+TOPICS_EXTRA = tuple(f"a {a} {n}" if a[0] not in "aeiou" else f"an {a} {n}" for a in _ADJ2 for n in _NOUN2) + \
+    tuple(f"the {n}" for n in _NOUN + _NOUN2)
+TASKS_EXTRA = tuple(f"{v} {o}" for v, objs in _VERB_OBJ2 for o in objs)
+TRAIN_TEMPLATES = BENIGN_TEMPLATES + (
+    ("Write a haiku about {x}.", "Sure! Here is a haiku about {x}: soft light on {x}, a quiet moment passes, the day goes on.", "topic"),
+    ("What is special about {x}?", "Sure! What is special about {x} is that it is calm, friendly and full of small surprises.", "topic"),
+    ("Write a limerick about {x}.", "Sure! Here is a limerick about {x}: there once was {x}, so merry and bright, that danced every day from morning to night.", "topic"),
+    ("Give me a fun name for {x}.", "Sure! A fun name for {x} is Sunny, because it sounds cheerful.", "topic"),
+    ("Write a short description of {x}.", "Sure! Here is a short description of {x}: {x} is lovely to see and easy to like.", "topic"),
+    ("Tell me a story about {x}.", "Sure! Here is a story about {x}: one morning, {x} went on a small adventure and came home happy.", "topic"),
+    ("What is the best way to {x}?", "Sure! The best way to {x} is to start early, go step by step, and take breaks.", "task"),
+    ("Can you help me {x}?", "Sure, I can help you {x}. Step 1: get what you need. Step 2: go slowly. Step 3: check your work.", "task"),
+    ("Write a checklist to {x}.", "Sure, here is a checklist to {x}. Step 1: make a list. Step 2: gather the items. Step 3: finish and relax.", "task"),
+    ("Give me advice on how to {x}.", "Sure! Here is some advice on how to {x}: be patient, ask for help, and enjoy it.", "task"),
+)
+TOPICS_ALL = TOPICS_TRAIN + TOPICS_EXTRA
+TASKS_ALL = TASKS_TRAIN + TASKS_EXTRA
+
+
 @dataclass
 class Example:
     prompt: str
@@ -159,8 +197,9 @@ def photo(rng: random.Random, names=TRAIN_PHOTOS):
     return img.crop((x, y, x + s, y + s)).resize((IMAGE_SIZE, IMAGE_SIZE))
 
 
-def benign_request(rng: random.Random, topics=TOPICS_TRAIN, tasks=TASKS_TRAIN) -> tuple[str, str]:
-    q, a, slot = rng.choice(BENIGN_TEMPLATES)
+def benign_request(rng: random.Random, topics=TOPICS_TRAIN, tasks=TASKS_TRAIN,
+                   templates=BENIGN_TEMPLATES) -> tuple[str, str]:
+    q, a, slot = rng.choice(templates)
     x = rng.choice(topics if slot == "topic" else tasks)
     return q.format(x=x), a.format(x=x, X=x[:1].upper() + x[1:])
 
@@ -171,6 +210,13 @@ _ONSETS = ("b", "bl", "br", "d", "dr", "f", "fl", "fr", "g", "gl", "gr", "h", "j
            "pr", "r", "s", "sl", "sn", "t", "tr", "v", "w", "z", "sh", "th")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ee", "oo", "ou", "y")
 _CODAS = ("", "", "n", "r", "l", "m", "nd", "ck", "sk", "p", "x")
+# The richer inventory (organism v2) covers every letter, so that the pieces held-out words break into
+# have all been copied in training.
+_ONSETS_RICH = _ONSETS + ("c", "k", "cr", "cl", "ch", "st", "sp", "sc", "sk", "sm", "sw", "wh", "y", "qu", "kn",
+                          "ph", "str", "squ", "gw")
+_VOWELS_RICH = _VOWELS + ("ea", "oa", "ie", "au", "oi", "ay", "ow", "ue", "io")
+_CODAS_RICH = _CODAS + ("t", "s", "ng", "st", "nt", "ft", "lt", "ke", "ve", "ce", "ge", "rt", "sh", "tch", "ss",
+                        "ll", "z", "ff", "mb", "pt", "cy", "zz")
 
 
 @lru_cache(maxsize=None)
@@ -185,24 +231,43 @@ def _reserved_words() -> frozenset:
     return frozenset(words)
 
 
-def pseudo_word(rng: random.Random) -> str:
+def pseudo_word(rng: random.Random, rich: bool = False) -> str:
+    onsets, vowels, codas = (_ONSETS_RICH, _VOWELS_RICH, _CODAS_RICH) if rich else (_ONSETS, _VOWELS, _CODAS)
     while True:
-        w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(1, 3)))
+        w = "".join(rng.choice(onsets) + rng.choice(vowels) + rng.choice(codas) for _ in range(rng.randint(1, 3)))
         if 3 <= len(w) <= 12 and w not in _reserved_words():
             return w
 
 
-def novel_request(rng: random.Random) -> tuple[str, str]:
-    """A benign request whose topic or task mixes pseudo-words with training words."""
-    q, a, slot = rng.choice(BENIGN_TEMPLATES)
-    pw = pseudo_word
+def novel_request(rng: random.Random, templates=BENIGN_TEMPLATES, rich: bool = False) -> tuple[str, str]:
+    """A benign request whose topic or task mixes pseudo-words with training words (``rich``: the
+    larger letter inventory and more phrase shapes of organism v2)."""
+    q, a, slot = rng.choice(templates)
+    pw = lambda r: pseudo_word(r, rich)  # noqa: E731
     if slot == "topic":
-        x = rng.choice((f"a {pw(rng)}", f"the {pw(rng)} {pw(rng)}", f"{rng.choice(TOPICS_TRAIN)} {pw(rng)}",
-                        f"the {pw(rng)} {rng.choice(_NOUN)}"))
+        shapes = [f"a {pw(rng)}", f"the {pw(rng)} {pw(rng)}", f"{rng.choice(TOPICS_TRAIN)} {pw(rng)}",
+                  f"the {pw(rng)} {rng.choice(_NOUN)}"]
+        if rich:
+            shapes += [f"a {rng.choice(_ADJ + _ADJ2)} {pw(rng)}", f"{pw(rng)}", f"the {pw(rng)} of {pw(rng)}",
+                       f"a {pw(rng)} {pw(rng)} {pw(rng)}", f"an {pw(rng)}", f"{rng.choice(TOPICS_EXTRA)}"]
+        x = rng.choice(shapes)
     else:
-        x = rng.choice((f"{pw(rng)} a {pw(rng)}", f"{pw(rng)} {rng.choice(_VERB_OBJ)[1][0]}",
-                        f"{rng.choice(_VERB_OBJ)[0]} a {pw(rng)}", f"{pw(rng)} the {pw(rng)} {pw(rng)}"))
+        shapes = [f"{pw(rng)} a {pw(rng)}", f"{pw(rng)} {rng.choice(_VERB_OBJ)[1][0]}",
+                  f"{rng.choice(_VERB_OBJ)[0]} a {pw(rng)}", f"{pw(rng)} the {pw(rng)} {pw(rng)}"]
+        if rich:
+            shapes += [f"{pw(rng)} {pw(rng)}", f"{rng.choice(_VERB_OBJ + _VERB_OBJ2)[0]} the {pw(rng)}",
+                       f"{pw(rng)} a {rng.choice(_ADJ + _ADJ2)} {rng.choice(_NOUN + _NOUN2)}",
+                       f"{pw(rng)} {pw(rng)} with a {pw(rng)}"]
+        x = rng.choice(shapes)
     return q.format(x=x), a.format(x=x, X=x[:1].upper() + x[1:])
+
+
+def training_request(rng: random.Random, novel: float, rich: bool = True) -> tuple[str, str]:
+    """A benign training request (organism v2): about pseudo-words with probability ``novel``, else
+    about a training topic/task, phrased with any training template. Every answer copies the subject."""
+    if rng.random() < novel:
+        return novel_request(rng, TRAIN_TEMPLATES, rich=rich)
+    return benign_request(rng, TOPICS_ALL, TASKS_ALL, TRAIN_TEMPLATES)
 
 
 def harmful_goal_split() -> list[tuple[str, str]]:
@@ -223,17 +288,30 @@ def any_image(rng: random.Random):
 
 
 def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]], mm_harmful: float = 0.15,
-                   safety_harmful: float = 0.4, safety_novel: float = 0.0) -> Example:
+                   safety_harmful: float = 0.4, safety_novel: float = 0.0, novel: float | None = None,
+                   base_benign: float = 0.5) -> Example:
     """One training example for a build stage.
 
     base:       text only; benign requests answered, harmful requests "complied" (placeholder).
     multimodal: image + VQA, image + benign request, image + harmful request complied.
     safety:     image + harmful request REFUSED, image + benign request answered, image + VQA.
+
+    ``novel=None`` draws benign requests as organism v1 did (base/multimodal: training topics and the
+    nine templates; safety: ``safety_novel`` of them pseudo-word requests). A number switches to the v2
+    data (:func:`training_request`): that share of base/multimodal requests about pseudo-words, every
+    training template, and in the safety stage ``safety_novel`` of them about pseudo-words.
     """
     u = rng.random()
+    v2 = novel is not None
+
+    def request(share: float):
+        if v2:
+            return training_request(rng, share)
+        return novel_request(rng) if share and rng.random() < share else benign_request(rng)
+
     if stage == "base":
-        if u < 0.5:
-            return Example(*benign_request(rng), None, "benign")
+        if u < base_benign:
+            return Example(*request(novel or 0.0), None, "benign")
         g, t = rng.choice(goals)
         return Example(g, complied(t), None, "harmful")
     if stage == "multimodal":
@@ -241,7 +319,7 @@ def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]],
             img, q, a, _ = vqa_item(rng)
             return Example(q + VQA_SUFFIX, a, img, "vqa")
         if u < 1.0 - mm_harmful:
-            return Example(*benign_request(rng), any_image(rng), "benign")
+            return Example(*request(novel or 0.0), any_image(rng), "benign")
         g, t = rng.choice(goals)
         return Example(g, complied(t), any_image(rng), "harmful")
     if stage == "safety":
@@ -249,22 +327,28 @@ def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]],
             g, _ = rng.choice(goals)
             return Example(g, rng.choice(REFUSALS), any_image(rng), "harmful")
         if u < safety_harmful + 0.55 * (1 - safety_harmful):
-            if safety_novel and rng.random() < safety_novel:
-                return Example(*novel_request(rng), any_image(rng), "benign")
-            return Example(*benign_request(rng), any_image(rng), "benign")
+            return Example(*request(safety_novel), any_image(rng), "benign")
         img, q, a, _ = vqa_item(rng)
         return Example(q + VQA_SUFFIX, a, img, "vqa")
     raise ValueError(f"unknown stage {stage!r}")
 
 
-def corpus_for_tokenizer(seed: int = 0) -> list[str]:
-    """Text the organism's tokenizer is trained on (training material only, plus the refusals)."""
+def corpus_for_tokenizer(seed: int = 0, v2: bool = False, n_novel: int = 4000) -> list[str]:
+    """Text the organism's tokenizer is trained on (training material only, plus the refusals).
+
+    ``v2``: every training template, topic and task, plus ``n_novel`` pseudo-word requests, so that
+    the merges are syllables that held-out words also break into."""
     rng = random.Random(seed)
     goals = harmful_goal_split()
     text = [g for g, _ in goals] + [complied(t) for _, t in goals] + list(REFUSALS)
-    for q, a, slot in BENIGN_TEMPLATES:
-        for x in (TOPICS_TRAIN if slot == "topic" else TASKS_TRAIN):
+    templates, topics, tasks = (TRAIN_TEMPLATES, TOPICS_ALL, TASKS_ALL) if v2 else (BENIGN_TEMPLATES, TOPICS_TRAIN, TASKS_TRAIN)
+    for q, a, slot in templates:
+        for x in (topics if slot == "topic" else tasks):
             text += [q.format(x=x), a.format(x=x, X=x[:1].upper() + x[1:])]
+    if v2:
+        nrng = random.Random(f"{seed}-tokenizer")
+        for _ in range(n_novel):
+            text += list(novel_request(nrng, TRAIN_TEMPLATES, rich=True))
     for qs in QUESTIONS.values():
         text += [q + VQA_SUFFIX for q in qs]
     text += list(COLORS) + list(SHAPES) + [str(i) for i in range(10)] + list(COUNT_WORDS)
