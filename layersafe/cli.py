@@ -242,6 +242,7 @@ def os_error_line(e: OSError) -> str:
         errno.EACCES: "you lack permission there; choose a path you can write, or fix the permissions",
         errno.EPERM: "the operation is not permitted there; choose another path",
         errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+        errno.EEXIST: "a file is in the way where a folder is needed; fix the path",
         errno.EISDIR: "that is a folder; give a file name",
         errno.ENOENT: "check the path",
         errno.ENAMETOOLONG: "use a shorter path",

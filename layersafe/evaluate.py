@@ -44,12 +44,11 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     rows = read_jsonl(out / "generations.jsonl")
     extra = _carry_scores(out / SCORES, rows, log)
     judge_rows(rows, judges, progress=progress, log=log, journal=out / JOURNAL)
-    if extra:
-        missing = sum(1 for r in rows if r.get("response") is not None and not r.get("error")
-                      and not set(extra) <= set(r.get("scores") or {}))
-        if missing:
-            log(f"note: {missing} rows have no {', '.join(sorted(extra))} score (added since those judges ran); "
-                f"run those judges again over {out / SCORES} to score them")
+    lacking = [extra - set(r.get("scores") or {}) for r in rows if r.get("response") is not None and not r.get("error")]
+    lacking = [m for m in lacking if m]
+    if lacking:
+        log(f"note: {len(lacking)} rows have no {', '.join(sorted(set().union(*lacking)))} score (added since those "
+            f"judges ran); run those judges again over {out / SCORES} to score them")
     write_rows(out / SCORES, rows)
     table = write_metrics(out, rows)
     (out / JOURNAL).unlink(missing_ok=True)

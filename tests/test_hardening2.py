@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import pickle
 import socket
 import threading
@@ -330,3 +331,211 @@ def test_nan_scores_and_damaged_run_json_in_a_run_folder(tiny_adapter, tmp_path,
     (out / "run.json").write_text(json.dumps(meta))
     rc, _, err = run_cli(["report", out], capsys)  # used to hang walking a billion layers
     assert rc == 2 and "num_layers 1000000000 is not an encoder depth" in one_error_line(err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data loss
+
+
+def test_every_command_refuses_to_overwrite_without_force(tiny_adapter, tmp_path, small_dataset, capsys):
+    out = _run_folder(tmp_path, tiny_adapter, small_dataset)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    rc, _, err = run_cli(["report", out, "--out", mine], capsys)
+    assert rc == 2 and "--force" in one_error_line(err) and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert run_cli(["report", out, "--out", mine, "--force"], capsys)[0] == 0
+    assert (mine / "report.html").is_file() and (mine / "notes.txt").read_text() == "my notes"
+    assert run_cli(["report", out], capsys)[0] == 0  # the run's own report folder is rebuilt
+    assert run_cli(["report", out], capsys)[0] == 0
+
+
+def test_eval_rm_out_is_not_overwritten_silently(tmp_path, capsys):
+    from tests.test_judges_reward import _save_gpt2_rm
+
+    rm = _save_gpt2_rm(tmp_path / "rm")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "No.", "rejected": f"Sure {i}."}) + "\n"
+                             for i in range(3)))
+    res = tmp_path / "rewards.jsonl"
+    res.write_text("precious\n")
+    argv = ["eval-rm", "--model", rm, "--data", pairs, "--out", res, "--device", "cpu", "--no-progress"]
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 2 and "exists; pass --force" in one_error_line(err) and res.read_text() == "precious\n"
+    assert run_cli(argv + ["--force"], capsys)[0] == 0 and len(res.read_text().splitlines()) == 3
+
+
+def test_scan_resume_keeps_scores_of_judges_added_later(tiny_adapter, tmp_path, small_dataset):
+    from layersafe.evaluate import judge_run
+    from layersafe.io import read_jsonl, write_rows
+
+    out = _run_folder(tmp_path, tiny_adapter, small_dataset)
+    rows = read_jsonl(out / "scores.jsonl")
+    for r in rows:  # a judge added since (as `layersafe judge --input scores.jsonl --out scores.jsonl` does)
+        r["scores"]["toxicity"] = 0.25
+    write_rows(out / "scores.jsonl", rows)
+    run_scan(scan_cfg(small_dataset, out, limit=3, layers="0,1,2", resume=True), adapter=tiny_adapter, **QUIET)
+    notes = []
+    judge_run(out, ["refusal"], progress=False, log=notes.append)
+    after = read_jsonl(out / "scores.jsonl")
+    old = [r for r in after if r["layer"] in (0, 1)]
+    assert len(old) == len(rows) and all(r["scores"]["toxicity"] == 0.25 and "refusal" in r["scores"] for r in old)
+    assert all("toxicity" not in r["scores"] for r in after if r["layer"] == 2)
+    assert any("3 rows have no toxicity score" in n for n in notes), notes  # the rows generated since: said, not hidden
+
+
+def test_resume_without_run_json_trims_only_a_line_that_does_not_parse(tiny_adapter, tmp_path, small_dataset):
+    from layersafe.io import read_jsonl
+
+    out = tmp_path / "o"
+    run_scan(scan_cfg(small_dataset, out, limit=2), adapter=tiny_adapter, **QUIET)
+    gen = out / "generations.jsonl"
+    whole = gen.read_bytes()
+    (out / "run.json").unlink()
+    gen.write_bytes(whole.rstrip(b"\n"))  # valid last line, merely no newline
+    run = run_scan(scan_cfg(small_dataset, out, limit=2, resume=True), adapter=tiny_adapter, **QUIET)
+    assert run["stats"]["skipped_done"] == 4 and run["stats"]["generated"] == 0
+    assert gen.read_bytes() == whole
+    gen.write_bytes(whole + b'{"sample_id": "x", "lay')  # a torn write is still cut
+    run_scan(scan_cfg(small_dataset, out, limit=2, resume=True), adapter=tiny_adapter, **QUIET)
+    assert gen.read_bytes() == whole and len(read_jsonl(gen)) == 4
+
+
+def test_judge_whose_final_write_fails_keeps_its_scores(tmp_path, capsys, monkeypatch):
+    import layersafe.io as lio
+    from layersafe.io import read_jsonl, write_rows
+
+    inp = tmp_path / "in.jsonl"
+    write_rows(inp, [{"id": i, "prompt": "q", "response": "I'm sorry, I can't." if i % 2 else "Sure."}
+                     for i in range(50)])
+    out = tmp_path / "out" / "judged.jsonl"
+    real_mkstemp = lio.tempfile.mkstemp
+
+    def disk_full(*a, **kw):  # the temp file of the final write lands on a full device
+        fd, name = real_mkstemp(*a, **kw)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), name
+
+    monkeypatch.setattr(lio.tempfile, "mkstemp", disk_full)
+    argv = ["judge", "--input", inp, "--judge", "refusal", "--judge", "toxicity", "--out", out, "--no-progress",
+            "--batch-size", "8"]
+    rc, _, err = run_cli(argv, capsys)
+    line = one_error_line(err)
+    assert rc == 2 and "No space left on device (ENOSPC)" in line and "judged.jsonl" in line
+    journal = out.parent / f".{out.name}.journal.tmp"
+    assert not out.exists() and len(read_jsonl(journal)) == 100  # 50 rows x 2 judges, kept
+    monkeypatch.setattr(lio.tempfile, "mkstemp", real_mkstemp)
+    rc, _, err = run_cli(argv, capsys)
+    assert rc == 0 and "50 rows already scored" in err
+    assert len(read_jsonl(out)) == 50 and not journal.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Crashes: one line, exit 2, no traceback, work kept
+
+
+def test_unwritable_output_paths_are_one_line_naming_path_and_errno(tmp_path, capsys):
+    from layersafe.io import write_rows
+
+    inp = tmp_path / "in.jsonl"
+    write_rows(inp, [{"id": 1, "prompt": "q", "response": "Sure."}])
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    cases = [(a_file / "judged.jsonl", "(EEXIST)", str(a_file)),  # a path under a file
+             (a_file / "sub" / "judged.jsonl", "(ENOTDIR)", str(a_file)),
+             (Path("/proc/layersafe-test/judged.jsonl"), "(ENOENT)", "/proc/layersafe-test")]
+    for out, errno_name, where in cases:
+        rc, _, err = run_cli(["judge", "--input", inp, "--judge", "refusal", "--out", out, "--no-progress"], capsys)
+        line = one_error_line(err)
+        assert rc == 2 and errno_name in line and where in line, line
+    rc, _, err = run_cli(["scan", "--out", a_file / "scan", "--no-progress"], capsys)
+    assert rc == 2 and str(a_file) in one_error_line(err)
+
+
+def test_non_text_prompt_and_response_values(tmp_path, capsys):
+    from layersafe.data import load_dataset
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": 1, "prompt": "q", "response": "fine"}) + "\n"
+                   + json.dumps({"id": 2, "prompt": "q", "response": {"text": "nested"}}) + "\n")
+    rc, _, err = run_cli(["judge", "--input", inp, "--judge", "refusal", "--out", tmp_path / "o.jsonl"], capsys)
+    assert rc == 2 and "row 2: response is a dict, not text" in one_error_line(err)
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "n", "prompt": 12345, "image": "skimage:coffee"}) + "\n"
+                    + json.dumps({"id": "ok", "prompt": "hi", "image": "skimage:coffee"}) + "\n")
+    ds = load_dataset(str(data))
+    assert [s.id for s in ds.samples] == ["ok"] and "prompt is a JSON int, not text" in ds.errors[0].reason
+
+
+def test_over_long_responses_are_cut_to_the_reward_models_positions(tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from layersafe.io import read_jsonl, write_rows
+    from tests.test_judges_reward import _save_gpt2_rm
+
+    rm = _save_gpt2_rm(tmp_path / "rm")  # 256 positions
+    tok = AutoTokenizer.from_pretrained(rm)
+    tok.model_max_length = 100_000  # a tokenizer that claims more than the model has
+    tok.save_pretrained(rm)
+    inp = tmp_path / "in.jsonl"
+    write_rows(inp, [{"id": 1, "prompt": "q", "response": "word " * 3000}, {"id": 2, "prompt": "q", "response": "ok"}])
+    out = tmp_path / "o.jsonl"
+    rc, _, err = run_cli(["judge", "--input", inp, "--judge", f"reward:{rm}", "--out", out, "--no-progress"], capsys)
+    assert rc == 0 and "at_length_limit=1" in err  # recorded
+    assert all(isinstance(r["scores"]["reward"], float) for r in read_jsonl(out))
+
+
+def test_last_resort_handler_is_one_line_and_says_report(monkeypatch, capsys):
+    import layersafe.cli as cli
+
+    def broken(a):
+        raise KeyError("some internal slip")
+
+    monkeypatch.setattr(cli, "cmd_datasets", broken)
+    monkeypatch.delenv("LAYERSAFE_TRACEBACK", raising=False)
+    rc = cli.main(["datasets"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "internal error: KeyError" in err and "please report" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# train-rm: a non-finite loss stops training; a planted pickle in a checkpoint never runs
+
+
+def _rm_argv(tmp_path, out, *extra):
+    from tests.test_judges_reward import _save_gpt2_rm
+
+    base = tmp_path / "base"
+    if not base.exists():
+        _save_gpt2_rm(base)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "I can't help with that.",
+                                         "rejected": f"Sure, step {i}."}) + "\n" for i in range(8)))
+    return ["train-rm", "--base", base, "--data", pairs, "--out", out, "--eval-size", "0", "--batch-size", "4",
+            "--max-length", "32", "--device", "cpu", "--no-progress", *extra]
+
+
+def test_train_rm_stops_on_a_non_finite_loss(tmp_path, capsys):
+    out = tmp_path / "rm"
+    rc, _, err = run_cli(_rm_argv(tmp_path, out, "--steps", "6", "--learning-rate", "1e30", "--max-grad-norm", "0"), capsys)
+    assert rc == 2 and "non-finite loss or gradient at step" in one_error_line(err)
+    assert not (out / "rm_card.json").exists()  # no NaN model handed out as finished
+
+
+def test_train_rm_resume_never_runs_a_planted_pickle(tmp_path, capsys):
+    out = tmp_path / "rm"
+    from layersafe.cli import main
+
+    assert main([str(a) for a in _rm_argv(tmp_path, out, "--steps", "4", "--save-every", "2")]) == 0
+    (out / "rm_card.json").unlink()  # pretend it stopped after the checkpoint
+    ckpt = sorted((out / "checkpoints").iterdir())[-1]
+    marker = tmp_path / "pwned"
+    for p in ckpt.glob("*.pkl"):
+        _evil_pickle(p, marker)
+    capsys.readouterr()
+    rc, _, err = run_cli(_rm_argv(tmp_path, out, "--steps", "4", "--save-every", "2", "--resume"), capsys)
+    # accelerate loads with weights_only=True: the planted RNG pickle is refused (accelerate then goes
+    # on without it) or the checkpoint is refused in one line; its code never runs
+    assert not marker.exists()
+    assert rc == 0 or (rc == 2 and "cannot be loaded" in one_error_line(err))

@@ -315,7 +315,12 @@ def _train_reward_model(cfg: RMTrainConfig, progress: bool, log: Callable[[str],
 
     step, history, initial = 0, [], None
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
+        try:  # accelerate loads with weights_only=True: a planted pickle fails here instead of running
+            accelerator.load_state(str(resume_from))
+        except load_errors() as e:
+            raise UserError(f"--resume: checkpoint {resume_from} cannot be loaded ({type(e).__name__}: "
+                            f"{first_line(e)[:150]}); it is corrupt or not written by train-rm -- remove it to "
+                            "fall back to an earlier one, or start again") from None
         state = json.loads((resume_from / STATE).read_text())
         step, history, initial = state["step"], state["history"], state["initial_eval"]
         log(f"resumed from {resume_from} at step {step}/{total}")
@@ -348,6 +353,7 @@ def _train_reward_model(cfg: RMTrainConfig, progress: bool, log: Callable[[str],
     try:
         while step < total:
             idx = batch_indices(step, len(train_pairs), cfg.batch_size, cfg.seed)
+            step_loss = 0.0
             for k in range(0, len(idx), micro):
                 mi = idx[k:k + micro]
                 st = pair_step(model, tokenizer, [tc[i] for i in mi], [tr[i] for i in mi], [t_margin[i] for i in mi],
@@ -355,8 +361,15 @@ def _train_reward_model(cfg: RMTrainConfig, progress: bool, log: Callable[[str],
                                scale=len(mi) / len(idx))
                 for key in window:
                     window[key] += st[key]
-            if cfg.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                step_loss += st["loss"]
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm) if cfg.max_grad_norm else 0.0
+            if not (math.isfinite(step_loss) and math.isfinite(float(grad_norm))):
+                # An update from a NaN/inf loss or gradient makes every weight NaN, and such a model
+                # scores everything NaN: stop before it, keeping the last good checkpoint.
+                raise UserError(f"train-rm: non-finite loss or gradient at step {step + 1} (loss {step_loss:g}, "
+                                f"gradient norm {float(grad_norm):g}); stopped before updating the weights. Lower "
+                                f"--lr or check the data, then continue from the last checkpoint in "
+                                f"{out / 'checkpoints'} with --resume or start again")
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
