@@ -66,7 +66,7 @@ def cmd_build(a) -> int:
         v = getattr(cfg, k)
         setattr(cfg, k, max(1, round(v * a.steps_scale)) if v else 0)
     build(out, cfg, log=lambda m: print(m, file=sys.stderr), progress=not a.no_progress)
-    print(f"organism saved: {out.resolve()}  (scan it: layersafe scan --model {out} --dataset custom-prompts --out DIR)")
+    print(f"organism saved: {out.resolve()}  (scan it: layersafe scan --model {out} --data custom-prompts --out DIR)")
     return 0
 
 
