@@ -65,15 +65,23 @@ def test_demo_fast_end_to_end(tmp_path):
     assert (out / "align" / "adapter" / "adapter_config.json").is_file()
     for k in ("before", "after"):
         assert set(res[k]) == {"2", "5", "8", "11"}
-    assert "report:" in r.stdout and "ASR before" in r.stdout
-    # The repair setting documented in docs/organism.md: 2000 benign rows (1000 shape questions), PPO-ptx on.
-    from layersafe.organism.demo import LEARNING_RATE, N_BENIGN_TRAIN, PTX_COEF
+    assert "report:" in r.stdout and "written refusal" in r.stdout and "targets:" in r.stdout
+    assert "compliance template" in r.stdout  # the check that was never a training signal
+    for t in res["after"].values():  # outcome shares per layer, summing to 1 over harmful prompts
+        assert sum(t[f"harmful_{o}"] for o in ("refused", "complied", "empty", "degenerate")) == pytest.approx(1)
+        assert {"benign_refused", "benign_length", "template_rate", "empty_all"} <= set(t)
+    assert set(res["headline"]["targets"]) and isinstance(res["headline"]["targets_met"], bool)
+    # The repair setting documented in docs/organism.md: distillation from the default layer.
+    from layersafe.organism.demo import ANCHOR_FRACTION, DISTILL_LEARNING_RATE, N_BENIGN_TRAIN
 
     run = json.loads((out / "align" / "run.json").read_text())
-    assert (run["config"]["ptx_coef"], run["config"]["learning_rate"]) == (PTX_COEF, LEARNING_RATE) == (0.5, 4e-4)
+    cfg = run["config"]
+    assert (cfg["method"], cfg["learning_rate"], cfg["anchor_fraction"]) == ("distill", DISTILL_LEARNING_RATE,
+                                                                            ANCHOR_FRACTION) == ("distill", 1e-3, 0.25)
+    assert run["teacher_layer"] == res["default_layer"] and res["default_layer"] not in run["repair_layers"]
     assert run["n_benign_prompts"] == N_BENIGN_TRAIN == 2000
     rows = list(csv.DictReader(open(out / "align" / "log.csv")))
-    assert rows and all(float(r["ptx_loss"]) > 0 for r in rows)  # the supervised term ran every step
+    assert rows and all(float(r["distill_kl"]) >= 0 for r in rows)
 
 
 def test_demo_refuses_a_non_empty_out(tmp_path):
