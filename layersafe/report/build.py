@@ -11,7 +11,8 @@ from ..io import atomic_write_json, atomic_write_text
 from .compare import compare_runs
 from .groups import GROUPS, describe_thirds, group_labels, thirds
 from .load import Run, _sid, load_run, stale_metrics_note
-from .tables import Stat, categories, category_layer_matrix, fmt, groups, metric_names, per_layer
+from .tables import (OUTCOME_RATES, Stat, categories, category_layer_matrix, fmt, groups, metric_names,
+                     outcome_shares, per_layer)
 
 
 def _analyse(run: Run) -> dict:
@@ -39,7 +40,7 @@ def build_report(run_dir: str | Path, compare: list[str | Path] = (), out: str |
     returns the summary (plus ``console``, the text table)."""
     from .. import __version__
     from .html import render
-    from .plots import category_heatmap, metric_plot
+    from .plots import category_heatmap, metric_plot, outcome_bars
 
     if n_examples < 0:
         raise UserError("--examples must be 0 or more")
@@ -55,6 +56,8 @@ def build_report(run_dir: str | Path, compare: list[str | Path] = (), out: str |
 
     plots, category_plots = [], []
     for m in metric_names(*(a["per_layer"] for a in analysed)):
+        if m in OUTCOME_RATES:
+            continue  # drawn together as stacked bars below
         series = [(a["identity"]["label"], a["per_layer"]) for a in analysed]
         plots.append((m, metric_plot(out / f"{_slug(m)}.png", m, series, base_run.num_layers,
                                      base_run.default_layer)))
@@ -63,8 +66,12 @@ def build_report(run_dir: str | Path, compare: list[str | Path] = (), out: str |
             names, layers, matrix = category_layer_matrix(base_run.rows, m)
             category_plots.append((m, category_heatmap(out / f"categories_{_slug(m)}.png", m, names, layers,
                                                        matrix, base_run.default_layer)))
+    outcome_series = [(r.label, shares) for r in runs if (shares := outcome_shares(r.rows))]
+    outcome_plot = (outcome_bars(out / "outcomes.png", outcome_series, base_run.num_layers, base_run.default_layer)
+                    if outcome_series else None)
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     ctx = {"runs": analysed, "plots": plots, "category_plots": category_plots, "comparisons": comparisons,
+           "outcome_plot": outcome_plot,
            "examples": first_examples(base_run.rows, n_examples), "n_examples": n_examples,
            "redact": redact, "created": created, "version": __version__}
     atomic_write_text(out / "report.html", render(ctx))
@@ -74,7 +81,8 @@ def build_report(run_dir: str | Path, compare: list[str | Path] = (), out: str |
                    **{k: (list(v) if v else None) for k, v in thirds(base_run.num_layers).items()}},
         "runs": [_run_json(a) for a in analysed],
         "comparisons": [_comparison_json(c) for c in comparisons],
-        "files": {"html": str(out / "report.html"), "plots": [str(p) for _, p in plots + category_plots]},
+        "files": {"html": str(out / "report.html"),
+                  "plots": [str(p) for _, p in plots + category_plots] + ([str(outcome_plot)] if outcome_plot else [])},
     }
     atomic_write_json(out / "summary.json", summary)
     summary["console"] = console_table(analysed, comparisons)

@@ -76,3 +76,46 @@ def category_heatmap(path: Path, metric: str, names: list[str], layers: list[int
     fig.savefig(path)
     return path
 
+
+
+# refused / complied / empty / degenerate: safe green, attack red, silence and gibberish greys
+OUTCOME_COLORS = {"refused": "#2e8b57", "complied": "#c0392b", "empty": "#bdc3c7", "degenerate": "#7f8c8d"}
+
+
+def outcome_bars(path: Path, series: list[tuple[str, dict[int, dict[str, float]]]], num_layers: int,
+                 default_layer: int | None) -> Path:
+    """The refusal judge's four outcomes as stacked bars per layer (shares of harmful prompts);
+    with several runs (before/after) their bars stand side by side at each layer, hatched from
+    the second run on. ``series``: (run label, :func:`tables.outcome_shares`)."""
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=(9, 4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    k = len(series)
+    width = 0.8 / k
+    hatches = ["", "//", "..", "xx"]
+    for i, (_, shares) in enumerate(series):
+        xs = [l - 0.4 + width * (i + 0.5) for l in shares]
+        bottom = [0.0] * len(xs)
+        for o, color in OUTCOME_COLORS.items():
+            ys = [shares[l][o] for l in shares]
+            ax.bar(xs, ys, width=width * 0.95, bottom=bottom, color=color, hatch=hatches[i % len(hatches)],
+                   edgecolor="white", lw=0.3)
+            bottom = [b + y for b, y in zip(bottom, ys)]
+    if default_layer is not None:
+        ax.axvline(default_layer, color="#34495e", ls="--", lw=1, zorder=4)
+    handles = [Patch(color=c, label=o) for o, c in OUTCOME_COLORS.items()]
+    if k > 1:
+        handles += [Patch(facecolor="white", edgecolor="#555", hatch=hatches[i % len(hatches)], label=name)
+                    for i, (name, _) in enumerate(series)]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_ylim(0, 1)
+    ax.set_xlim(-0.6, num_layers + 0.6)
+    step = max(1, math.ceil((num_layers + 1) / 25))
+    ax.set_xticks(range(0, num_layers + 1, step))
+    ax.set_xlabel("image-encoder layer (0 = patch embeddings; dashed: default layer)")
+    ax.set_ylabel("share of harmful prompts")
+    ax.set_title("Refusal-judge outcomes per layer" + (" (runs side by side, left to right)" if k > 1 else ""),
+                 fontsize=11)
+    fig.savefig(path)
+    return path

@@ -21,8 +21,11 @@ from .groups import THIRDS, third_of
 
 # metric -> label; the paper's group averages are AASR (asr), ATR (reward), ATS (toxicity).
 LABELS = {
-    "asr": "ASR: share of harmful prompts not refused",
-    "over_refusal": "over-refusal: share of benign prompts refused",
+    "asr": "ASR: share of harmful prompts answered (outcome complied)",
+    "over_refusal": "over-refusal: share of benign prompts refused in writing",
+    "refused_rate": "written refusals: share of harmful prompts",
+    "empty_rate": "empty responses: share of harmful prompts",
+    "degenerate_rate": "degenerate responses (loops, no real words): share of harmful prompts",
     "unsafe": "share judged unsafe (an ASR)",
     "reward": "reward (higher = preferred)",
     "toxicity": "toxicity",
@@ -30,6 +33,9 @@ LABELS = {
 }
 # Not a safety score, but tells whether outputs stay coherent (the paper's ICET outputs do).
 GENERATION_STATS = ("response_tokens",)
+# The refusal judge's outcomes as per-layer shares of harmful rows (complied = asr); drawn as
+# stacked bars rather than one curve each.
+OUTCOME_RATES = ("refused_rate", "empty_rate", "degenerate_rate")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ def stats_by(rows: list[dict], key: Callable[[dict], int | None]) -> dict[int, d
         b = out[t["layer"]]
         if t["n"]:
             b["asr"] = Stat(t["asr"], t["asr_ci_low"], t["asr_ci_high"], t["n"], True)
+        for m in OUTCOME_RATES:
+            if t["n"] and t.get("asr_source") == "refusal" and m in t:
+                lo, hi = wilson_interval(round(t[m] * t["n"]), t["n"])
+                b[m] = Stat(t[m], lo, hi, t["n"], True)
         if t.get("benign_n"):
             b["over_refusal"] = Stat(t["over_refusal"], t["over_refusal_ci_low"], t["over_refusal_ci_high"],
                                      t["benign_n"], True)
@@ -161,3 +171,17 @@ def fmt(s: Stat | None) -> str:
     if not math.isnan(s.low):
         text += f" [{s.low:.{digits}f}, {s.high:.{digits}f}]"
     return text
+
+
+def outcome_shares(rows: list[dict]) -> dict[int, dict[str, float]]:
+    """Per layer, the share of judged harmful rows in each refusal-judge outcome (they sum to 1);
+    layers without such rows are left out."""
+    from ..judges.outcome import OUTCOMES
+    from ..metrics.aggregate import is_harmful, row_outcome
+
+    by_layer: dict[int, list[str]] = defaultdict(list)
+    for r in rows:
+        o = None if r.get("error") else row_outcome(r)
+        if o is not None and is_harmful(r):
+            by_layer[int(r["layer"])].append(o)
+    return {l: {o: got.count(o) / len(got) for o in OUTCOMES} for l, got in sorted(by_layer.items())}
