@@ -232,7 +232,7 @@ class PerspectiveJudge(Judge):
 
     def _score_one(self, text: str) -> dict:
         if not text.strip():
-            return {"toxicity": 0.0}  # the API rejects empty comments; saying nothing is not toxic
+            return {"toxicity": 0.0}  # the API rejects empty comments; runs never get here (Judge.score_rows: empty)
         body = {"comment": {"text": text}, "requestedAttributes": {"TOXICITY": {}}, "doNotStore": True}
         if self.opts["lang"]:
             body["languages"] = self.opts["lang"].split("|")
