@@ -67,7 +67,7 @@ def assert_clear_error(code, err, needles):
 
 def scan(data="good.jsonl", *extra):
     """argv builder: scan the tiny model over ``data`` from the bad-input folder."""
-    return lambda b, m, o: SCAN + ["--model", m, "--dataset", b / data, "--out", o, *extra]
+    return lambda b, m, o: SCAN + ["--model", m, "--data", b / data, "--out", o, *extra]
 
 
 def judge(spec, data="rows.jsonl", *extra):
@@ -79,7 +79,7 @@ def judge(spec, data="rows.jsonl", *extra):
 # (case id, argv builder (bad folder, tiny model, out folder), any of these words in the message)
 CASES = [
     ("missing model path", lambda b, m, o: ["layers", "--model", b / "no-such-model"], ["not found"]),
-    ("missing model for scan", lambda b, m, o: SCAN + ["--model", "./no/such/model", "--dataset", b / "good.jsonl",
+    ("missing model for scan", lambda b, m, o: SCAN + ["--model", "./no/such/model", "--data", b / "good.jsonl",
                                                        "--out", o], ["not found"]),
     ("no config.json", lambda b, m, o: ["layers", "--model", b / "noconfig"], ["config.json"]),
     ("text-only model", lambda b, m, o: ["layers", "--model", b / "textonly"], ["text-only"]),
@@ -147,7 +147,7 @@ def test_cuda_requested_without_gpu(bad, tiny_llava_dir, tmp_path, capsys, monke
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on machines that have one
-    code, err = run(capsys, SCAN + ["--model", tiny_llava_dir, "--dataset", bad / "good.jsonl", "--device", "cuda",
+    code, err = run(capsys, SCAN + ["--model", tiny_llava_dir, "--data", bad / "good.jsonl", "--device", "cuda",
                                     "--out", tmp_path / "o"])
     assert_clear_error(code, err, ["no CUDA GPU"])
     code, err = run(capsys, ["judge", "--input", bad / "rows.jsonl", "--judge",
@@ -168,7 +168,7 @@ def test_missing_perspective_key(bad, tmp_path, capsys, monkeypatch):
 
 def test_bad_reruns_never_touch_finished_work(bad, tiny_llava_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code, err = run(capsys, SCAN + ["--model", tiny_llava_dir, "--dataset", bad / "good.jsonl", "--layers", "default",
+    code, err = run(capsys, SCAN + ["--model", tiny_llava_dir, "--data", bad / "good.jsonl", "--layers", "default",
                                     "--out", out])
     assert code == 0, err
     scored = tmp_path / "scored.jsonl"
@@ -176,14 +176,14 @@ def test_bad_reruns_never_touch_finished_work(bad, tiny_llava_dir, tmp_path, cap
     capsys.readouterr()
     before = {p: p.read_bytes() for p in [*out.iterdir(), scored] if p.is_file()}
     reruns = [
-        (SCAN + ["--model", tiny_llava_dir, "--dataset", bad / "good.jsonl", "--out", out], ["not empty"]),
-        (SCAN + ["--model", tiny_llava_dir, "--dataset", bad / "good.jsonl", "--out", out, "--resume",
+        (SCAN + ["--model", tiny_llava_dir, "--data", bad / "good.jsonl", "--out", out], ["not empty"]),
+        (SCAN + ["--model", tiny_llava_dir, "--data", bad / "good.jsonl", "--out", out, "--resume",
                  "--layers", "99"], ["out of range"]),
-        (SCAN + ["--model", tiny_llava_dir, "--dataset", bad / "good.jsonl", "--out", out, "--resume",
+        (SCAN + ["--model", tiny_llava_dir, "--data", bad / "good.jsonl", "--out", out, "--resume",
                  "--dtype", "float8"], ["--dtype", "settings"]),
-        (SCAN + ["--model", bad / "textonly", "--dataset", bad / "good.jsonl", "--out", out, "--resume"],
+        (SCAN + ["--model", bad / "textonly", "--data", bad / "good.jsonl", "--out", out, "--resume"],
          ["text-only", "settings"]),
-        (SCAN + ["--model", tiny_llava_dir, "--dataset", bad / "binary.jsonl", "--out", out, "--resume"],
+        (SCAN + ["--model", tiny_llava_dir, "--data", bad / "binary.jsonl", "--out", out, "--resume"],
          ["not UTF-8", "settings"]),
         (["judge", "--input", bad / "rows.jsonl", "--judge", "refusal", "--out", scored], ["--force"]),
         (["judge", "--input", bad / "rows.jsonl", "--judge", "nope", "--out", scored, "--force"], ["unknown judge"]),

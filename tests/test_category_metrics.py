@@ -59,7 +59,7 @@ def test_scan_writes_metrics_by_category(tiny_llava_dir, tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
-    assert main(["scan", "--model", str(tiny_llava_dir), "--dataset", str(data), "--layers", "1,3", "--out", str(out),
+    assert main(["scan", "--model", str(tiny_llava_dir), "--data", str(data), "--layers", "1,3", "--out", str(out),
                  "--max-new-tokens", "4", "--no-progress", "--no-report"]) == 0
     assert "metrics_by_category.csv" in capsys.readouterr().out
     scored = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]

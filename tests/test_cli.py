@@ -28,7 +28,7 @@ def assert_one_line_error(rc, err, *needles):
 
 def test_scan_judge_metrics_end_to_end(capsys, tiny_llava_dir, small_dataset, tmp_path):
     out = tmp_path / "run"
-    rc, stdout, _ = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--dataset", str(small_dataset),
+    rc, stdout, _ = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--data", str(small_dataset),
                             "--layers", "0,default", "--out", str(out), "--max-new-tokens", "5",
                             "--no-progress")
     assert rc == 0
@@ -88,23 +88,23 @@ def gpt2_dir(tmp_path):
 
 def test_user_errors_are_one_line(capsys, tmp_path, tiny_llava_dir, small_dataset, gpt2_dir):
     o = str(tmp_path / "o")
-    rc, _, err = run_cli(capsys, "scan", "--model", str(tmp_path / "no-such-model"), "--dataset", str(small_dataset),
+    rc, _, err = run_cli(capsys, "scan", "--model", str(tmp_path / "no-such-model"), "--data", str(small_dataset),
                          "--out", o)
     assert_one_line_error(rc, err, "no-such-model")
-    rc, _, err = run_cli(capsys, "scan", "--model", str(gpt2_dir), "--dataset", str(small_dataset), "--out", o)
+    rc, _, err = run_cli(capsys, "scan", "--model", str(gpt2_dir), "--data", str(small_dataset), "--out", o)
     assert_one_line_error(rc, err, "unsupported architecture", "GPT2LMHeadModel", "LlavaForConditionalGeneration")
-    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--dataset", str(small_dataset),
+    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--data", str(small_dataset),
                          "--layers", "3-9", "--out", o)
     assert_one_line_error(rc, err, "0..6")
-    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--dataset", str(tmp_path / "none.jsonl"),
+    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--data", str(tmp_path / "none.jsonl"),
                          "--out", o)
     assert_one_line_error(rc, err, "none.jsonl")
-    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--dataset", str(small_dataset),
+    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--data", str(small_dataset),
                          "--judge", "nosuchjudge", "--out", o)
     assert_one_line_error(rc, err, "nosuchjudge", "refusal")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")
-    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--dataset", str(small_dataset),
+    rc, _, err = run_cli(capsys, "scan", "--model", str(tiny_llava_dir), "--data", str(small_dataset),
                          "--out", str(tmp_path / "full"))
     assert_one_line_error(rc, err, "--resume")
     assert (tmp_path / "full" / "x").read_text() == "keep"

@@ -27,7 +27,7 @@ def make_dataset(tmp_path, n=36):
 
 
 def scan_cmd(model, data, out, resume):
-    cmd = [sys.executable, "-m", "layersafe", "scan", "--model", str(model), "--dataset", str(data),
+    cmd = [sys.executable, "-m", "layersafe", "scan", "--model", str(model), "--data", str(data),
            "--layers", "all", "--out", str(out), "--max-new-tokens", "8", "--batch-size", "2",
            "--judge", "none", "--no-report", "--no-progress"]
     return cmd + (["--resume"] if resume else [])

@@ -254,7 +254,7 @@ def test_align_cli_yaml_merge_and_scan_adapter(capsys, tiny_llava_dir, data_file
         a, b = peft_model(input_ids=ids).logits, merged(input_ids=ids).logits
     assert torch.allclose(a, b, atol=1e-4)
     # scan the aligned model
-    rc = main(["scan", "--model", str(tiny_llava_dir), "--adapter", str(out / "adapter"), "--dataset", str(data_file),
+    rc = main(["scan", "--model", str(tiny_llava_dir), "--adapter", str(out / "adapter"), "--data", str(data_file),
                "--layers", "3", "--out", str(tmp_path / "scan"), "--max-new-tokens", "3", "--limit", "2",
                "--no-progress", "--judge", "none", "--no-report"])
     cap = capsys.readouterr()

@@ -159,7 +159,7 @@ def test_bad_inputs(tmp_path, capsys):
     except ImportError:
         with pytest.raises(UserError, match="needs the `datasets` package"):
             load_dataset("redteam2k:hf:JailbreakV-28K/JailBreakV-28k")
-    assert main(["scan", "--dataset", "xstest", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert main(["scan", "--data", "xstest", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "give the path" in err[0]
 

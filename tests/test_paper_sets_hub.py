@@ -264,7 +264,7 @@ def test_hub_errors_are_one_line(hub, vqa_repo, jailbreakv_repo, monkeypatch, ca
     with pytest.raises(UserError, match="needs the `datasets` package"):
         load_dataset("xstest:hf:walledai/XSTest")
     capsys.readouterr()  # drop the progress bars of the loads above
-    assert main(["scan", "--dataset", "redteam2k:hf:nobody/nothing", "--out", str(tmp_path / "o"),
+    assert main(["scan", "--data", "redteam2k:hf:nobody/nothing", "--out", str(tmp_path / "o"),
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nobody/nothing" in err[0] and not (tmp_path / "o").exists()

@@ -278,7 +278,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, setup, needle):
 
 
 def test_scan_writes_report_unless_no_report(tmp_path, capsys, tiny_llava_dir, small_dataset):
-    common = ["scan", "--model", tiny_llava_dir, "--dataset", small_dataset, "--layers", "0,default",
+    common = ["scan", "--model", tiny_llava_dir, "--data", small_dataset, "--layers", "0,default",
               "--max-new-tokens", "3", "--no-progress"]
     rc, out, err = run_cli(capsys, *common, "--out", tmp_path / "a")
     assert rc == 0, err

@@ -67,7 +67,7 @@ def test_layers_refuses_pickle_vlm_then_allows_it(pickle_llava, capsys):
 
 def test_scan_refuses_pickle_vlm_and_writes_nothing(pickle_llava, small_dataset, tmp_path, capsys):
     out = tmp_path / "scan"
-    code, _, err = run_cli(capsys, "scan", "--model", pickle_llava, "--dataset", small_dataset, "--out", out,
+    code, _, err = run_cli(capsys, "scan", "--model", pickle_llava, "--data", small_dataset, "--out", out,
                            "--judge", "none", "--no-report", "--no-progress")
     assert_pickle_refused(code, err)
     assert not (out / "generations.jsonl").exists()
@@ -75,7 +75,7 @@ def test_scan_refuses_pickle_vlm_and_writes_nothing(pickle_llava, small_dataset,
 
 def test_scan_with_allow_pickle_runs(pickle_llava, small_dataset, tmp_path, capsys):
     out = tmp_path / "scan"
-    code, stdout, err = run_cli(capsys, "scan", "--model", pickle_llava, "--dataset", small_dataset, "--out", out,
+    code, stdout, err = run_cli(capsys, "scan", "--model", pickle_llava, "--data", small_dataset, "--out", out,
                                 "--layers", "default", "--limit", "2", "--max-new-tokens", "3", "--judge", "none",
                                 "--no-report", "--no-progress", "--allow-pickle")
     assert code == 0, err
