@@ -48,7 +48,38 @@ from ..errors import UserError
 # fn(prompts, responses, harmful, answers=None) -> one float per response
 RewardFn = Callable[..., list[float]]
 Answers = Optional[Sequence[Optional[list]]]  # per row: reference answers (list[str]) or None
-TERM_KINDS = ("refusal", "answer", "rm", "llamaguard", "judge")
+
+
+@dataclass(frozen=True)
+class RewardContext:
+    """What a reward term may need to build itself (from the align config)."""
+
+    device: str = "auto"
+    batch_size: int = 16
+    allow_pickle: bool = False
+    silent_reward: float = -2.0
+
+
+@dataclass(frozen=True)
+class TermKind:
+    """A registered reward term: ``build(arg, name, ctx) -> RewardFn``; ``needs_arg`` says whether
+    the spec writes ``KIND:ARG`` (``rm:PATH``) or plain ``KIND`` (``refusal``)."""
+
+    name: str
+    build: Callable[[str, str, RewardContext], RewardFn]
+    needs_arg: bool
+    example: str
+
+
+REWARD_TERMS: dict[str, TermKind] = {}
+
+
+def register_term(name: str, *, needs_arg: bool, example: str):
+    """Class/function decorator: make ``name`` a reward term kind (the judge registry's style)."""
+    def deco(build):
+        REWARD_TERMS[name] = TermKind(name, build, needs_arg, example)
+        return build
+    return deco
 
 _TERM = re.compile(r"^\s*(?:(?P<w>[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?)\s*\*\s*)?(?P<t>\S.*?)\s*$", re.IGNORECASE)
 
@@ -218,12 +249,12 @@ def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
             raise UserError(f"bad reward term {part!r} in {spec!r}; write W*NAME, e.g. 0.5*refusal")
         name = m.group("t")
         kind = name.split(":", 1)[0]
-        if kind not in TERM_KINDS:
-            raise UserError(f"unknown reward {name!r}; use refusal, answer, rm:PATH, llamaguard:ID "
-                            "or judge:NAME")
-        if kind in ("rm", "llamaguard", "judge") and not name.split(":", 1)[1:]:
-            raise UserError(f"reward {name!r} needs an argument, e.g. rm:runs/rm or llamaguard:meta-llama/Llama-Guard-3-1B")
-        if kind in ("refusal", "answer") and name != kind:
+        term = REWARD_TERMS.get(kind)
+        if term is None:
+            raise UserError(f"unknown reward {name!r}; use " + ", ".join(t.example for t in REWARD_TERMS.values()))
+        if term.needs_arg and not name.split(":", 1)[1:]:
+            raise UserError(f"reward {name!r} needs an argument, e.g. {term.example}")
+        if not term.needs_arg and name != kind:
             raise UserError(f"reward {name!r}: the {kind} reward takes no argument; write {kind}")
         w = float(m.group("w")) if m.group("w") else 1.0
         if not math.isfinite(w):  # 1e309 reads as inf: it would train all-NaN weights
@@ -234,18 +265,20 @@ def parse_reward_spec(spec: str) -> list[tuple[float, str]]:
 
 def build_reward(spec: str, *, device: str = "auto", batch_size: int = 16, allow_pickle: bool = False,
                  silent_reward: float | None = SILENT_REWARD) -> WeightedSum:
+    ctx = RewardContext(device, batch_size, allow_pickle, SILENT_REWARD if silent_reward is None else silent_reward)
     fns = []
     for w, name in parse_reward_spec(spec):
         kind, _, arg = name.partition(":")
-        if kind == "refusal":
-            fn = RefusalReward(silent=SILENT_REWARD if silent_reward is None else silent_reward)
-        elif kind == "answer":
-            fn = AnswerReward()
-        elif kind == "rm":
-            fn = RewardModelReward(arg, device=device, batch_size=batch_size, allow_pickle=allow_pickle)
-        elif kind == "llamaguard":
-            fn = JudgeReward(name, allow_pickle)
-        else:  # judge:NAME[:ARG]
-            fn = JudgeReward(arg, allow_pickle)
-        fns.append((w, name, fn))
+        fns.append((w, name, REWARD_TERMS[kind].build(arg, name, ctx)))
     return WeightedSum(fns, silent=silent_reward)
+
+
+# ---- the built-in term kinds ----------------------------------------------------------------
+register_term("refusal", needs_arg=False, example="refusal")(lambda arg, name, ctx: RefusalReward(silent=ctx.silent_reward))
+register_term("answer", needs_arg=False, example="answer")(lambda arg, name, ctx: AnswerReward())
+register_term("rm", needs_arg=True, example="rm:runs/rm")(
+    lambda arg, name, ctx: RewardModelReward(arg, device=ctx.device, batch_size=ctx.batch_size, allow_pickle=ctx.allow_pickle))
+register_term("llamaguard", needs_arg=True, example="llamaguard:meta-llama/Llama-Guard-3-1B")(
+    lambda arg, name, ctx: JudgeReward(name, ctx.allow_pickle))
+register_term("judge", needs_arg=True, example="judge:NAME[:ARG]")(lambda arg, name, ctx: JudgeReward(arg, ctx.allow_pickle))
+TERM_KINDS = tuple(REWARD_TERMS)  # kept for callers of the old constant
