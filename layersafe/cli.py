@@ -169,6 +169,8 @@ EXTRA_COMMANDS: list[str] = [
     "layersafe.utility.cli",
     "layersafe.rl.sft_cli",
     "layersafe.organism.cli",
+    "layersafe.trim",
+    "layersafe.check",
 ]
 
 
