@@ -31,46 +31,13 @@ def _add_scan(sub):
 
 
 def cmd_scan(a) -> int:
-    from .scan.engine import ScanConfig, run_scan
+    from .api import run_scan_pipeline, scan_judges
+    from .scan.engine import ScanConfig
 
-    judges = getattr(a, "judges", None) or ["refusal"]
-    judges = [] if judges == ["none"] else judges
-    cfg = config_from_args(ScanConfig, a, judges=judges)
-    if judges:
-        from .judges.base import get_judge
-
-        for j in judges:  # fail on a bad judge name before hours of generation
-            get_judge(j)
-    run = run_scan(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
-    out = Path(a.out)
-    st = run["stats"]
-    print(f"scan complete: {st['generated']} new generations, {st['failed']} failed rows, "
-          f"{st['skipped_done']} already done, {st['seconds']:.1f} s")
-    if judges:
-        from .evaluate import judge_run
-
-        table = judge_run(out, judges, progress=not a.no_progress)
-        _print_table(table, run["default_layer"])
-    files = ["generations.jsonl", "run.json"] + (["scores.jsonl", "metrics.csv"] if judges else [])
-    files += ["metrics_by_category.csv"] if judges and (out / "metrics_by_category.csv").is_file() else []
-    print(f"results: {out.resolve()}/ ({', '.join(files)})")
-    if not a.no_report:
-        from .report import build_report
-
-        print(f"report: {build_report(out)['files']['html']}")
-    if run["model"]["tiny_random"]:
-        print("note: these responses come from a tiny RANDOM model (embedded default), not a real VLM.")
+    cfg = config_from_args(ScanConfig, a, judges=scan_judges(getattr(a, "judges", None)))
+    run_scan_pipeline(cfg, report=not a.no_report, progress=not a.no_progress,
+                      log=lambda m: print(m, file=sys.stderr), say=print)  # = layersafe.scan(), printing as it goes
     return 0
-
-
-def _print_table(table, default_layer):
-    print("layer    n   ASR    95% CI")
-    for r in table:
-        mark = "  <- default" if r["layer"] == default_layer else ""
-        if r["n"]:
-            print(f"{r['layer']:>5} {r['n']:>4}  {r['asr']:.3f}  [{r['asr_ci_low']:.3f}, {r['asr_ci_high']:.3f}]{mark}")
-        else:
-            print(f"{r['layer']:>5} {r['n']:>4}  -      (no judged harmful rows){mark}")
 
 
 def _add_judge(sub):
@@ -89,27 +56,10 @@ def _add_judge(sub):
 
 
 def cmd_judge(a) -> int:
-    from .io import read_rows, write_rows
-    from .judges.runner import judge_rows
+    from .api import judge_file
 
-    out = Path(a.out)
-    if out.exists() and not a.force:
-        raise UserError(f"--out {out} exists; pass --force to overwrite it or choose another name")
-    if out.suffix.lower() not in (".jsonl", ".json", ".ndjson", ".csv"):
-        raise UserError(f"--out {out}: use a .jsonl or .csv file name")
-    if a.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {a.batch_size}")
-    rows = read_rows(a.input)
-    if not rows:
-        raise UserError(f"{a.input} has no rows")
-    # Scores are journalled beside --out as they are computed: if the final write fails (disk
-    # full) or the run is killed, the same command again reuses them instead of judging anew.
-    journal = out.parent / f".{out.name}.journal.tmp"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    counts = judge_rows(rows, a.judges, batch_size=a.batch_size, progress=not a.no_progress, journal=journal)
-    write_rows(out, rows)
-    journal.unlink(missing_ok=True)
-    print(f"judged {counts['scored']} rows ({counts['skipped_failed_rows']} failed rows not scored) -> {out}")
+    counts = judge_file(a.input, a.judges, a.out, batch_size=a.batch_size, force=a.force, progress=not a.no_progress)
+    print(f"judged {counts['scored']} rows ({counts['skipped_failed_rows']} failed rows not scored) -> {Path(a.out)}")
     return 0
 
 
@@ -119,10 +69,10 @@ def _add_judges(sub):
 
 
 def cmd_judges(a) -> int:
-    from .judges.base import available
+    from .api import list_judges
 
-    for name, cls in sorted(available().items()):
-        print(f"{name:<14} {cls.description}")
+    for name, description in list_judges().items():
+        print(f"{name:<14} {description}")
     return 0
 
 
@@ -135,14 +85,13 @@ def _add_layers(sub):
 
 
 def cmd_layers(a) -> int:
-    from .models import load_vlm
+    from .api import layer_info
 
-    ad = load_vlm(a.model, device="cpu", dtype="auto", trust_remote_code=a.trust_remote_code,
-                  allow_pickle=a.allow_pickle)
-    print(f"model:          {a.model} ({type(ad.model).__name__}, family {ad.family})")
-    print(f"encoder depth:  {ad.num_layers} blocks")
-    print(f"default layer:  {ad.default_layer}")
-    print(f"valid layers:   0..{ad.num_layers} ({ad.layer_meaning()})")
+    info = layer_info(a.model, trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle)
+    print(f"model:          {a.model} ({info.architecture}, family {info.family})")
+    print(f"encoder depth:  {info.num_layers} blocks")
+    print(f"default layer:  {info.default_layer}")
+    print(f"valid layers:   0..{info.num_layers} ({info.meaning})")
     return 0
 
 
@@ -152,7 +101,7 @@ def _add_datasets(sub):
 
 
 def cmd_datasets(a) -> int:
-    from .data import list_datasets
+    from .api import list_datasets
 
     for name, desc in list_datasets().items():
         print(f"{name:<18} {desc}")

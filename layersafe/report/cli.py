@@ -26,6 +26,15 @@ def add_parser(sub) -> None:
 
 
 def cmd_report(a) -> int:
+    summary = make_report(a.run_dir, a.compare, a.out, force=a.force, redact=a.redact, examples=a.examples)
+    print(summary["console"])
+    print(f"report: {summary['files']['html']}")
+    return 0
+
+
+def make_report(run_dir, compare=(), out=None, *, force: bool = False, redact: bool = False, examples: int = 3) -> dict:
+    """What ``layersafe report`` does (and ``layersafe.report()``): check ``out``, then
+    :func:`~layersafe.report.build.build_report`; returns its summary (with ``console``)."""
     from pathlib import Path
 
     from ..errors import UserError
@@ -33,10 +42,7 @@ def cmd_report(a) -> int:
 
     # One rule for every command: a file or folder you named is never overwritten silently. The
     # default RUN_DIR/report is the run's own derived output, rebuilt from its files every time.
-    out = Path(a.out) if a.out else None
-    if out is not None and out.resolve() != (Path(a.run_dir) / "report").resolve() and out.is_dir() and any(out.iterdir()) and not a.force:
-        raise UserError(f"--out {out} is not empty; pass --force to replace its report files or choose another folder")
-    summary = build_report(a.run_dir, a.compare, a.out, redact=a.redact, n_examples=a.examples)
-    print(summary["console"])
-    print(f"report: {summary['files']['html']}")
-    return 0
+    out_dir = Path(out) if out else None
+    if out_dir is not None and out_dir.resolve() != (Path(run_dir) / "report").resolve() and out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise UserError(f"--out {out_dir} is not empty; pass --force to replace its report files or choose another folder")
+    return build_report(run_dir, list(compare), out, redact=redact, n_examples=examples)

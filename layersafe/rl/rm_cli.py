@@ -69,6 +69,22 @@ def cmd_train_rm(a) -> int:
 
 
 def cmd_eval_rm(a) -> int:
+    ev = evaluate_rm(a.model, a.data, limit=a.limit, max_length=a.max_length, batch_size=a.batch_size, device=a.device,
+                     out=a.out, force=a.force, trust_remote_code=a.trust_remote_code, allow_pickle=a.allow_pickle,
+                     progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
+    print(f"pairwise accuracy: {ev['accuracy']:.4f} ({ev['correct']}/{ev['n']}), 95% Wilson CI [{ev['ci_low']:.4f}, {ev['ci_high']:.4f}]")
+    print(f"loss: {ev['loss']:.4f}  mean reward margin (chosen - rejected): {ev['reward_margin']:.4f}")
+    if a.out:
+        print(f"per-pair rewards -> {a.out}")
+    return 0
+
+
+def evaluate_rm(model: str, data: str, *, limit: int | None = None, max_length: int | None = None, batch_size: int = 32,
+                device: str = "auto", out: str | None = None, force: bool = False, trust_remote_code: bool = False,
+                allow_pickle: bool = False, progress: bool = True, log=lambda m: print(m, file=sys.stderr)) -> dict:
+    """What ``layersafe eval-rm`` does (and ``layersafe.eval_rm()``): pairwise accuracy of a reward
+    model on preference pairs, with its Wilson 95 % interval (``ci_low``/``ci_high``), the loss and
+    the mean reward margin; per-pair rewards go to ``out`` (.jsonl) when given."""
     from pathlib import Path
 
     from ..data.preferences import load_preferences
@@ -76,26 +92,26 @@ def cmd_eval_rm(a) -> int:
     from ..metrics import wilson_interval
     from .reward_model import encode_pairs, evaluate_pairs, load_reward_model
 
-    if a.out and Path(a.out).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
-        raise UserError(f"--out {a.out}: use a .jsonl file name")
-    if a.out and Path(a.out).exists() and not a.force:  # the rule of every command: never overwrite silently
-        raise UserError(f"--out {a.out} exists; pass --force to overwrite it or choose another name")
-    model, tokenizer = load_reward_model(a.model, device=a.device, trust_remote_code=a.trust_remote_code,
-                                         allow_pickle=a.allow_pickle)
-    data = load_preferences(a.data, a.limit)
-    print(f"data: {data.summary()}", file=sys.stderr)
-    max_length = a.max_length or tokenizer.model_max_length
+    for name, v in (("--limit", limit), ("--max-length", max_length), ("--batch-size", batch_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            raise UserError(f"{name} must be > 0, got {v}")  # the command line's check (_positive)
+    if out and Path(out).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+        raise UserError(f"--out {out}: use a .jsonl file name")
+    if out and Path(out).exists() and not force:  # the rule of every command: never overwrite silently
+        raise UserError(f"--out {out} exists; pass --force to overwrite it or choose another name")
+    model_, tokenizer = load_reward_model(model, device=device, trust_remote_code=trust_remote_code,
+                                          allow_pickle=allow_pickle)
+    pairs = load_preferences(data, limit)
+    log(f"data: {pairs.summary()}")
+    max_length = max_length or tokenizer.model_max_length
     if not max_length or max_length > 1_000_000:
         max_length = 1024
     max_length = min(max_length, tokenizer.model_max_length)  # load_reward_model capped it to the model's positions
-    chosen, rejected = encode_pairs(tokenizer, data.pairs, max_length)
-    ev = evaluate_pairs(model, tokenizer, chosen, rejected, [p.margin for p in data.pairs],
-                        batch_size=a.batch_size, progress=not a.no_progress)
+    chosen, rejected = encode_pairs(tokenizer, pairs.pairs, max_length)
+    ev = evaluate_pairs(model_, tokenizer, chosen, rejected, [p.margin for p in pairs.pairs],
+                        batch_size=batch_size, progress=progress)
     lo, hi = wilson_interval(ev["correct"], ev["n"])
-    print(f"pairwise accuracy: {ev['accuracy']:.4f} ({ev['correct']}/{ev['n']}), 95% Wilson CI [{lo:.4f}, {hi:.4f}]")
-    print(f"loss: {ev['loss']:.4f}  mean reward margin (chosen - rejected): {ev['reward_margin']:.4f}")
-    if a.out:
-        write_rows(a.out, [{"id": p.id, "r_chosen": c, "r_rejected": r, "correct": c > r}
-                           for p, c, r in zip(data.pairs, ev["r_chosen"], ev["r_rejected"])])
-        print(f"per-pair rewards -> {a.out}")
-    return 0
+    if out:
+        write_rows(out, [{"id": p.id, "r_chosen": c, "r_rejected": r, "correct": c > r}
+                         for p, c, r in zip(pairs.pairs, ev["r_chosen"], ev["r_rejected"])])
+    return {**ev, "ci_low": lo, "ci_high": hi}
