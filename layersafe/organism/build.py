@@ -46,7 +46,7 @@ class BuildConfig:
     # (steps, learning rate) per stage
     vision_steps: int = 2000  # 0 = no separate encoder pretraining (the encoder trains in multimodal)
     vision_lr: float = 1e-3
-    base_steps: int = 1000
+    base_steps: int = 3000  # v1: 1000
     base_lr: float = 1e-3
     multimodal_steps: int = 2000
     multimodal_lr: float = 5e-4
@@ -70,12 +70,12 @@ class BuildConfig:
     # Organism v2 (docs/organism.md, "v2"): benign data whose answers copy the subject. None = the v1
     # data; a number = that share of base/multimodal benign requests about pseudo-words (every training
     # template, topic and task; the tokenizer trained on that text too).
-    novel: float | None = None
-    base_benign: float = 0.5  # share of benign requests in the base stage (the rest harmful, complied)
+    novel: float | None = 0.5
+    base_benign: float = 0.6  # share of benign requests in the base stage (the rest harmful, complied; v1: 0.5)
     text_heads: int = 0  # 0 = text_hidden // 32
     # Processes that draw and tokenise training batches ahead of the GPU (0 = in the training loop, as
     # v1 did; then the data stream is v1's exactly). Each worker has its own seeded stream.
-    data_workers: int = 0
+    data_workers: int = 4
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
