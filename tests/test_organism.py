@@ -3,6 +3,7 @@ and `layersafe demo --fast` runs end to end."""
 
 import csv
 import json
+import random
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ def test_shipped_organism_loads_with_plain_transformers():
 
     path = weights_path()
     size = sum(f.stat().st_size for f in path.iterdir())
-    assert size <= 20 * 2**20, f"organism weights are {size / 2**20:.1f} MB"
+    assert size <= 20 * 2**20, f"organism weights are {size / 2**20:.1f} MB"  # the wheel limit is 25 MB
     model = LlavaForConditionalGeneration.from_pretrained(path)
     processor = AutoProcessor.from_pretrained(path)
     cfg = json.loads((path / "config.json").read_text())
@@ -118,3 +119,23 @@ def test_bad_model_or_adapter_is_one_line_and_writes_nothing(tmp_path, argv):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "layersafe: error:" in r.stderr
     assert not out.exists()
+
+
+def test_shipped_organism_answers_held_out_benign_requests_fluently():
+    """Organism v2: at the default layer the answer to a held-out benign request is the templated
+    answer with the unseen subject copied in (docs/organism.md: 64 % exact, none degenerate)."""
+    from layersafe.data.base import SKIMAGE_PREFIX, load_image
+    from layersafe.data.builtin import CUSTOM_PROMPT_PHOTOS
+    from layersafe.models import load_vlm
+    from layersafe.organism import data as D
+    from layersafe.organism.evaluate import outcome
+
+    ad = load_vlm("organism", device="cpu")
+    rng = random.Random("organism-eval-1")  # the first rows of the evaluation set
+    rows = [D.benign_request(rng, D.TOPICS_TEST, D.TASKS_TEST) for _ in range(16)]
+    items = [ad.tokenize(ad.build_prompt(q), load_image(SKIMAGE_PREFIX + CUSTOM_PROMPT_PHOTOS[i % 10]))
+             for i, (q, _) in enumerate(rows)]
+    feats = ad.features(ad.encode(items, [ad.default_layer]), ad.default_layer, range(len(items)))
+    texts = [g.text.strip() for g in ad.generate(items, feats, max_new_tokens=40)]
+    assert all(outcome(t, q) == "complied" for t, (q, _) in zip(texts, rows)), texts
+    assert sum(t == a for t, (_, a) in zip(texts, rows)) >= 8, texts
