@@ -166,7 +166,7 @@ def trim_model(model: str, layer, out, adapter: str | None = None, *, dtype: str
     tmp = out.with_name(f".{out.name}.trim-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        cut = _Cut(vlm.model, family, L)
+        cut = EncoderCut(vlm.model, family, L)
         trimmed_params = _count(_encoder_module(vlm.model, family), family)
         trimmed_model_params = sum(p.numel() for p in vlm.model.parameters())
         lat = _latency(vlm.model, family, stock_inputs, latency_repeats, cut)
@@ -317,10 +317,8 @@ def _merge_adapter(vlm, adapter: str, allow_pickle: bool) -> None:
             pm = PeftModel(vlm.model, pcfg)
             result = pm.load_adapter(adapter, adapter_name="default")
     except load_errors() as e:
-        msg = first_line(e)
-        if "size mismatch" in msg:
-            msg = "tensor shapes differ from this model's"
-        raise UserError(f"{what}: {msg[:200]}{hint}") from None
+        msg = "its tensor shapes differ from this model's" if "size mismatch" in str(e) else first_line(e)
+        raise UserError(f"{what}: {msg[:200].rstrip('. ')}{hint}") from None
     unexpected = [k for k in result.unexpected_keys if "lora" in k or "modules_to_save" in k]
     missing = [k for k in result.missing_keys if "lora_" in k]
     if unexpected or missing:
@@ -371,7 +369,7 @@ def _blocks(model, family: str):
     return found[0]
 
 
-class _Cut:
+class EncoderCut:
     """The in-place cut of a model: blocks 1..L in the module and the config, plus the family's
     feature-layer settings. ``use(full=True)`` puts the full encoder back (for the interleaved
     latency measurement), ``use(full=False)`` the cut one; both share the kept blocks' weights."""
@@ -471,7 +469,7 @@ def _flat(feats):
     return feats.reshape(-1, feats.shape[-1])
 
 
-def _latency(model, family: str, pixels: dict, repeats: int, cut: _Cut) -> tuple[float, float] | None:
+def _latency(model, family: str, pixels: dict, repeats: int, cut: EncoderCut) -> tuple[float, float] | None:
     """Median milliseconds (full, trimmed) of the stock image-feature path on one probe image: 2
     warm-up runs each, then ``repeats`` runs of each, interleaved so that load on a shared machine
     hits both alike. Leaves the model cut."""
