@@ -120,9 +120,9 @@ def test_distill_resume_reproduces_uninterrupted_run(base_model, data_file, tmp_
 
 @pytest.mark.parametrize("extra, message", [
     (["--method", "nope"], "method"),
-    (["--method", "distill", "--layers", "2,11"], "also in --layers"),
+    (["--method", "distill", "--layers", "2,5"], "also in --layers"),  # tiny-random-llava: 0..6, default 5
     (["--method", "distill", "--layers", "2", "--teacher-layer", "2"], "also in --layers"),
-    (["--method", "distill", "--layers", "2", "--teacher-layer", "40"], "outside"),
+    (["--method", "distill", "--layers", "2", "--teacher-layer", "40"], "out of range"),
     (["--method", "distill"], "repairs layers other than"),
     (["--method", "distill", "--layers", "2", "--anchor-fraction", "1"], "anchor-fraction"),
 ])

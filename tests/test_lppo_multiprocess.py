@@ -42,10 +42,10 @@ def test_two_process_align_trains_one_run(tiny_llava_dir, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["world_size"] == 2 and run["status"] == "complete"
     ckpt = out / "checkpoints" / "step-0000002"
-    assert (ckpt / "rng-0.pt").exists() and (ckpt / "rng-1.pt").exists()  # each rank saved its RNG
+    assert (ckpt / "rng-0.safetensors").exists() and (ckpt / "rng-1.safetensors").exists()  # each rank's RNG
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
-    state = torch.load(ckpt / "trainable.pt")
+    state = torch.load(ckpt / "trainable.pt", weights_only=True)
     assert state and all(torch.isfinite(v).all() for v in state.values())
 
 
@@ -54,6 +54,10 @@ def test_two_process_align_trains_one_run(tiny_llava_dir, tmp_path):
 # (4 AdamW steps each, lr 1e-2) by at most 9.3e-6 and 2.6e-7 on average. The residue is
 # batch-shape-dependent matmul rounding, which AdamW (each gradient element divided by its own
 # magnitude) carries into near-zero elements at the scale of lr.
+# 2026-11-30, with the outcome-based refusal reward (empty = -2, not +1) and lr 1e-2, one LoRA
+# element differed by 1.1e-3 after step 1 (approx-KL 3.8 within the step): AdamW's first steps move
+# each element by about lr * sign(g), and a gradient element at rounding level can flip its sign.
+# At lr 1e-3: logged values within 1.3e-5 relative, weights within 2.8e-6 (mean 2.5e-9).
 RTOL, ATOL = 1e-4, 2e-6
 W_MAX, W_MEAN = 1e-4, 1e-6
 
@@ -96,7 +100,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_llava_d
     data = _data(tmp_path)
     model = _often_stopping_model(tiny_llava_dir, tmp_path / "model", data)
     common = ["--layers", "2,3,4", "--steps", "2", "--ppo-epochs", "2", "--max-new-tokens", "4",
-              "--learning-rate", "0.01", "--save-every", "1", "--temperature", "1.3", "--dtype", "float32"]
+              "--learning-rate", "0.001", "--save-every", "1", "--temperature", "1.3", "--dtype", "float32"]
     _align(model, data, tmp_path / "one", procs=1, port=0,
            extra=common + ["--batch-size", "8", "--mini-batch-size", "4"])
     _align(model, data, tmp_path / "two", procs=2, port=29533,
@@ -119,10 +123,11 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_llava_d
     assert first["kl"] == 0 and logs["one"][1]["kl"] != 0  # LoRA starts at the reference, then moves
 
     for step in (1, 2):
-        w1, w2 = (torch.load(tmp_path / k / "checkpoints" / f"step-{step:07d}" / "trainable.pt") for k in ("one", "two"))
+        w1, w2 = (torch.load(tmp_path / k / "checkpoints" / f"step-{step:07d}" / "trainable.pt", weights_only=True)
+                  for k in ("one", "two"))
         assert w1.keys() == w2.keys()
         diff = torch.cat([(w1[n] - w2[n]).abs().flatten() for n in w1])
         print(f"step {step}: weights differ by at most {diff.max():.1e}, on average {diff.mean():.1e}")
         assert diff.max() <= W_MAX and diff.mean() <= W_MEAN
         # the update is large enough for a wrong gradient to show: the value head starts at 0
-        assert w1["value_head.weight"].abs().max() > 1e-2
+        assert w1["value_head.weight"].abs().max() > 1e-3  # it moved (lr 1e-3: 3.7e-3 after step 1)
