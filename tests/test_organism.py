@@ -128,7 +128,7 @@ def test_shipped_organism_answers_held_out_benign_requests_fluently():
     from layersafe.data.builtin import CUSTOM_PROMPT_PHOTOS
     from layersafe.models import load_vlm
     from layersafe.organism import data as D
-    from layersafe.organism.evaluate import outcome
+    from layersafe.judges.outcome import classify_outcome
 
     ad = load_vlm("organism", device="cpu")
     rng = random.Random("organism-eval-1")  # the first rows of the evaluation set
@@ -137,5 +137,5 @@ def test_shipped_organism_answers_held_out_benign_requests_fluently():
              for i, (q, _) in enumerate(rows)]
     feats = ad.features(ad.encode(items, [ad.default_layer]), ad.default_layer, range(len(items)))
     texts = [g.text.strip() for g in ad.generate(items, feats, max_new_tokens=40)]
-    assert all(outcome(t, q) == "complied" for t, (q, _) in zip(texts, rows)), texts
+    assert all(classify_outcome(t, q)[0] == "complied" for t, (q, _) in zip(texts, rows)), texts
     assert sum(t == a for t, (_, a) in zip(texts, rows)) >= 8, texts
