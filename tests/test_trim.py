@@ -151,6 +151,20 @@ def test_llava_trim_with_adapter_equals_scan(tiny_llava_dir, dataset, tmp_path):
         AutoProcessor.from_pretrained(tiny_llava_dir).chat_template
 
 
+def test_align_distill_adapter_trim_equals_scan(dataset, tmp_path, capsys):
+    """The adapter `layersafe align --method distill` writes (2 steps on tiny-random-llava) merges and
+    trims like any peft adapter: plain transformers on the folder = scan --layers 2 --adapter."""
+    from layersafe.cli import main
+
+    out = tmp_path / "d"
+    assert main(["align", "--method", "distill", "--model", "tiny-random-llava", "--limit", "4", "--layers", "2,4",
+                 "--steps", "2", "--batch-size", "4", "--mini-batch-size", "2", "--max-new-tokens", "3",
+                 "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    trim_and_prove("tiny-random-llava", dataset, 2, tmp_path, adapter=out / "adapter", depth_key="num_hidden_layers",
+                   full_depth=6)
+
+
 FAMILIES = {
     # name: (builder, exit layer, vision depth key, full depth, context for loading the processor)
     "llava_next": (build_tiny_llava_next, 2, "num_hidden_layers", 6, contextlib.nullcontext),
@@ -283,6 +297,20 @@ def test_cli_prints_savings_and_writes_trim_json(tmp_path, capsys):
         assert words in text
     info = json.loads((out / "trim.json").read_text())
     assert info["savings"]["encoder_flops"]["trimmed"] < info["savings"]["encoder_flops"]["full"] / 2
+
+
+def test_scanning_the_trimmed_folder_at_its_default_layer_is_layer_L(dataset, tmp_path):
+    """layersafe itself reads the trimmed folder: its depth is L, its default layer L, and a scan there
+    answers as the full model's scan at layer L (what a CI gate on the shipped model checks)."""
+    from layersafe.models import load_vlm
+    from layersafe.trim import trim_model
+
+    trim_model("organism", 4, tmp_path / "t", latency_repeats=0, log=_quiet)
+    ad = load_vlm(str(tmp_path / "t"), device="cpu", dtype="float32")
+    assert (ad.num_layers, ad.default_layer) == (4, 4)
+    trimmed = scan_rows(tmp_path / "t", dataset, "default", tmp_path / "s1", limit=3)
+    full = scan_rows("organism", dataset, 4, tmp_path / "s2", limit=3)
+    assert [r["response"] for r in trimmed] == [r["response"] for r in full]
 
 
 def test_help_does_not_import_torch():
