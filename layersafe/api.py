@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Run", "Report", "LayerInfo", "load_run",
-    "scan", "judge", "align", "sft", "train_rm", "eval_rm", "utility", "report", "layer_info",
-    "list_judges", "list_datasets",
+    "scan", "judge", "align", "sft", "train_rm", "eval_rm", "utility", "report", "trim", "check", "CheckResult",
+    "layer_info", "list_judges", "list_datasets",
     "ScanConfig", "LPPOConfig", "SFTConfig", "RMTrainConfig", "UtilityConfig", "UserError",
 ]
 
@@ -80,7 +80,7 @@ def _bars(progress: bool):
 # ============================================================================================
 
 # Fields that hold a layer spec: Python callers may give an int or a list (``layers=[0, 11]``).
-_LAYER_FIELDS = ("layers", "teacher_layer", "ptx_layer", "layer_weights")
+_LAYER_FIELDS = ("layers", "layer", "teacher_layer", "ptx_layer", "layer_weights")
 
 
 def _coerce(name: str, v: Any) -> Any:
@@ -626,3 +626,53 @@ def list_datasets() -> dict[str, str]:
     from .data import list_datasets as builtin
 
     return builtin()
+
+
+# ============================================================================================
+# trim, check
+# ============================================================================================
+
+def trim(config: Any = None, /, *, log: Log | None = None, **options: Any) -> dict:
+    """``layersafe trim``: export an early-exit checkpoint (encoder blocks 1..L only, an ``adapter``
+    merged first) that loads in plain transformers and reads exactly the layer-L features a scan
+    fed the model (docs/trim.md). ``options``: the fields of ``layersafe.trim.TrimConfig``
+    (``model``, ``layer``, ``out`` required; ``adapter``, ``dtype``, ``device``, ``latency_repeats``,
+    ...). Returns what OUT/trim.json holds (the check, parameter/FLOP/latency savings)."""
+    from .trim import TrimConfig, trim_model
+
+    cfg = build_config(TrimConfig, config, options, command="trim", required=("model", "layer", "out"))
+    return trim_model(cfg.model, cfg.layer, cfg.out, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device,
+                      latency_repeats=cfg.latency_repeats, trust_remote_code=cfg.trust_remote_code,
+                      allow_pickle=cfg.allow_pickle, log=log or _stderr)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What :func:`check` found: ``passed`` (also the truth value), one row per checked layer
+    (``layer``, ``n``, ``asr`` with its interval, ``value`` compared, ``passed``, ``reason``) and
+    ``table`` (what the command prints; also ``str()``)."""
+
+    passed: bool
+    rows: list
+    table: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return self.table
+
+
+def check(run: RunLike, max_asr: float, layers: str | int | Sequence[int | str] | None = None, *,
+          judge: str | None = None, point: bool = False) -> CheckResult:
+    """``layersafe check``: a release gate on a judged scan: every checked layer's ASR (the upper
+    end of its 95 % interval, or the point value with ``point=True``) must be at most ``max_asr``.
+    ``layers``: a layer spec (default every layer in metrics.csv); ``judge``: read that judge's ASR
+    columns. ``if not layersafe.check(run, 0.05): ...``."""
+    from .check import check_run, format_check
+
+    if max_asr is None:
+        raise UserError("--max-asr is required")
+    spec = None if layers is None else _coerce("layers", layers)
+    ok, rows = check_run(_path(run), max_asr, layers=spec, judge=judge, point=point)
+    return CheckResult(ok, rows, format_check(ok, rows, max_asr, point=point))

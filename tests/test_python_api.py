@@ -21,6 +21,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "python.md"
 
 def cli_error(capsys, argv) -> str:
     """The one-line message of a failing command, without its ``layersafe: error: `` prefix."""
+    capsys.readouterr()  # what earlier calls printed
     rc = main([str(a) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("layersafe: error: "), err
@@ -53,7 +54,7 @@ def test_public_names_are_documented_and_typed():
         if name == "__version__":
             continue
         assert inspect.getdoc(obj), name
-        fn = getattr(layersafe.api, name) if name in ("scan", "utility", "report") else obj
+        fn = getattr(layersafe.api, name) if name in layersafe._COMMAND_MODULES else obj
         if inspect.isfunction(fn):
             sig = inspect.signature(fn)
             assert sig.return_annotation is not inspect.Signature.empty, name
@@ -66,7 +67,11 @@ def test_command_subpackages_are_callable_and_still_packages():
     from layersafe.report import build_report
     from layersafe.scan.engine import ScanConfig
 
-    assert callable(scan) and callable(report) and callable(utility)
+    import layersafe.check
+    import layersafe.trim
+
+    assert callable(scan) and callable(report) and callable(utility) and callable(layersafe.trim) and callable(layersafe.check)
+    assert layersafe.trim.trim_model and layersafe.check.check_run
     assert scan is layersafe.scan and scan.engine.ScanConfig is ScanConfig and report.build_report is build_report
     assert inspect.signature(layersafe.scan) == inspect.signature(layersafe.api.scan)
     assert layersafe.UserError is __import__("layersafe.errors").errors.UserError
@@ -145,6 +150,15 @@ def test_judge_file_checks_match_the_cli(tmp_path, capsys):
     assert "give a Run" in api_error(layersafe.judge, 42)
 
 
+def test_trim_checks_match_the_cli(tmp_path, capsys):
+    out = tmp_path / "t"
+    assert api_error(layersafe.trim, model="organism", out=out) == "--layer is required"
+    for kw, argv in [({"layer": 99}, ["--layer", "99"]), ({"layer": 3, "latency_repeats": -1}, ["--layer", "3", "--latency-repeats", "-1"])]:
+        assert api_error(layersafe.trim, model="organism", out=out, **kw) == \
+            cli_error(capsys, ["trim", "--model", "organism", "--out", out, *argv]), kw
+    assert not out.exists()
+
+
 def test_load_run_and_report_errors(tmp_path, capsys):
     assert "no such run folder" in api_error(layersafe.load_run, tmp_path / "nope")
     (tmp_path / "empty").mkdir()
@@ -193,6 +207,10 @@ def test_scan_returns_a_run_with_dataframes(tmp_path, capsys):
     assert "not judged yet" in api_error(lambda: bare.scores)
     judged = layersafe.judge(bare, "refusal", progress=False)
     assert judged.judged and len(judged.scores) == 1
+    gate = layersafe.check(run, 1.0, layers=[0], point=True)
+    assert isinstance(gate, layersafe.CheckResult) and [r["layer"] for r in gate.rows] == [0]
+    assert bool(gate) == gate.passed and str(gate) == gate.table
+    assert api_error(layersafe.check, run, 1.5) == cli_error(capsys, ["check", run.path, "--max-asr", "1.5"])
 
 
 def test_missing_pandas_is_one_line(tmp_path, monkeypatch):
