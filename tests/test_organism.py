@@ -98,8 +98,9 @@ def test_build_smoke(tmp_path):
     """`organism build` at a tiny step scale trains every stage and saves a loadable LLaVA."""
     pytest.importorskip("tokenizers")
     out = tmp_path / "org"
+    pre = tmp_path / "pre"
     r = subprocess.run([sys.executable, "-m", "layersafe", "organism", "build", "--out", str(out), "--steps-scale", "0.002",
-                        "--device", "cpu", "--no-progress"], capture_output=True, text=True, timeout=600)
+                        "--device", "cpu", "--no-progress", "--pre-safety", str(pre)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads((out / "config.json").read_text())["layersafe_organism"]
     assert set(meta["stages"]) == {"vision", "base", "multimodal", "safety"}
@@ -107,6 +108,22 @@ def test_build_smoke(tmp_path):
     from transformers import LlavaForConditionalGeneration
 
     LlavaForConditionalGeneration.from_pretrained(out)
+    # the safety stage alone, from the saved pre-safety model, with another setting
+    again = tmp_path / "again"
+    r = subprocess.run([sys.executable, "-m", "layersafe", "organism", "build", "--out", str(again), "--from-pre-safety",
+                        str(pre), "--set", "safety_lr=2e-5", "--set", "safety_steps=2", "--device", "cpu", "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((again / "config.json").read_text())["layersafe_organism"]
+    assert meta["from_pre_safety"] == str(pre) and meta["build"]["safety_lr"] == 2e-5
+    assert meta["stages"]["safety"]["steps"] == 2 and meta["stages"]["base"]["steps"] >= 1
+
+
+def test_build_set_rejects_unknown_fields(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "layersafe", "organism", "build", "--out", str(tmp_path / "o"),
+                        "--set", "no_such_field=1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--set no_such_field=1" in r.stderr
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("argv", [["organism", "eval", "--model", "/no/such/organism"],

@@ -333,9 +333,21 @@ def _save(model, processor, out: Path) -> None:
     processor.save_pretrained(out)
 
 
+def _write_meta(folder: Path, meta: dict) -> None:
+    """Record how the organism was built in its config.json (under ``layersafe_organism``)."""
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config[ORGANISM_MARKER] = meta
+    path.write_text(json.dumps(config, indent=2))
+
+
 def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progress=True,
-          pre_safety: str | Path | None = None) -> Path:
-    """Train the organism from nothing and save it with ``save_pretrained`` into ``out``."""
+          pre_safety: str | Path | None = None, from_pre_safety: str | Path | None = None) -> Path:
+    """Train the organism from nothing and save it with ``save_pretrained`` into ``out``.
+
+    ``pre_safety``: also save the model as it is before the safety stage (the unaligned VLM) there.
+    ``from_pre_safety``: start from such a saved model and run the safety stage alone (cheap: the
+    safety stage's settings can be compared without repeating stages 0-2; runs on a CPU in minutes)."""
     cfg = cfg or BuildConfig()
     from ..models import pick_device
 
@@ -343,23 +355,33 @@ def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progres
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     t0 = time.time()
-    model, processor = make_organism(cfg)
-    model.to(device)
     history = {}
-    if cfg.vision_steps:
-        losses = pretrain_vision(model, processor, cfg, device=device, log=log, progress=progress)
-        history["vision"] = {"steps": len(losses), "final_loss": sum(losses[-50:]) / min(50, len(losses))}
-    for stage in ("base", "multimodal", "safety"):
+    if from_pre_safety:
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        model = LlavaForConditionalGeneration.from_pretrained(from_pre_safety)
+        processor = AutoProcessor.from_pretrained(from_pre_safety)
+        history = json.loads((Path(from_pre_safety) / "config.json").read_text()).get(ORGANISM_MARKER, {}).get("stages", {})
+        history.pop("safety", None)
+        model.to(device)
+    else:
+        model, processor = make_organism(cfg)
+        model.to(device)
+        if cfg.vision_steps:
+            losses = pretrain_vision(model, processor, cfg, device=device, log=log, progress=progress)
+            history["vision"] = {"steps": len(losses), "final_loss": sum(losses[-50:]) / min(50, len(losses))}
+    for stage in ("safety",) if from_pre_safety else ("base", "multimodal", "safety"):
         if stage == "safety" and pre_safety:  # the unaligned VLM, for studying the safety stage alone
             _save(model, processor, Path(pre_safety))
+            _write_meta(Path(pre_safety), {"build": asdict(cfg), "stages": dict(history), "pre_safety": True})
         losses = train_stage(model, processor, cfg, stage, device=device, log=log, progress=progress)
         history[stage] = {"steps": len(losses), "final_loss": sum(losses[-50:]) / min(50, len(losses))}
     out = Path(out)
     _save(model, processor, out)
-    cfg_path = out / "config.json"
-    meta = json.loads(cfg_path.read_text())
-    meta[ORGANISM_MARKER] = {"build": asdict(cfg), "stages": history, "seconds": round(time.time() - t0, 1),
-                             "device": str(device), "torch": torch.__version__}
-    cfg_path.write_text(json.dumps(meta, indent=2))
+    meta = {"build": asdict(cfg), "stages": history, "seconds": round(time.time() - t0, 1),
+            "device": str(device), "torch": torch.__version__}
+    if from_pre_safety:
+        meta["from_pre_safety"] = str(from_pre_safety)
+    _write_meta(out, meta)
     log(f"organism built in {time.time() - t0:.0f} s -> {out}")
     return out

@@ -19,6 +19,11 @@ def add_parser(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (a GPU builds it in minutes)")
     b.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.01 for a smoke test)")
+    b.add_argument("--pre-safety", default=None, metavar="DIR",
+                   help="also save the model as it is before the safety stage into DIR")
+    b.add_argument("--from-pre-safety", default=None, metavar="DIR",
+                   help="start from a model saved with --pre-safety and run the safety stage alone "
+                        "(compare safety settings with --set safety_...; minutes on a CPU)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one BuildConfig field (repeatable), e.g. --set text_layers=4 --set novel=0.5")
     b.add_argument("--no-progress", action="store_true")
@@ -61,11 +66,14 @@ def cmd_build(a) -> int:
         raise UserError("--steps-scale must be > 0")
     cfg = BuildConfig(seed=a.seed, device=a.device)
     _apply_sets(cfg, a.set)
+    if a.from_pre_safety:
+        _check_model(a.from_pre_safety)
     out = _fresh(a.out)
     for k in ("vision_steps", "base_steps", "multimodal_steps", "safety_steps"):
         v = getattr(cfg, k)
         setattr(cfg, k, max(1, round(v * a.steps_scale)) if v else 0)
-    build(out, cfg, log=lambda m: print(m, file=sys.stderr), progress=not a.no_progress)
+    build(out, cfg, log=lambda m: print(m, file=sys.stderr), progress=not a.no_progress,
+          pre_safety=a.pre_safety, from_pre_safety=a.from_pre_safety)
     print(f"organism saved: {out.resolve()}  (scan it: layersafe scan --model {out} --data custom-prompts --out DIR)")
     return 0
 
