@@ -118,7 +118,8 @@ def format_savings(info: dict) -> str:
     row(f"encoder GFLOPs per {f['unit'].split(' (')[0]}", f["full"] / 1e9, f["trimmed"] / 1e9, lambda v: f"{v:.4g}")
     lat = s.get("encoder_latency_ms")
     if lat:
-        row(f"encoder latency ms ({lat['device']})", lat["full"], lat["trimmed"], lambda v: f"{v:.3g}")
+        row(f"encoder latency ms ({lat['device']}, median)", lat["full"], lat["trimmed"], lambda v: f"{v:.3g}")
+        row(f"encoder latency ms ({lat['device']}, min)", lat["full_min"], lat["trimmed_min"], lambda v: f"{v:.3g}")
     return "\n".join(lines)
 
 
@@ -209,8 +210,8 @@ def trim_model(model: str, layer, out, adapter: str | None = None, *, dtype: str
         }
         if lat is not None:
             info["savings"]["encoder_latency_ms"] = {
-                "full": lat[0], "trimmed": lat[1], "device": str(dev), "batch": 1, "repeats": latency_repeats,
-                "stat": "median of interleaved runs after 2 warm-up runs each",
+                **lat, "device": str(dev), "batch": 1, "repeats": latency_repeats,
+                "stat": "median (and min) of interleaved runs after 2 warm-up runs each",
                 "what": "stock image-feature path (vision tower + projector) on the probe image"}
         from .versions import package_versions
 
@@ -469,8 +470,8 @@ def _flat(feats):
     return feats.reshape(-1, feats.shape[-1])
 
 
-def _latency(model, family: str, pixels: dict, repeats: int, cut: EncoderCut) -> tuple[float, float] | None:
-    """Median milliseconds (full, trimmed) of the stock image-feature path on one probe image: 2
+def _latency(model, family: str, pixels: dict, repeats: int, cut: EncoderCut) -> dict | None:
+    """Median (and minimum) milliseconds, full and trimmed, of the stock image-feature path on one probe image: 2
     warm-up runs each, then ``repeats`` runs of each, interleaved so that load on a shared machine
     hits both alike. Leaves the model cut."""
     if repeats <= 0:
@@ -494,7 +495,8 @@ def _latency(model, family: str, pixels: dict, repeats: int, cut: EncoderCut) ->
                         times[full].append((time.perf_counter() - t) * 1e3)
     finally:
         cut.use(full=False)
-    return tuple(sorted(v)[len(v) // 2] for v in (times[True], times[False]))  # type: ignore[return-value]
+    med = [sorted(v)[len(v) // 2] for v in (times[True], times[False])]
+    return {"full": med[0], "trimmed": med[1], "full_min": min(times[True]), "trimmed_min": min(times[False])}
 
 
 # --------------------------------------------------------------------------------------------
