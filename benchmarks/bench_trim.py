@@ -22,9 +22,16 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+try:
+    import layersafe  # noqa: F401
+except ImportError:  # run from a checkout without installing (same as PYTHONPATH=.)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build(tiny: bool, dtype, device):

@@ -64,7 +64,10 @@ def check_run(run_dir, max_asr: float, layers: str | None = None, *, judge: str 
               point: bool = False) -> tuple[bool, list[dict]]:
     """(ok, rows): one row per checked layer with ``layer``, ``n``, ``asr``, ``asr_ci_low``,
     ``asr_ci_high``, ``value`` (what was compared), ``passed`` and ``reason``; ok = all passed.
-    Bad input (no metrics.csv, unknown judge or layer, bad threshold) raises :class:`UserError`."""
+    ``layers``: a layer spec (``"default,8-12"``) or a list of layer numbers; None = every layer in the
+    file. Bad input (no metrics.csv, unknown judge or layer, bad threshold) raises :class:`UserError`."""
+    if isinstance(layers, (list, tuple)):
+        layers = ",".join(str(x) for x in layers)
     cfg = CheckConfig(run_dir=str(run_dir), max_asr=max_asr, layers=layers, judge=judge, point=point)
     cfg.validate()
     run = Path(run_dir)

@@ -388,7 +388,7 @@ class EncoderCut:
             full = list(vc.fullatt_block_indexes)
             kept = [i for i in full if i < L]
             self.sets += [(vc, "depth", vc.depth, L), (vc, "fullatt_block_indexes", full, kept),
-                          (root, "fullatt_block_indexes", root.fullatt_block_indexes, list(kept))]
+                          (root, "fullatt_block_indexes", getattr(root, "fullatt_block_indexes", full), list(kept))]
         else:
             n = vc.num_hidden_layers
             self.sets.append((vc, "num_hidden_layers", n, L))
@@ -400,7 +400,8 @@ class EncoderCut:
                 full = list(vc.intermediate_layers_indices)
                 taps = [min(i % n, L - 1) for i in full]
                 self.sets += [(vc, "intermediate_layers_indices", full, taps),
-                              (root, "intermediate_layers_indices", root.intermediate_layers_indices, list(taps))]
+                              (root, "intermediate_layers_indices", getattr(root, "intermediate_layers_indices", full),
+                               list(taps))]
         self.use(full=False)
 
     def use(self, *, full: bool) -> None:

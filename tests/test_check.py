@@ -54,6 +54,7 @@ def test_failing_layers_table_and_layer_selection(tmp_path, capsys):
     assert [line.split()[0] for line in out[2:]] == ["2", "6"]
     assert main(["check", str(run), "--max-asr", "0.1", "--layers", "default"]) == 0  # 11 from run.json
     assert main(["check", str(run), "--max-asr", "0.3", "--layers", "6,11", "--point"]) == 0
+    assert check_run(run, 0.3, layers=[6, 11], point=True)[0]
     ok, rows = check_run(run, 0.3, layers="2,6")
     assert not ok and [r["passed"] for r in rows] == [False, False]  # 6: 0.2 point, upper bound ~0.33
 

@@ -346,3 +346,14 @@ def test_bench_trim_tiny_cpu(tmp_path):
         assert row["encoder_gflops_per_image_trimmed"] < row["encoder_gflops_per_image_full"]
         assert [b["batch"] for b in row["by_batch"]] == [1, 3]
         assert all(b["full_ms"] > 0 and b["trimmed_ms"] > 0 for b in row["by_batch"])
+
+
+def test_a_family_without_a_stock_exit_is_one_line(tmp_path, capsys, monkeypatch):
+    """A family trim cannot express (simulated: LLaVA taken off the list) fails in one line, exit 2."""
+    from layersafe import trim
+    from layersafe.cli import main
+
+    monkeypatch.setattr(trim, "_DEPTH_KEY", {k: v for k, v in trim._DEPTH_KEY.items() if k != "llava"})
+    assert main(["trim", "--model", "organism", "--layer", "6", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not support the llava family" in err[0] and not (tmp_path / "o").exists()
