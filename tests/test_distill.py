@@ -146,3 +146,17 @@ def test_distill_cli_end_to_end(tmp_path, capsys):
     assert "align (distill) complete" in capsys.readouterr().out
     run = json.loads((out / "run.json").read_text())
     assert run["teacher_layer"] == run["default_layer"] and run["config"]["method"] == "distill"
+
+
+def test_distill_with_ptx_learns_the_reference_answers(base_model, tmp_path):
+    """--ptx-coef with distillation: the answers' NLL at the ptx layer joins every minibatch (logged) and falls."""
+    rows = [{"id": f"q{i}", "prompt": p, "image": "skimage:" + PHOTOS[i % 4], "harmful": False, "answer": "red"}
+            for i, p in enumerate(PROMPTS)]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tr = DistillTrainer(cfg_for(path, tmp_path / "p", ptx_coef=1.0, learning_rate=5e-3), adapter=fresh_adapter(base_model),
+                        log=lambda m: None)
+    assert tr.ptx_layer == tr.teacher_layer and len(tr.ptx_pool) == 6
+    logged = [tr.train_step(s)["ptx_loss"] for s in range(1, 16)]
+    print("ptx NLL per step:", [round(x, 2) for x in logged])
+    assert logged[-1] < 0.5 * logged[0]

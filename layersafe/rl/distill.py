@@ -24,8 +24,10 @@ teacher's by construction. ``--anchor-fraction`` of each batch is drawn at the t
 itself (student and teacher then see the same features): those rows hold the default layer
 where it is, since the LoRA adapter also acts there.
 
-The L-PPO options that shape a reward (``--reward``, KL/value/clip coefficients, PPO-ptx) do not
-apply; ``--ppo-epochs`` passes over the minibatches of each rollout are still made.
+The L-PPO options that shape a reward (``--reward``, KL/value/clip coefficients) do not apply;
+``--ppo-epochs`` passes over the minibatches of each rollout are still made. ``--ptx-coef γ`` adds,
+as in L-PPO, γ · the NLL of the benign rows' reference answers at ``--ptx-layer`` (supervised
+data, not a judge) to every minibatch.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class DistillTrainer(OnPolicyTrainer):
         self.teacher_layer = teacher[0]
         check_layers(self.layers, self.teacher_layer, ad.num_layers)
         self.repair_layers = list(self.layers)
+        self.ptx_pool, self.ptx_layer = self._ptx_setup()
         a = float(cfg.anchor_fraction)
         if a > 0:  # anchor rows: the student at the teacher layer, sampled like any other layer
             self.layers = [*self.layers, self.teacher_layer]
@@ -105,7 +108,8 @@ class DistillTrainer(OnPolicyTrainer):
         self.raw.train()
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # minibatch order: a function of (seed, step)
         global_mb = cfg.mini_batch_size * world
-        losses, grad_norms = [], []
+        losses, grad_norms, ptx_losses = [], [], []
+        ptx = self.ptx_batch(step)
         row_kl = torch.zeros(B, device=mask.device)  # first epoch: each row's summed KL, for the log
         for epoch in range(cfg.ppo_epochs):
             perm = torch.randperm(B, generator=g).tolist()
@@ -122,6 +126,12 @@ class DistillTrainer(OnPolicyTrainer):
                 loss = ppo.masked_mean(kl_tok, m)
                 if epoch == 0:
                     row_kl[idx] = (kl_tok.detach() * m).sum(1)
+                if ptx is not None:  # γ · NLL of reference answers at --ptx-layer (as L-PPO's PPO-ptx)
+                    plogp, _, _ = response_forward(self.policy, self.raw, self.image_token_id, ptx,
+                                                   list(range(len(ptx.layers))), 1.0, with_values=False)
+                    ptx_loss = ppo.ptx_loss(plogp, ptx.response_mask.float())
+                    loss = loss + cfg.ptx_coef * ptx_loss
+                    ptx_losses.append(float(ptx_loss.detach()))
                 if world > 1:
                     loss = loss * (share * world)  # DDP averages gradients over processes
                 grad_norms.append(self.backward_and_step(loss))
@@ -142,6 +152,8 @@ class DistillTrainer(OnPolicyTrainer):
             "grad_norm": sum(grad_norms) / len(grad_norms),
             "lr": self.scheduler.get_last_lr()[0],
         }
+        if ptx_losses:
+            row["ptx_loss"] = sum(ptx_losses) / len(ptx_losses)
         for layer in sorted(set(ro.layers)):
             sel = [i for i, l in enumerate(ro.layers) if l == layer]
             row[f"kl_layer_{layer}"] = (row_kl[sel].sum() / lengths[sel].sum().clamp(min=1)).item()

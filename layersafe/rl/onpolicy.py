@@ -460,6 +460,45 @@ class OnPolicyTrainer:
         flat = gather_object(list(x))
         return [flat[i] for i in order]
 
+    # ---- PPO-ptx (supervised answers mixed into the loss; L-PPO and distillation) -------------
+    def _ptx_setup(self):
+        """The benign rows with reference answers and the layer PPO-ptx learns them on."""
+        cfg = self.cfg
+        if not cfg.ptx_coef:
+            return [], None
+        if self.rank_world[1] > 1:  # a second policy forward per minibatch would trip DDP's reducer
+            raise UserError("--ptx-coef runs on one process for now; launch without torchrun/accelerate")
+        pool = [s for s in (*self.samples, *self.benign) if s.harmful is False and s.meta.get("answers")]
+        if not pool:
+            raise UserError("--ptx-coef needs benign prompts with reference answers (answer/answers columns of --benign-data)")
+        from ..layers import parse_layers
+
+        layer = parse_layers(cfg.ptx_layer, self.adapter.num_layers, self.adapter.default_layer)
+        if len(layer) != 1:
+            raise UserError(f"--ptx-layer {cfg.ptx_layer!r}: give one layer")
+        return pool, layer[0]
+
+    def ptx_batch(self, step: int) -> Rollout | None:
+        """``mini_batch_size`` benign (prompt, first reference answer) pairs at ``ptx_layer``, drawn
+        with a seed of (seed, step), laid out as a Rollout whose responses are the answers + EOS."""
+        if not self.ptx_pool:
+            return None
+        from ..models.base import left_pad, right_pad
+
+        rng = random.Random(f"{self.cfg.seed}-ptx-{step}")
+        batch = [rng.choice(self.ptx_pool) for _ in range(self.cfg.mini_batch_size)]
+        items, feats = tokenize_and_project(self.adapter, batch, [self.ptx_layer] * len(batch))
+        dev = self.raw.get_input_embeddings().weight.device
+        pad = self.tok.pad_token_id
+        response_ids, response_mask = right_pad([target_ids(self.tok, s.meta["answers"][0], self.eos_id)
+                                                 for s in batch], pad)
+        prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
+        n = len(batch)
+        return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev), feats,
+                       [self.ptx_layer] * n, [s.prompt for s in batch], [False] * n,
+                       [s.meta["answers"][0] for s in batch], torch.ones(n, dtype=torch.bool, device=dev),
+                       [s.meta["answers"] for s in batch])
+
     # ---- learning helpers ------------------------------------------------------------------
     def backward_and_step(self, loss: torch.Tensor) -> float:
         """zero_grad, backward (through accelerate under DDP), grad-norm clip, optimizer step.
