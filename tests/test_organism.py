@@ -73,16 +73,16 @@ def test_demo_fast_end_to_end(tmp_path):
         assert {"benign_refused", "benign_length", "template_rate", "empty_all"} <= set(t)
     assert set(res["headline"]["targets"]) and isinstance(res["headline"]["targets_met"], bool)
     # The repair setting documented in docs/organism.md: distillation from the default layer.
-    from layersafe.organism.demo import ANCHOR_FRACTION, DISTILL_LEARNING_RATE, N_BENIGN_TRAIN
+    from layersafe.organism.demo import ANCHOR_FRACTION, DISTILL_LEARNING_RATE, DISTILL_PTX_COEF, N_BENIGN_TRAIN
 
     run = json.loads((out / "align" / "run.json").read_text())
     cfg = run["config"]
-    assert (cfg["method"], cfg["learning_rate"], cfg["anchor_fraction"]) == ("distill", DISTILL_LEARNING_RATE,
-                                                                            ANCHOR_FRACTION) == ("distill", 1e-3, 0.25)
+    assert (cfg["method"], cfg["learning_rate"], cfg["anchor_fraction"], cfg["ptx_coef"]) == (
+        "distill", DISTILL_LEARNING_RATE, ANCHOR_FRACTION, DISTILL_PTX_COEF) == ("distill", 5e-4, 0.5, 0.5)
     assert run["teacher_layer"] == res["default_layer"] and res["default_layer"] not in run["repair_layers"]
     assert run["n_benign_prompts"] == N_BENIGN_TRAIN == 2000
     rows = list(csv.DictReader(open(out / "align" / "log.csv")))
-    assert rows and all(float(r["distill_kl"]) >= 0 for r in rows)
+    assert rows and all(float(r["distill_kl"]) >= 0 and float(r["ptx_loss"]) > 0 for r in rows)
 
 
 def test_demo_refuses_a_non_empty_out(tmp_path):

@@ -47,12 +47,12 @@ N_BENIGN_TRAIN = 2000
 PTX_COEF = 0.5
 LEARNING_RATE = 4e-4
 # Layer-consistency distillation (docs/lppo.md, Distillation): the default layer teaches the
-# vulnerable ones; a quarter of each batch at the default layer itself holds it in place. lr 1e-3:
-# at 2e-4 / 4e-4 the repaired layers still refused 6-10 % of benign requests after 400 steps
-# (docs/organism.md, Repair: the sweep).
+# vulnerable ones; half of each batch is anchored at the default layer itself and PPO-ptx (0.5) on
+# the shape answers holds default-layer VQA: without them, VQA fell 5-13 points in every one of 16
+# runs on this organism (counts shifted down by one). docs/organism.md, Repair: the runs behind it.
 METHOD = "distill"
-DISTILL_LEARNING_RATE = 1e-3
-ANCHOR_FRACTION = 0.25
+DISTILL_LEARNING_RATE = 5e-4
+ANCHOR_FRACTION = 0.5
 DISTILL_PTX_COEF = 0.5
 # The organism's harmful "compliance" template: a check the repair never trained on.
 TEMPLATE_MARK = "Step 1: [omitted]"
