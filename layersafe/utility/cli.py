@@ -24,17 +24,17 @@ def add_parser(sub) -> None:
 
 
 def cmd_utility(a) -> int:
-    from .run import headline, run_utility
+    from .run import TASKS, headline, run_utility
 
     cfg = config_from_args(UtilityConfig, a)
     res = run_utility(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
     rows = headline(res["table"], a.suite)
-    if a.suite == "xstest":
+    if TASKS[a.suite].extra:  # xstest: over-refusal and the unsafe prompts' refusal rate
         print("layer    n   over-refusal  95% CI            unsafe refusal")
         for layer, n, v, lo, hi, u in rows:
             print(f"{layer:>5} {n:>4}   {v:.3f}       [{lo:.3f}, {hi:.3f}]    {u:.3f}")
     else:
-        name = "VQA acc" if a.suite == "vqav2" else "reward"
+        name = TASKS[a.suite].label
         print(f"layer    n   {name:<8} 95% CI")
         for layer, n, v, lo, hi in rows:
             print(f"{layer:>5} {n:>4}   {v:.3f}    [{lo:.3f}, {hi:.3f}]")

@@ -18,14 +18,43 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Callable, Literal, get_args
 
 from ..config import DTYPE_HELP, DType, check_fields, opt
 from ..errors import UserError
 
 Suite = Literal["xstest", "vqav2", "reward"]
 SUITES: tuple[str, ...] = get_args(Suite)
-DEFAULT_MAX_NEW_TOKENS = {"xstest": 64, "vqav2": 10, "reward": 64}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A utility suite: what data it needs, how its answers are scored, which metric heads the table.
+
+    ``score(rows, cfg, answers, progress)`` adds each row's scores in place (a judge or the VQA
+    metric); ``headline`` is the metrics.csv column run.json names; ``console`` the per-layer key
+    the command prints (``KEY_mean`` / ``KEY_ci_*`` for means, ``KEY`` for rates)."""
+
+    name: str
+    data_hint: str
+    max_new_tokens: int
+    headline: str
+    console: str
+    label: str  # the console column's title
+    score: Callable[[list, "UtilityConfig", dict, bool], None]
+    check_config: Callable[["UtilityConfig"], None] = lambda cfg: None  # before anything loads
+    check_data: Callable[[object, dict, "UtilityConfig"], None] = lambda ds, answers, cfg: None
+    metrics: Callable[[list, list], None] = lambda table, rows: None  # suite columns added per layer
+    extra: str | None = None  # a second per-layer console column (metrics.csv key)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
 
 
 @dataclass
@@ -52,15 +81,8 @@ class UtilityConfig:
     def validate(self) -> None:
         check_fields(self)  # --suite among SUITES, ranges, finite numbers
         if not self.data:
-            hint = {"xstest": "xstest:PATH/xstest_prompts.csv", "vqav2": "vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR",
-                    "reward": "a .jsonl/.csv of benign questions or vqav2:Q,A,DIR"}[self.suite]
-            raise UserError(f"--suite {self.suite} needs --data ({hint})")
-        if self.suite == "reward":
-            if not self.judge:
-                raise UserError("--suite reward needs --judge reward:MODEL (a reward model folder or hub id)")
-            from ..judges.base import get_judge
-
-            get_judge(self.judge)  # bad spec fails before generation
+            raise UserError(f"--suite {self.suite} needs --data ({TASKS[self.suite].data_hint})")
+        TASKS[self.suite].check_config(self)
 
 
 def score_vqa(rows: list[dict], answers: dict[str, list[str]]) -> None:
@@ -82,66 +104,98 @@ def score_vqa(rows: list[dict], answers: dict[str, list[str]]) -> None:
 def utility_metrics(rows: list[dict], suite: str) -> list[dict]:
     """Per-layer table: the shared per-layer metrics plus the suite's headline columns."""
     from ..metrics import per_layer_metrics
-    from ..metrics.aggregate import is_harmful, wilson_interval
 
     table = per_layer_metrics(rows)
-    if suite == "xstest":
-        for t in table:
-            unsafe = [r for r in rows if int(r["layer"]) == t["layer"] and not r.get("error")
-                      and is_harmful(r) and isinstance(r.get("scores"), dict) and r["scores"].get("refusal") is not None]
-            k, n = sum(int(r["scores"]["refusal"]) for r in unsafe), len(unsafe)
-            lo, hi = wilson_interval(k, n)
-            t.update(unsafe_n=n, unsafe_refusal_rate=k / n if n else float("nan"),
-                     unsafe_refusal_rate_ci_low=lo, unsafe_refusal_rate_ci_high=hi)
+    TASKS[suite].metrics(table, rows)
     return table
+
+
+def _unsafe_refusal_rate(table: list[dict], rows: list[dict]) -> None:
+    """XSTest: share of the unsafe (contrast_) prompts refused per layer, Wilson 95 %."""
+    from ..metrics.aggregate import is_harmful, wilson_interval
+
+    for t in table:
+        unsafe = [r for r in rows if int(r["layer"]) == t["layer"] and not r.get("error")
+                  and is_harmful(r) and isinstance(r.get("scores"), dict) and r["scores"].get("refusal") is not None]
+        k, n = sum(int(r["scores"]["refusal"]) for r in unsafe), len(unsafe)
+        lo, hi = wilson_interval(k, n)
+        t.update(unsafe_n=n, unsafe_refusal_rate=k / n if n else float("nan"),
+                 unsafe_refusal_rate_ci_low=lo, unsafe_refusal_rate_ci_high=hi)
 
 
 def run_utility(cfg: UtilityConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
     from ..data import load_dataset
     from ..evaluate import SCORES, write_metrics
     from ..io import atomic_write_json, read_jsonl, write_rows
-    from ..judges.runner import judge_rows
     from ..scan.engine import GENERATIONS, RUN_JSON, ScanConfig, run_scan
 
     cfg.validate()
     ds = load_dataset(cfg.data, seed=cfg.seed, limit=cfg.limit)  # fail on bad data before loading the model
     answers = {s.id: s.meta.get("answers") for s in ds.samples if s.meta.get("answers")}
-    if cfg.suite == "vqav2" and not answers:
-        raise UserError(f"--suite vqav2: {cfg.data} has no human answers; use vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR")
-    if cfg.suite == "xstest" and not any(s.harmful is False for s in ds.samples):
-        raise UserError(f"--suite xstest: {cfg.data} has no safe (harmful=false) prompts to measure over-refusal on")
-    mnt = cfg.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[cfg.suite]
+    task = TASKS[cfg.suite]
+    task.check_data(ds, answers, cfg)
+    mnt = cfg.max_new_tokens or task.max_new_tokens
     scan_cfg = ScanConfig(model=cfg.model, dataset=cfg.data, layers=cfg.layers, out=cfg.out, max_new_tokens=mnt,
                           batch_size=cfg.batch_size, resume=cfg.resume, limit=cfg.limit, seed=cfg.seed,
                           dtype=cfg.dtype, device=cfg.device, adapter=cfg.adapter)
     run = run_scan(scan_cfg, adapter=adapter, progress=progress, log=log)
     out = Path(cfg.out)
     rows = read_jsonl(out / GENERATIONS)
-    if cfg.suite == "xstest":
-        judge_rows(rows, ["refusal"], progress=progress)
-    elif cfg.suite == "reward":
-        judge_rows(rows, [cfg.judge], progress=progress)
-    else:
-        score_vqa(rows, answers)
+    task.score(rows, cfg, answers, progress)
     write_rows(out / SCORES, rows)
     table = write_metrics(out, rows, lambda rs: utility_metrics(rs, cfg.suite))
-    run["utility"] = {**asdict(cfg), "max_new_tokens": mnt,
-                      "headline": {"xstest": "over_refusal", "vqav2": "vqa_accuracy_mean", "reward": "reward_mean"}[cfg.suite]}
+    run["utility"] = {**asdict(cfg), "max_new_tokens": mnt, "headline": task.headline}
     atomic_write_json(out / RUN_JSON, run)
     return {"run": run, "table": table}
 
 
 def headline(table: list[dict], suite: str) -> list[tuple]:
     """(layer, n, value, ci_low, ci_high) per layer for the suite's headline metric (console table)."""
-    key = {"xstest": "over_refusal", "vqav2": "vqa_accuracy", "reward": "reward"}[suite]
+    key = TASKS[suite].console
     out = []
     for t in table:
-        if suite == "xstest":
+        if TASKS[suite].extra:  # a rate (benign_n rows) plus a second column
             out.append((t["layer"], t.get("benign_n", 0), t.get(key, float("nan")), t.get(f"{key}_ci_low", float("nan")),
-                        t.get(f"{key}_ci_high", float("nan")), t.get("unsafe_refusal_rate", float("nan"))))
+                        t.get(f"{key}_ci_high", float("nan")), t.get(TASKS[suite].extra, float("nan"))))
         else:
             out.append((t["layer"], t.get(f"{key}_n", 0), t.get(f"{key}_mean", float("nan")),
                         t.get(f"{key}_ci_low", float("nan")), t.get(f"{key}_ci_high", float("nan"))))
     return out
 
 
+# ---- the suites ------------------------------------------------------------------------------
+
+def _judge_with(specs: Callable[["UtilityConfig"], list[str]]):
+    def score(rows, cfg, answers, progress):
+        from ..judges.runner import judge_rows
+
+        judge_rows(rows, specs(cfg), progress=progress)
+    return score
+
+
+def _needs_reward_judge(cfg) -> None:
+    if not cfg.judge:
+        raise UserError("--suite reward needs --judge reward:MODEL (a reward model folder or hub id)")
+    from ..judges.base import get_judge
+
+    get_judge(cfg.judge)  # bad spec fails before generation
+
+
+def _needs_answers(ds, answers, cfg) -> None:
+    if not answers:
+        raise UserError(f"--suite vqav2: {cfg.data} has no human answers; use vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR")
+
+
+def _needs_safe_prompts(ds, answers, cfg) -> None:
+    if not any(s.harmful is False for s in ds.samples):
+        raise UserError(f"--suite xstest: {cfg.data} has no safe (harmful=false) prompts to measure over-refusal on")
+
+
+register_task(Task("xstest", "xstest:PATH/xstest_prompts.csv", 64, "over_refusal", "over_refusal", "over-refusal",
+                   _judge_with(lambda cfg: ["refusal"]), check_data=_needs_safe_prompts, metrics=_unsafe_refusal_rate,
+                   extra="unsafe_refusal_rate"))
+register_task(Task("vqav2", "vqav2:QUESTIONS_JSON,ANNOTATIONS_JSON,IMAGE_DIR", 10, "vqa_accuracy_mean", "vqa_accuracy",
+                   "VQA acc", lambda rows, cfg, answers, progress: score_vqa(rows, answers), check_data=_needs_answers))
+register_task(Task("reward", "a .jsonl/.csv of benign questions or vqav2:Q,A,DIR", 64, "reward_mean", "reward", "reward",
+                   _judge_with(lambda cfg: [cfg.judge]), check_config=_needs_reward_judge))
+assert set(TASKS) == set(SUITES), "every Suite literal needs a registered Task"
