@@ -204,7 +204,7 @@ class LlamaGuardJudge(Judge):
         for i in range(0, len(texts), bs):
             for raw, p in zip(*self._generate(texts[i:i + bs])):
                 verdict, cats = parse_llamaguard(raw)
-                s = {"unsafe": verdict, "unsafe_prob": p, "categories": cats, "parse_error": int(verdict is None)}
+                s: dict = {"unsafe": verdict, "unsafe_prob": p, "categories": cats, "parse_error": int(verdict is None)}
                 if verdict is None:
                     s["llamaguard_raw"] = raw[:200]
                     self.n_parse_errors += 1

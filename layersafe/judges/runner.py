@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 from ..errors import UserError
 from ..io import iter_chunks
@@ -38,7 +38,7 @@ class ScoreJournal:
             for e in read_jsonl(self.path):
                 if isinstance(e.get("scores"), dict):
                     self.done.setdefault(str(e.get("spec")), {})[str(e.get("key"))] = e["scores"]
-        self.f = None
+        self.f: IO[str] | None = None
         self._synced = time.monotonic()
 
     def known(self, spec: str, index: int) -> dict | None:

@@ -167,9 +167,11 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
             need = [s for s in group if any((s.id, l) not in done for l in layers)]
             if not need:
                 continue
-            items, ok = [], []
+            items: list[dict] = []
+            ok: list = []
             for s in need:
                 input_text = adapter.build_prompt(s.prompt)
+                reason: str | None
                 try:
                     img = load_image(s.image)
                     item = adapter.tokenize(input_text, img)
