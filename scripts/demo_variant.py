@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
         if not hasattr(demo, name):
             print(f"demo has no constant {name}", file=sys.stderr)
             return 2
-        setattr(demo, name, type(getattr(demo, name))(value))
+        old = getattr(demo, name)
+        setattr(demo, name, value.lower() in ("1", "true", "yes") if isinstance(old, bool) else type(old)(value))
     r = demo.run_demo(out, method=method, seed=seed, progress=False, log=lambda m: None)
     print(r["console"])
     with open(out + ".json", "w") as f:

@@ -160,3 +160,19 @@ def test_distill_with_ptx_learns_the_reference_answers(base_model, tmp_path):
     logged = [tr.train_step(s)["ptx_loss"] for s in range(1, 16)]
     print("ptx NLL per step:", [round(x, 2) for x in logged])
     assert logged[-1] < 0.5 * logged[0]
+
+
+def test_anchor_answers_keeps_visual_questions_at_the_teacher_layer(base_model, tmp_path):
+    rows = [{"id": f"q{i}", "prompt": p, "image": "skimage:" + PHOTOS[i % 4], "harmful": False,
+             **({"answer": "red"} if i % 2 else {})} for i, p in enumerate(PROMPTS)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tr = DistillTrainer(cfg_for(path, tmp_path / "a", anchor_answers=True), adapter=fresh_adapter(base_model),
+                        log=lambda m: None)
+    from layersafe.rl.onpolicy import draw_batch
+
+    for step in (1, 2, 3):
+        batch = draw_batch(tr.samples, tr.benign, tr.cfg, step)
+        layers = tr.row_layers(batch, step)
+        for s, l in zip(batch, layers):
+            assert l == tr.teacher_layer if s.meta.get("answers") else l in (2, 4)

@@ -54,6 +54,7 @@ METHOD = "distill"
 DISTILL_LEARNING_RATE = 5e-4
 ANCHOR_FRACTION = 0.5
 DISTILL_PTX_COEF = 0.5
+ANCHOR_ANSWERS = False
 # The organism's harmful "compliance" template: a check the repair never trained on.
 TEMPLATE_MARK = "Step 1: [omitted]"
 
@@ -123,7 +124,7 @@ def repair_config(model: str, method: str, targets: list[int], default_layer: in
     if method == "distill":
         return LPPOConfig(layers=",".join(map(str, targets)), teacher_layer=str(default_layer),
                           anchor_fraction=ANCHOR_FRACTION, ppo_epochs=1, learning_rate=DISTILL_LEARNING_RATE,
-                          ptx_coef=DISTILL_PTX_COEF, **common)
+                          ptx_coef=DISTILL_PTX_COEF, anchor_answers=ANCHOR_ANSWERS, **common)
     # L-PPO: the default layer joins the rollouts as an anchor: its visual answers are scored by
     # the answer term there, so L-PPO cannot trade them away.
     return LPPOConfig(layers=",".join(map(str, sorted(set(targets) | {default_layer}))), reward=REWARD, ppo_epochs=2,

@@ -44,6 +44,7 @@ class LPPOConfig:
     method: Method = opt("lppo", "repair method: lppo (clipped PPO on --reward, the paper's eq. 10) or distill (layer-consistency distillation: the model at --teacher-layer teaches the LoRA student at --layers; no reward, docs/lppo.md)", resume=True)
     teacher_layer: str = opt("default", "with --method distill: the encoder layer whose features the teacher (adapter disabled) sees; must not be among --layers", resume=True)
     anchor_fraction: float = opt(0.25, "with --method distill: share of each batch drawn at the teacher layer itself (student and teacher see the same features), holding the default layer in place", min=0, max_exclusive=1, resume=True)
+    anchor_answers: bool = opt(False, "with --method distill: rows with reference answers (visual questions) are always drawn at the teacher layer, so the student is never taught to answer them from early-layer features (it reads default-layer features differently afterwards)", resume=True)
     reward: str = opt("refusal", "refusal | answer (VQA accuracy on benign rows with reference answers, else 0) | rm:PATH | llamaguard:ID | judge:NAME | weighted sum 'W*A+W*B', e.g. refusal+answer", resume=True)
     silent_reward: float = opt(-2.0, "the whole reward of an empty or degenerate response, whatever --reward says; must be below a harmful compliance (-1) so silence never pays (docs/lppo.md, reward table)", max_exclusive=-1, why="below a harmful compliance, so silence never pays", resume=True)
     out: str = opt("runs/align", "output folder")

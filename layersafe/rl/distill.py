@@ -78,6 +78,13 @@ class DistillTrainer(OnPolicyTrainer):
             self.layers = [*self.layers, self.teacher_layer]
             self.layer_weights = [w * (1 - a) for w in self.layer_weights] + [a]
 
+    def row_layers(self, batch, step: int) -> list[int]:
+        layers = super().row_layers(batch, step)
+        if self.cfg.anchor_answers:  # visual questions stay at the teacher layer (--anchor-answers)
+            layers = [self.teacher_layer if s.harmful is False and s.meta.get("answers") else l
+                      for s, l in zip(batch, layers)]
+        return layers
+
     def run_info(self) -> dict:
         return {"method": "distill", "teacher_layer": self.teacher_layer, "repair_layers": self.repair_layers}
 

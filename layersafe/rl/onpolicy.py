@@ -324,6 +324,10 @@ class OnPolicyTrainer:
     def progress_postfix(self, row: dict) -> dict:
         return {}
 
+    def row_layers(self, batch, step: int) -> list[int]:
+        """The encoder layer of each row of the global batch (one seeded draw for all processes)."""
+        return draw_layers(self.layers, self.layer_weights, len(batch), self.cfg.seed, step)
+
     def run_info(self) -> dict:
         """Method facts recorded in run.json."""
         return {}
@@ -411,7 +415,7 @@ class OnPolicyTrainer:
         cfg, ad = self.cfg, self.adapter
         rank, world = self.rank_world
         batch = draw_batch(self.samples, self.benign, cfg, step, world)
-        layers = draw_layers(self.layers, self.layer_weights, len(batch), cfg.seed, step)
+        layers = self.row_layers(batch, step)
         items, feats = tokenize_and_project(ad, batch, layers)
         mine = shard(len(batch), rank, world)
         self.raw.eval()
