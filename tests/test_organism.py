@@ -77,8 +77,12 @@ def test_demo_fast_end_to_end(tmp_path):
 
     run = json.loads((out / "align" / "run.json").read_text())
     cfg = run["config"]
-    assert (cfg["method"], cfg["learning_rate"], cfg["anchor_fraction"], cfg["ptx_coef"]) == (
-        "distill", DISTILL_LEARNING_RATE, ANCHOR_FRACTION, DISTILL_PTX_COEF) == ("distill", 5e-4, 0.5, 0.5)
+    assert (cfg["method"], cfg["learning_rate"], cfg["anchor_fraction"], cfg["ptx_coef"], cfg["lr_schedule"]) == (
+        "distill", DISTILL_LEARNING_RATE, ANCHOR_FRACTION, DISTILL_PTX_COEF, "linear") == ("distill", 5e-4, 0.5, 0.5, "linear")
+    sh = res["shipped"]  # the last step: trimmed at the worst exit layer and gated by `layersafe check`
+    assert sh["layer"] >= 1 and (out / "trimmed" / "config.json").is_file() and (out / "trimmed" / "trim.json").is_file()
+    assert sh["encoder_params"][1] < sh["encoder_params"][0]
+    assert set(sh["check"]) == {"before", "after"} and "shipped: trimmed at exit layer" in r.stdout
     assert run["teacher_layer"] == res["default_layer"] and res["default_layer"] not in run["repair_layers"]
     assert run["n_benign_prompts"] == N_BENIGN_TRAIN == 2000
     rows = list(csv.DictReader(open(out / "align" / "log.csv")))
