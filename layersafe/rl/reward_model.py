@@ -197,21 +197,24 @@ def _check_out(cfg: RMTrainConfig, out: Path) -> Path | None:
 
 
 def _save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -> Path:
-    """accelerate state (model, optimizer, scheduler, RNG) + our step, written to a temp folder and
-    renamed, so a crash mid-save leaves the previous checkpoint as the latest."""
-    root = out / CKPT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
-    tmp = root / f".tmp-step-{step:07d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    """accelerate state (model, optimizer, scheduler, RNG) + our step, published with the protocol of
+    :mod:`layersafe.rl.checkpoint` (temp folder, fsync, rename, ``latest``, keep-N) that align and
+    sft use: a crash mid-save leaves the previous checkpoint as the latest. Every process saves its
+    part of the accelerate state; the main process publishes."""
+    from . import checkpoint as ckpt
+
+    main = accelerator.is_main_process
+    if main:
+        ckpt.begin(out, step)
+    accelerator.wait_for_everyone()
+    tmp = ckpt.temp_dir(out, step)
     accelerator.save_state(str(tmp), safe_serialization=True)
-    atomic_write_json(tmp / STATE, state)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for old in _checkpoints(out)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    accelerator.wait_for_everyone()
+    if main:
+        atomic_write_json(tmp / STATE, state)
+        ckpt.commit(out, step, keep if keep > 0 else 10**9)  # keep_checkpoints 0 = keep every one
+    accelerator.wait_for_everyone()
+    return out / CKPT_DIR / f"step-{step:07d}"
 
 
 def _new_window() -> dict:
