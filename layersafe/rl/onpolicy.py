@@ -192,6 +192,8 @@ class Rollout:
     texts: list[str]
     stopped: torch.Tensor  # [B] bool
     answers: list  # per sample: reference answers (list[str]) of a benign row, else None
+    items: list | None = None  # tokenised prompts (distillation re-projects them at the teacher layer)
+    samples: list | None = None  # the drawn samples
 
 
 def build_embeds(model, image_token_id: int, prompt_ids, prompt_mask, response_ids, response_mask, features):
@@ -442,9 +444,8 @@ class OnPolicyTrainer:
                      feats, layers, [s.prompt for s in batch], [s.harmful is not False for s in batch],
                      [g.text for g in gens],
                      torch.tensor([g.finish_reason == "stop" for g in gens], device=dev),
-                     [(s.meta.get("answers") or None) if s.harmful is False else None for s in batch])
-        ro.items = items  # tokenised prompts (a method may re-project them at another layer)
-        ro.samples = batch
+                     [(s.meta.get("answers") or None) if s.harmful is False else None for s in batch],
+                     items=items, samples=batch)
         return ro
 
     def _gather_rows(self, x):
