@@ -39,7 +39,7 @@ import torch
 
 from ..errors import UserError
 from . import ppo
-from .onpolicy import OnPolicyTrainer, Rollout, fmt, project_features, response_forward
+from .onpolicy import OnPolicyTrainer, Rollout, fmt, response_forward
 
 
 def reverse_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -98,10 +98,12 @@ class DistillTrainer(OnPolicyTrainer):
     def progress_postfix(self, row: dict) -> dict:
         return {"kl": f"{row['distill_kl']:.3f}", "refuse_h": fmt(row.get("refusal_rate_harmful"))}
 
+    def extra_views(self, n: int) -> list[list[int]]:
+        return [[self.teacher_layer] * n]  # teacher features from the rollout's own encoder pass
+
     def teacher_view(self, ro: Rollout) -> Rollout:
         """The rollout as the teacher sees it: same prompt and response ids, teacher-layer features."""
-        feats = project_features(self.adapter, ro.items, [self.teacher_layer] * len(ro.prompts))
-        return replace(ro, features=feats, layers=[self.teacher_layer] * len(ro.prompts))
+        return replace(ro, features=ro.extra_features[0], layers=[self.teacher_layer] * len(ro.prompts))
 
     def train_step(self, step: int) -> dict:
         cfg = self.cfg

@@ -192,8 +192,9 @@ class Rollout:
     texts: list[str]
     stopped: torch.Tensor  # [B] bool
     answers: list  # per sample: reference answers (list[str]) of a benign row, else None
-    items: list | None = None  # tokenised prompts (distillation re-projects them at the teacher layer)
+    items: list | None = None  # tokenised prompts
     samples: list | None = None  # the drawn samples
+    extra_features: list | None = None  # per extra view of the trainer (OnPolicyTrainer.extra_views): features
 
 
 def build_embeds(model, image_token_id: int, prompt_ids, prompt_mask, response_ids, response_mask, features):
@@ -240,29 +241,44 @@ def target_ids(tok, text: str, eos_id: int) -> list[int]:
     return list(tok(" " + text, add_special_tokens=False)["input_ids"]) + [eos_id]
 
 
-def tokenize_and_project(ad, samples, layers):
-    """Tokenise each training sample with its image and project its layer's features P(e_l),
-    encoding the images once for all layers in the batch. Returns (items, features)."""
+def tokenize_samples(ad, samples) -> list:
+    """Each training sample tokenised with its image (a bad image is the user's to fix, not to skip)."""
     from ..data.base import load_image
 
     items = []
     for s in samples:
         try:
             items.append(ad.tokenize(ad.build_prompt(s.prompt), load_image(s.image)))
-        except Exception as e:  # a bad image in training data is the user's to fix, not to skip silently
+        except Exception as e:
             raise UserError(f"cannot load training sample {s.id} ({s.image}): {e}") from None
+    return items
+
+
+def tokenize_and_project(ad, samples, layers):
+    """Tokenise each training sample with its image and project its layer's features P(e_l),
+    encoding the images once for all layers in the batch. Returns (items, features)."""
+    items = tokenize_samples(ad, samples)
     return items, project_features(ad, items, layers)
+
+
+def project_views(ad, items, views: list[list[int]]) -> list[list]:
+    """For each view (one layer per item), P(e_l) of every item: the encoder runs ONCE for all the
+    layers of all the views (distillation's teacher features come from the same pass as the student's)."""
+    enc = ad.encode(items, sorted({l for view in views for l in view}))
+    out = []
+    for layers in views:
+        feats: list = [None] * len(items)
+        for layer in sorted(set(layers)):
+            idx = [i for i, l in enumerate(layers) if l == layer]
+            for i, f in zip(idx, ad.features(enc, layer, idx)):
+                feats[i] = f.detach()
+        out.append(feats)
+    return out
 
 
 def project_features(ad, items, layers) -> list:
     """P(e_l) of each tokenised item at its layer ``layers[i]``, the encoder run once for all."""
-    enc = ad.encode(items, sorted(set(layers)))
-    feats: list = [None] * len(items)
-    for layer in sorted(set(layers)):
-        idx = [i for i, l in enumerate(layers) if l == layer]
-        for i, f in zip(idx, ad.features(enc, layer, idx)):
-            feats[i] = f.detach()
-    return feats
+    return project_views(ad, items, [layers])[0]
 
 
 
@@ -325,6 +341,11 @@ class OnPolicyTrainer:
 
     def progress_postfix(self, row: dict) -> dict:
         return {}
+
+    def extra_views(self, n: int) -> list[list[int]]:
+        """More layers per row whose features the rollout projects in the same encoder pass
+        (distillation: the teacher layer); stored in ``Rollout.extra_features``."""
+        return []
 
     def row_layers(self, batch, step: int) -> list[int]:
         """The encoder layer of each row of the global batch (one seeded draw for all processes)."""
@@ -418,7 +439,8 @@ class OnPolicyTrainer:
         rank, world = self.rank_world
         batch = draw_batch(self.samples, self.benign, cfg, step, world)
         layers = self.row_layers(batch, step)
-        items, feats = tokenize_and_project(ad, batch, layers)
+        items = tokenize_samples(ad, batch)
+        feats, *extra = project_views(ad, items, [layers, *self.extra_views(len(batch))])
         mine = shard(len(batch), rank, world)
         self.raw.eval()
         # The policy-gradient ratio and the sampled reverse KL assume samples from softmax(logits/T):
@@ -445,7 +467,7 @@ class OnPolicyTrainer:
                      [g.text for g in gens],
                      torch.tensor([g.finish_reason == "stop" for g in gens], device=dev),
                      [(s.meta.get("answers") or None) if s.harmful is False else None for s in batch],
-                     items=items, samples=batch)
+                     items=items, samples=batch, extra_features=extra)
         return ro
 
     def _gather_rows(self, x):
