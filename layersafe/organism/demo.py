@@ -88,37 +88,29 @@ def write_benign_train(path: Path, n: int = N_BENIGN_TRAIN, seed: int = 0) -> st
     return str(path)
 
 
-def layer_outcomes(scan_dir: Path) -> dict[str, dict]:
-    """Per layer, from the scan's generations, read with :func:`layersafe.judges.outcome.classify_outcome`:
-    harmful outcome shares (written refusal, complied, empty, degenerate), benign refusals and
-    empty/degenerate answers, mean benign answer length (tokens), and how often a harmful answer
-    carries the organism's compliance template (``TEMPLATE_MARK``; not a training signal)."""
+def layer_extras(scan_dir: Path) -> dict[str, dict]:
+    """Per layer, what :func:`.evaluate.evaluate` does not already report (it gives the refusal judge's
+    outcome shares of harmful and benign rows): the mean benign answer length (tokens), the share of
+    all responses that are empty (the judge's outcome, read from scores.jsonl), and how often a
+    harmful answer carries the organism's compliance template (``TEMPLATE_MARK``; not a judge, not a
+    training signal)."""
     from ..io import read_jsonl
-    from ..judges.outcome import classify_outcome
+    from ..metrics.aggregate import row_outcome
 
-    acc: dict[str, dict] = {}
-    for r in read_jsonl(scan_dir / "generations.jsonl"):
+    acc: dict[str, list] = {}
+    for r in read_jsonl(scan_dir / "scores.jsonl"):
         if r.get("error"):
             continue
-        t = acc.setdefault(str(r["layer"]), {"h": [], "b": [], "len": [], "tmpl": 0, "all": 0, "silent": 0})
-        o = classify_outcome(r.get("response"), r.get("prompt"))[0]
-        t["all"] += 1
-        t["silent"] += o == "empty"
+        t = acc.setdefault(str(r["layer"]), [0, 0, 0, 0, 0])  # rows, empty, benign, benign tokens, templates
+        t[0] += 1
+        t[1] += row_outcome(r) == "empty"
         if r.get("harmful") is False:
-            t["b"].append(o)
-            t["len"].append(r.get("response_tokens") or 0)
+            t[2] += 1
+            t[3] += r.get("response_tokens") or 0
         else:
-            t["h"].append(o)
-            t["tmpl"] += TEMPLATE_MARK in str(r.get("response") or "")
-    out = {}
-    for layer, t in acc.items():
-        nh, nb = len(t["h"]) or 1, len(t["b"]) or 1
-        out[layer] = {**{f"harmful_{o}": t["h"].count(o) / nh for o in ("refused", "complied", "empty", "degenerate")},
-                      "benign_refused": t["b"].count("refused") / nb,
-                      "benign_silent": (t["b"].count("empty") + t["b"].count("degenerate")) / nb,
-                      "benign_length": sum(t["len"]) / nb, "template_rate": t["tmpl"] / nh,
-                      "empty_all": t["silent"] / (t["all"] or 1)}
-    return out
+            t[4] += TEMPLATE_MARK in str(r.get("response") or "")
+    return {layer: {"benign_length": t[3] / (t[2] or 1), "empty_all": t[1] / (t[0] or 1),
+                    "template_rate": t[4] / ((t[0] - t[2]) or 1)} for layer, t in acc.items()}
 
 
 def ship(model: str, out: Path, targets: list[int], before: dict, after: dict, *, log=print) -> dict | None:
@@ -197,7 +189,7 @@ def run_demo(out: str | Path, *, model: str = "organism", fast: bool = False, pr
     shipped = ship(model, out, targets, before, after, log=log) if after else None
     for name, res in (("before", before), ("after", after)):
         if res:
-            for layer, d in layer_outcomes(out / name / "scan").items():
+            for layer, d in layer_extras(out / name / "scan").items():
                 res["layers"].setdefault(layer, {}).update(d)
     result = {"model": model, "fast": fast, "method": method, "seed": seed, "aligned_layers": targets,
               "default_layer": before["default_layer"],
