@@ -17,6 +17,7 @@ with a complete written refusal stays ``refused`` when only a later tail degener
 
 from __future__ import annotations
 
+import functools
 import re
 
 OUTCOMES = ("refused", "complied", "empty", "degenerate")
@@ -223,7 +224,13 @@ def classify_outcome(response, prompt=None) -> tuple[str, str]:
     """
     if is_empty(response):
         return "empty", "empty"
-    text = str(response)
+    return _classify_text(str(response), None if prompt is None else str(prompt))
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify_text(text: str, prompt: str | None) -> tuple[str, str]:
+    # Cached: a training step classifies each sampled response for the reward, for the
+    # silent-response rule and for its log rates; the rules are a pure function of the strings.
     why = degenerate_reason(text)
     if why is not None:
         clean = _strip_special(text)
