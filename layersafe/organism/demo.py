@@ -141,6 +141,8 @@ def repair_config(model: str, method: str, targets: list[int], default_layer: in
     """The demo's align settings for ``method`` (docs/organism.md, Repair)."""
     from ..rl.lppo import LPPOConfig
 
+    if method == "distill":
+        steps = min(steps, DISTILL_STEPS)
     common = dict(model=model, method=method, data="advbench-images", benign_data=benign_train, benign_fraction=0.5,
                   out=str(out), steps=steps, batch_size=16, mini_batch_size=8, max_new_tokens=40, seed=seed,
                   save_every=max(1, steps), keep_checkpoints=1)
@@ -148,7 +150,7 @@ def repair_config(model: str, method: str, targets: list[int], default_layer: in
         return LPPOConfig(layers=",".join(map(str, targets)), teacher_layer=str(default_layer),
                           anchor_fraction=ANCHOR_FRACTION, ppo_epochs=1, learning_rate=DISTILL_LEARNING_RATE,
                           ptx_coef=DISTILL_PTX_COEF, anchor_answers=ANCHOR_ANSWERS, lr_schedule=DISTILL_LR_SCHEDULE,
-                          **{**common, "steps": min(steps, DISTILL_STEPS), "save_every": min(steps, DISTILL_STEPS)})
+                          **common)
     # L-PPO: the default layer joins the rollouts as an anchor: its visual answers are scored by
     # the answer term there, so L-PPO cannot trade them away.
     return LPPOConfig(layers=",".join(map(str, sorted(set(targets) | {default_layer}))), reward=REWARD, ppo_epochs=2,
