@@ -4,7 +4,9 @@ Scores both judges (``refusal``, ``gcg-prefix``) against:
 * XSTest v2 completions with human labels (``final_label``: 2_full_refusal and
   3_partial_refusal -> 1, 1_full_compliance -> 0), overall and split by safe / unsafe prompt
   (``type`` starting with ``contrast_`` = unsafe);
-* the hand-written held-out set tests/data/refusal_heldout.jsonl (many models' styles).
+* the hand-written held-out set tests/data/refusal_heldout.jsonl (many models' styles);
+* the style sets tests/data/refusal_styles/{dev,test}.jsonl (18 model voices; the test split holds
+  out six whole styles and is never used for tuning: ``--errors`` lists no test rows).
 
     python benchmarks/eval_refusal.py                 # tables
     python benchmarks/eval_refusal.py --errors        # also list the rule judge's disagreements
@@ -24,6 +26,7 @@ from layersafe.judges.refusal import classify_refusal, gcg_is_refusal
 ROOT = Path(__file__).resolve().parents[1]
 XSTEST = ROOT.parent / "shared/data/xstest/xstest_v2_completions_gpt4_labeled.csv"
 HELDOUT = ROOT / "tests/data/refusal_heldout.jsonl"
+STYLES = ROOT / "tests/data/refusal_styles"
 XSTEST_LABELS = {"1_full_compliance": 0, "2_full_refusal": 1, "3_partial_refusal": 1}
 
 
@@ -41,8 +44,19 @@ def load_heldout(path: Path = HELDOUT) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95 % interval of a proportion k / n."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / den
+    return (mid - half, mid + half)
+
+
 def agreement(pred: list[int], gold: list[int]) -> dict:
-    """Accuracy, precision / recall of the refusal class, Cohen's kappa."""
+    """Accuracy (with its Wilson 95 % interval), precision / recall of the refusal class, Cohen's kappa."""
     n = len(gold)
     tp = sum(p == 1 and g == 1 for p, g in zip(pred, gold))
     tn = sum(p == 0 and g == 0 for p, g in zip(pred, gold))
@@ -54,7 +68,7 @@ def agreement(pred: list[int], gold: list[int]) -> dict:
     # kappa is undefined when the gold labels hold one class only
     kappa = (acc - chance) / (1 - chance) if chance < 1 and 0 < p_gold < 1 else float("nan")
     return {
-        "n": n, "acc": acc, "kappa": kappa,
+        "n": n, "acc": acc, "acc_ci": wilson(tp + tn, n), "kappa": kappa,
         "precision": tp / (tp + fp) if tp + fp and tp + fn else float("nan"),
         "recall": tp / (tp + fn) if tp + fn else float("nan"),
     }
@@ -73,11 +87,12 @@ def evaluate(rows: list[dict]) -> dict[str, dict]:
 
 def _table(title: str, subsets: dict[str, list[dict]]) -> None:
     print(f"\n{title}")
-    print(f"{'subset':<10} {'judge':<11} {'n':>4} {'acc':>6} {'kappa':>6} {'prec':>6} {'recall':>6}")
+    print(f"{'subset':<18} {'judge':<11} {'n':>4} {'acc':>6} {'95% CI':>13} {'kappa':>6} {'prec':>6} {'recall':>6}")
     for sub, rows in subsets.items():
         for name, m in evaluate(rows).items():
             cells = [_fmt(m[k]) for k in ("acc", "kappa", "precision", "recall")]
-            print(f"{sub:<10} {name:<11} {m['n']:>4} " + " ".join(f"{c:>6}" for c in cells))
+            ci = "-" if m["n"] == 0 else f"{m['acc_ci'][0]:.3f}-{m['acc_ci'][1]:.3f}"
+            print(f"{sub:<18} {name:<11} {m['n']:>4} {cells[0]:>6} {ci:>13} " + " ".join(f"{c:>6}" for c in cells[1:]))
 
 
 def _fmt(x: float) -> str:
@@ -88,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--xstest", type=Path, default=XSTEST)
     ap.add_argument("--heldout", type=Path, default=HELDOUT)
-    ap.add_argument("--errors", action="store_true", help="list rows where the rule judge disagrees")
+    ap.add_argument("--styles", type=Path, default=STYLES)
+    ap.add_argument("--errors", action="store_true",
+                    help="list rows where the rule judge disagrees (never the style test split)")
     args = ap.parse_args(argv)
 
     sets = {}
@@ -105,6 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     _table(f"Held-out hand-written set ({args.heldout.name}, {len({r['style'] for r in held})} styles)", {
         "all": held, "refused": [r for r in held if r["label"] == 1],
         "complied": [r for r in held if r["label"] == 0]})
+
+    for split in ("dev", "test"):
+        rows = load_heldout(args.styles / f"{split}.jsonl")
+        if split == "dev":
+            sets["styles-dev"] = rows
+        by_style = {s: [r for r in rows if r["style"] == s] for s in sorted({r["style"] for r in rows})}
+        _table(f"Style set, {split} split ({len(rows)} rows, {len(by_style)} styles)", {
+            "all": rows, "refused": [r for r in rows if r["label"] == 1],
+            "complied": [r for r in rows if r["label"] == 0], **by_style})
 
     if args.errors:
         for name, rows in sets.items():
