@@ -145,6 +145,29 @@ def locked_out(folder: str | Path, log=print):
             out.rmdir()
 
 
+def read_holder(folder: str | Path) -> dict:
+    """What OUT/.layersafe.lock says about its holder (pid, host, since); {} if unreadable."""
+    try:
+        return _parse((Path(folder) / LOCK_NAME).read_bytes())
+    except OSError:
+        return {}
+
+
+def holder_error(folder: str | Path, holder: dict) -> str | None:
+    """For the ranks other than 0 of a multi-process run (docs/scale.md): None when the folder's
+    lock names ``holder`` (what rank 0 wrote there on taking it), else why not: the folder is on
+    a filesystem this process does not share with rank 0, or another run holds it."""
+    path = Path(folder) / LOCK_NAME
+    seen = read_holder(folder)
+    if not path.exists():
+        return (f"{path} (taken by rank 0) does not exist on {socket.gethostname()}: --out must be on a "
+                "filesystem that every process of the launch sees")
+    if not holder or seen.get("pid") != holder.get("pid") or seen.get("host") != holder.get("host"):
+        return (f"{path.parent} is locked by pid {seen.get('pid')} on {seen.get('host')}, not by rank 0 of this "
+                f"launch (pid {holder.get('pid')} on {holder.get('host')}); is another run writing there?")
+    return None
+
+
 def is_empty(folder: Path) -> bool:
     """True when ``folder`` is missing or holds nothing but our lock file."""
     return not folder.is_dir() or all(p.name == LOCK_NAME for p in folder.iterdir())

@@ -98,16 +98,83 @@ def done_pairs(path: Path) -> set[tuple[str, int]]:
 
 
 def run_scan(cfg: ScanConfig, *, adapter=None, progress: bool = True, log=print) -> dict:
-    """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded."""
+    """Run a scan; returns the summary stored in run.json. ``adapter`` may be passed pre-loaded.
+
+    Under ``torchrun`` / ``accelerate launch`` (WORLD_SIZE > 1) the processes scan one run together
+    (docs/scale.md): rank 0 holds the folder lock, each rank generates its share of the
+    one-process batches into its own part file, and rank 0 merges the parts into
+    generations.jsonl, in the order one process writes, once every rank is done."""
+    from .. import distributed as dist
     from ..lock import locked_out
 
     cfg.validate()  # types, choices (--cache, --dtype), finite numbers, ranges: one line naming the option
-    out = prepare_out_dir(cfg)
-    with locked_out(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
-        return _scan(cfg, out, adapter=adapter, progress=progress, log=log)
+    info = dist.rank_info()
+    if not info.distributed:
+        out = prepare_out_dir(cfg)
+        with locked_out(out, log=log):  # one writer per folder; a killed run's stale lock is taken over
+            return _scan(cfg, out, info, adapter=adapter, progress=progress, log=log)
+    device = _rank_device(cfg, info)  # same checks on every rank: no rank is left waiting
+    info = dist.setup(use_cuda=device.startswith("cuda"))
+    from contextlib import ExitStack
+
+    from ..lock import holder_error, read_holder
+
+    with ExitStack() as stack:
+        def take_folder():  # rank 0: check OUT, create it and take its lock for the whole launch
+            out = prepare_out_dir(cfg)
+            stack.enter_context(locked_out(out, log=log))
+            return read_holder(out)
+
+        holder = dist.on_main(take_folder)
+        out = Path(cfg.out)
+        # The other ranks check that the lock they see is rank 0's: OUT on a filesystem they
+        # all share, and no second launch writing there.
+        dist.all_ok(None if info.is_main else holder_error(out, holder))
+        return _scan(cfg, out, info, adapter=adapter, progress=progress, log=log, device=device)
 
 
-def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
+def _rank_device(cfg: ScanConfig, info) -> str:
+    """The device of this rank's model in a multi-process scan: GPU LOCAL_RANK, or the CPU."""
+    if cfg.device_map:
+        raise UserError("--device-map spreads one model over several GPUs within ONE process; under torchrun / "
+                        "accelerate launch each process holds a whole model: drop --device-map, or run one process")
+    if cfg.device == "cpu":
+        return "cpu"
+    if cfg.device not in ("auto", "cuda"):
+        raise UserError(f"--device {cfg.device} would put every process on one device; under torchrun / accelerate "
+                        "launch use --device cuda (process i takes GPU LOCAL_RANK i) or --device cpu")
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{info.local_rank}"
+    if cfg.device == "cuda":
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    return "cpu"
+
+
+def row_order(samples, layers: list[int], batch_size: int):
+    """Sort key putting rows in the order one process writes them for a fresh scan: group by
+    group (``batch_size`` samples in scan order), a group's failed rows (sample, then layer) before
+    its generations (layer, then sample). Rows of pairs outside the scan come first, in place."""
+    pos = {str(s.id): i for i, s in enumerate(samples)}
+    lpos: dict = {l: i for i, l in enumerate(layers)}
+
+    def key(r: dict) -> tuple[int, int, int, int]:
+        p, li = pos.get(str(r.get("sample_id"))), lpos.get(r.get("layer"))
+        if p is None or li is None:
+            return (-1, 0, 0, 0)
+        g, i = divmod(p, batch_size)
+        return (g, 0, i, li) if r.get("error") is not None else (g, 1, li, i)
+
+    return key
+
+
+def _pair(r: dict) -> tuple[str, object]:
+    return (str(r.get("sample_id")), r.get("layer"))
+
+
+def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, device: str | None = None) -> dict:
+    from .. import distributed as dist
     from ..data import load_dataset
     from ..data.base import ImageError, load_image
     from ..layers import parse_layers
@@ -116,18 +183,21 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
     dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
     content = dataset_hash(dataset)
     if cfg.resume:
-        _check_same_dataset(out, content)
+        dist.on_main(lambda: _check_same_dataset(out, content))
     if adapter is None:
-        adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, device_map=cfg.device_map,
+        adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device or cfg.device, device_map=cfg.device_map,
                            trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter,
                            allow_pickle=cfg.allow_pickle)
     layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
     identity = model_identity(adapter, cfg.model)
-    if identity["tiny_random"]:
+    if identity["tiny_random"] and info.is_main:
         log("NOTE: the model is layersafe's tiny randomly initialised LLaVA (embedded default): "
             "its responses are random text, useful only to check the pipeline end to end.")
     gen_path = out / GENERATIONS
-    done = done_pairs(gen_path)
+    # Similar prompt lengths batch together (less padding); the order is deterministic so a
+    # resumed scan forms the same groups as an uninterrupted one, and every rank the same plan.
+    samples = sorted(dataset.samples, key=lambda s: (len(s.prompt), s.id))
+    order = row_order(samples, layers, cfg.batch_size)
     context = context_length(adapter.model.config)
     run = {
         "config": asdict(cfg),
@@ -143,32 +213,47 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write_json(out / RUN_JSON, run)
-    for e in dataset.errors[:5]:
-        log(f"warning: {dataset.source} row {e.row} skipped: {e.reason}")
-    if len(dataset.errors) > 5:
-        log(f"warning: {len(dataset.errors)} bad rows skipped in all (listed in run.json)")
+    if info.distributed:
+        run["world_size"] = info.world
+
+    def start() -> list[tuple[str, int]]:  # rank 0 (or the one process), holding the lock
+        added = merge_parts(gen_path, order)  # rows of a killed multi-process run
+        if added:
+            log(f"note: merged {added} rows that a killed multi-process run left in part files")
+        atomic_write_json(out / RUN_JSON, run)
+        for e in dataset.errors[:5]:
+            log(f"warning: {dataset.source} row {e.row} skipped: {e.reason}")
+        if len(dataset.errors) > 5:
+            log(f"warning: {len(dataset.errors)} bad rows skipped in all (listed in run.json)")
+        return sorted(done_pairs(gen_path))
+
+    done = set(dist.on_main(start))
 
     import torch
     from tqdm.auto import tqdm
 
     if cfg.do_sample:
-        torch.manual_seed(cfg.seed)
-    # Similar prompt lengths batch together (less padding); the order is deterministic so a
-    # resumed scan forms the same groups as an uninterrupted one.
-    samples = sorted(dataset.samples, key=lambda s: (len(s.prompt), s.id))
+        torch.manual_seed(cfg.seed + info.rank)  # distinct draws per rank (docs/scale.md: --sample)
     todo_total = sum(1 for s in samples for l in layers if (s.id, l) not in done)
-    stats = {"generated": 0, "failed": 0, "skipped_done": len(samples) * len(layers) - todo_total,
+    stats: dict = {"generated": 0, "failed": 0, "skipped_done": len(samples) * len(layers) - todo_total,
              "new_tokens": 0}
     t0 = time.time()
-    bar = tqdm(total=todo_total, desc="scan", unit="gen", disable=not progress, dynamic_ncols=True)
-    with JsonlAppender(gen_path) as writer:
+    desc = f"scan rank {info.rank}/{info.world}" if info.distributed else "scan"
+    bar = tqdm(total=-(-todo_total // info.world), desc=desc, unit="gen", disable=not progress,
+               dynamic_ncols=True, position=info.rank)
+    # Work is split in the units one process runs (a group's failed rows; one generate call), in
+    # one-process order, unit u to rank u % world: every generate call is the one a single process
+    # makes, so greedy rows are the same, and the shares differ by at most one call.
+    unit = 0
+    write_path = dist.part_path(gen_path, info.rank) if info.distributed else gen_path
+    with JsonlAppender(write_path) as writer:
         for group in iter_chunks(samples, cfg.batch_size):
             need = [s for s in group if any((s.id, l) not in done for l in layers)]
             if not need:
                 continue
             items: list[dict] = []
             ok: list = []
+            failed: list[dict] = []
             for s in need:
                 input_text = adapter.build_prompt(s.prompt)
                 reason: str | None
@@ -185,18 +270,26 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
                         items.append(item)
                         ok.append((s, input_text, item))
                         continue
-                for l in layers:  # one failed row per (sample, layer) keeps the row contract
-                    if (s.id, l) in done:
-                        continue
-                    writer.write(_row(s, l, input_text, adapter, error=reason))
-                    stats["failed"] += 1
-                    bar.update(1)
+                # one failed row per (sample, layer) keeps the row contract
+                failed += [_row(s, l, input_text, adapter, error=reason) for l in layers if (s.id, l) not in done]
+            if failed:
+                if unit % info.world == info.rank:
+                    writer.write_many(failed)
+                    stats["failed"] += len(failed)
+                    bar.update(len(failed))
+                unit += 1
             if not ok:
                 continue
-            enc = adapter.encode(items, layers)
             # Layer-major pairs, chunked across layer boundaries so every generate call is full.
             pairs = [(i, layer) for layer in layers for i, (s, _, _) in enumerate(ok) if (s.id, layer) not in done]
-            for chunk in iter_chunks(pairs, cfg.batch_size):
+            chunks = list(iter_chunks(pairs, cfg.batch_size))
+            mine = [c for k, c in enumerate(chunks) if (unit + k) % info.world == info.rank]
+            unit += len(chunks)
+            if not mine:
+                continue
+            wanted = {l for c in mine for _, l in c}
+            enc = adapter.encode(items, [l for l in layers if l in wanted])  # the whole group, as one process
+            for chunk in mine:
                 feats = []
                 for layer in dict.fromkeys(l for _, l in chunk):  # distinct layers, in order
                     feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
@@ -214,12 +307,29 @@ def _scan(cfg: ScanConfig, out: Path, *, adapter, progress: bool, log) -> dict:
                 bar.update(len(chunk))
             del enc
     bar.close()
-    elapsed = time.time() - t0
-    run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               stats={**stats, "seconds": round(elapsed, 3),
-                      "generations_per_s": round(stats["generated"] / elapsed, 3) if elapsed > 0 else None})
-    atomic_write_json(out / RUN_JSON, run)
-    return run
+    if info.distributed:
+        dist.barrier()  # every rank's part is complete and closed
+        shares = dist.gather(stats)
+        stats = {k: sum(s[k] for s in shares) if k != "skipped_done" else stats[k] for k in stats}
+        stats["per_rank_generated"] = [s["generated"] for s in shares]
+
+    def finish() -> dict:
+        merge_parts(gen_path, order)
+        elapsed = time.time() - t0
+        run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                   stats={**stats, "seconds": round(elapsed, 3),
+                          "generations_per_s": round(stats["generated"] / elapsed, 3) if elapsed > 0 else None})
+        atomic_write_json(out / RUN_JSON, run)
+        return run
+
+    return dist.on_main(finish)  # the other ranks return once the merged file is written
+
+
+def merge_parts(gen_path: Path, order) -> int:
+    """Fold a multi-process scan's part files into generations.jsonl in one-process order."""
+    from ..distributed import merge_parts as merge
+
+    return merge(gen_path, identity=_pair, order=order)
 
 
 def dataset_hash(dataset) -> str:
