@@ -24,12 +24,24 @@ def supported() -> str:
     return ", ".join(sorted(ADAPTERS))
 
 
+def tiny_aliases() -> list[str]:
+    """The built-in tiny random models: ``tiny-random-llava`` and one per other family (models/tiny_families.py)."""
+    from .tiny_families import BUILDERS
+
+    return [TINY_ALIAS, *BUILDERS]
+
+
 def resolve_model_path(model: str) -> tuple[str, bool]:
-    """Map the built-in alias to its cached folder. Returns (path_or_id, is_tiny_random)."""
+    """Map a built-in alias to its cached folder (built on first use). Returns (path_or_id, is_tiny_random)."""
     if model == TINY_ALIAS:
         from .tiny import default_tiny_path
 
         return str(default_tiny_path()), True
+    if model.startswith("tiny-random-"):
+        from .tiny_families import BUILDERS, tiny_family_path
+
+        if model in BUILDERS:
+            return str(tiny_family_path(model)), True
     if model == ORGANISM_ALIAS:
         return str(ORGANISM_WEIGHTS), False
     return model, False
@@ -107,7 +119,8 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
         kwargs["device_map"] = device_map
     try:
         vlm = model_cls.from_pretrained(path, **kwargs)
-        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        with _processor_context(path):
+            processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (*load_errors(), ImportError) as e:  # corrupt pickles/safetensors too (--allow-pickle)
         first = first_line(e)
         hint = (" -- install the missing package (Qwen2.5-VL's processor needs torchvision: "
@@ -131,6 +144,19 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
         vlm = vlm.to(dev)
     vlm.eval()
     return cls(vlm, processor, name=model, device=dev)
+
+
+def _processor_context(path: str):
+    """The tiny random Qwen2.5-VL loads without torchvision (its video processor is never used);
+    every other model loads as is."""
+    import contextlib
+
+    cfg_file = Path(path) / "config.json"
+    if cfg_file.is_file() and '"layersafe_tiny_random"' in cfg_file.read_text() and '"qwen2_5_vl"' in cfg_file.read_text():
+        from .tiny_families import qwen_processor_without_torchvision
+
+        return qwen_processor_without_torchvision()
+    return contextlib.nullcontext()
 
 
 def context_length(config) -> int | None:

@@ -9,6 +9,7 @@ and generate from those features.
 from __future__ import annotations
 
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ class Generation:
     tokens: list[int]  # generated ids, EOS and padding removed
     text: str
     finish_reason: str  # "stop" (EOS) or "length"
+    stop_token: int | None = None  # the stop token that ended it (models with several EOS ids: Llama 3)
 
 
 class VLMAdapter:
@@ -42,6 +44,12 @@ class VLMAdapter:
 
     family: str = ""
     architectures: tuple[str, ...] = ()
+    # Attribute of ``model.model`` that holds the language model: the only part that training
+    # changes (LoRA targets match under it; full fine-tuning unfreezes it).
+    language_model_name: str = "language_model"
+    # Whether generate() can decode with the static-cache decoder (models/decode.py); the
+    # others decode with stock generate, for the reason docs/families.md gives per family.
+    static_cache: bool = False
 
     def __init__(self, model, processor, *, name: str, device: torch.device):
         self.model = model
@@ -93,6 +101,21 @@ class VLMAdapter:
     def release_cache(self) -> None:
         """Free memory kept between generate calls (the static KV cache and its CUDA graph)."""
 
+    # --- training -------------------------------------------------------------------------
+    def language_model(self, model=None) -> torch.nn.Module:
+        return getattr((model if model is not None else self.model).model, self.language_model_name)
+
+    @contextmanager
+    def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
+        """Inputs of one teacher-forced forward of ``model`` (this adapter's VLM, LoRA-wrapped or a
+        frozen copy) over ``[left-padded prompt | right-padded response]``, with ``features[i]``
+        (from ``features``) in place of row i's stock image features, as ``generate`` feeds them:
+        yields the keyword arguments of ``model(**kw)``, so position P-1+t predicts response token
+        t exactly as during generation. A context manager because some families inject through a
+        hook that must be active during the forward. ``items`` are the rows' ``tokenize`` outputs."""
+        raise NotImplementedError
+        yield {}  # pragma: no cover
+
 
 # --- helpers shared by the adapters' generate() ---------------------------------------------
 def left_pad(seqs: Sequence[torch.Tensor], pad_value) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,6 +140,67 @@ def right_pad(seqs: Sequence, pad_value) -> tuple[torch.Tensor, torch.Tensor]:
         out[i, :len(x)] = torch.as_tensor(x, dtype=torch.long)
         mask[i, :len(x)] = 1
     return out, mask
+
+
+def embeds_at_image_tokens(model, image_token_id: int, prompt_ids, prompt_mask, response_ids, response_mask,
+                           features) -> dict:
+    """LLaVA's training inputs: ``inputs_embeds`` for [left-padded prompt | right-padded response]
+    with the features scattered into the prompt's image-token positions (never into the response:
+    a sampled image-token id there is an ordinary embedding, as during generation), the attention
+    mask and positions from the mask, as generate() computes them for left-padded batches."""
+    ids = torch.cat([prompt_ids, response_ids], 1)
+    attn = torch.cat([prompt_mask, response_mask], 1)
+    embeds = model.get_input_embeddings()(ids)
+    is_img = torch.zeros_like(ids, dtype=torch.bool)
+    is_img[:, :prompt_ids.shape[1]] = prompt_ids == image_token_id
+    feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
+    if int(is_img.sum()) != feats.shape[0]:
+        raise RuntimeError(f"image tokens ({int(is_img.sum())}) do not match cached features ({feats.shape[0]})")
+    embeds = embeds.masked_scatter(is_img.unsqueeze(-1).expand_as(embeds), feats)
+    return {"inputs_embeds": embeds, "attention_mask": attn, "position_ids": mask_positions(attn)}
+
+
+def mask_positions(attn: torch.Tensor) -> torch.Tensor:
+    """1-D positions of a left-padded batch, from its attention mask (as generate() computes them)."""
+    return (attn.cumsum(-1) - 1).clamp(min=0)
+
+
+class SeededGumbel:
+    """Logits processor for stock ``generate`` (greedy): scores/T + the per-row seeded Gumbel
+    noise of the static decoder, so both paths draw the same tokens from the same logits, and a
+    row's draw depends only on its seed, not on the rest of the batch."""
+
+    def __init__(self, seeds: torch.Tensor, temperature: float):
+        self.seeds, self.inv_temp, self.n = seeds, 1.0 / temperature, 0
+
+    def __call__(self, input_ids, scores):
+        from .decode import seeded_gumbel
+
+        noise = seeded_gumbel(self.seeds.to(scores.device), self.n, scores.shape[-1])
+        self.n += 1
+        return scores.float() * self.inv_temp + noise
+
+
+def row_seeds(model, n: int, do_sample: bool, sample_seeds, top_p: float, device) -> torch.Tensor | None:
+    """``sample_seeds`` (one int per row, with ``do_sample``) as a tensor; None without them. Only
+    the untruncated softmax(logits/T) can be drawn per row (top_p=1, top_k=0)."""
+    if not (do_sample and sample_seeds is not None):
+        return None
+    if len(sample_seeds) != n or top_p < 1.0 or model.generation_config.top_k:
+        raise ValueError("sample_seeds: one seed per item, and only with top_p=1 and top_k=0")
+    return torch.as_tensor(list(sample_seeds), dtype=torch.long, device=device)
+
+
+def stock_sampling(model, tokenizer, seeds, *, max_new_tokens, do_sample, temperature, top_p) -> dict:
+    """Keyword arguments of stock ``generate``: greedy, sampling, or (``seeds``, from
+    :func:`row_seeds`) greedy over seeded Gumbel-perturbed logits/T = a seeded draw per row."""
+    kw = generation_kwargs(tokenizer, max_new_tokens=max_new_tokens, do_sample=do_sample and seeds is None,
+                           temperature=temperature, top_p=top_p)
+    if seeds is not None:
+        from transformers import LogitsProcessorList
+
+        kw["logits_processor"] = LogitsProcessorList([SeededGumbel(seeds, temperature)])
+    return kw
 
 
 def generation_kwargs(tokenizer, *, max_new_tokens, do_sample, temperature, top_p) -> dict:
@@ -149,12 +233,12 @@ def decode_generations(model, tokenizer, rows: torch.Tensor) -> list[Generation]
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [tokenizer.eos_token_id])
     results = []
     for row in rows.tolist():
-        toks, reason = [], "length"
+        toks, reason, stop = [], "length", None
         for t in row:
             if t in eos_ids:
-                reason = "stop"
+                reason, stop = "stop", t
                 break
             toks.append(t)
         results.append(Generation(tokens=toks, text=tokenizer.decode(toks, skip_special_tokens=True).strip(),
-                                  finish_reason=reason))
+                                  finish_reason=reason, stop_token=stop))
     return results

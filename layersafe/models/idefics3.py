@@ -34,6 +34,7 @@ class Idefics3Adapter(SiglipAdapter):
     model_types = ("idefics3",)
     chat_fallback = "User:<image>{prompt}<end_of_utterance>\nAssistant:"
     connector_desc = "the connector per image crop (pixel shuffle + linear)"
+    language_model_name = "text_model"
 
     def __init__(self, model, processor, **kw):
         super().__init__(model, processor, **kw)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .base import VLMAdapter, check_cache_mode, decode_generations, generation_kwargs, left_pad
+from .base import VLMAdapter, check_cache_mode, decode_generations, left_pad, mask_positions, row_seeds, stock_sampling
 
 
 def post_layernorm(vision_model) -> torch.nn.Module:
@@ -33,13 +33,18 @@ def run_vision(vision_model, pixel_values, **kw) -> tuple[torch.Tensor, ...]:
 
 @contextmanager
 def features_at_image_tokens(embedding: torch.nn.Module, ids: torch.Tensor, image_token_id: int,
-                             feats: torch.Tensor):
-    """While active, the first call of ``embedding`` on ``ids`` (generate's prefill) returns the
-    token embeddings with ``feats`` scattered over the image-token positions: exactly what the
-    stock forward does with its own image features (``masked_scatter``), so the model runs its
-    stock text path (masks, rope positions, token types) on ``input_ids``. Yields a list that
-    holds True once the features went in."""
-    mask = (ids == image_token_id).unsqueeze(-1)
+                             feats: torch.Tensor, prompt_width: int | None = None):
+    """While active, the first call of ``embedding`` on ``ids`` (generate's prefill, or one
+    training forward) returns the token embeddings with ``feats`` scattered over the image-token
+    positions: exactly what the stock forward does with its own image features
+    (``masked_scatter``), so the model runs its stock text path (masks, rope positions, token
+    types) on ``input_ids``. Only the first ``prompt_width`` columns are searched for image tokens
+    (a sampled image-token id in a response is an ordinary token). Yields a list that holds True
+    once the features went in."""
+    mask = ids == image_token_id
+    if prompt_width is not None:
+        mask[:, prompt_width:] = False
+    mask = mask.unsqueeze(-1)
     if int(mask.sum()) * feats.shape[-1] != feats.numel():
         raise RuntimeError(f"image tokens ({int(mask.sum())}) do not match features ({feats.shape[0]}); "
                            "processor and model config disagree")
@@ -84,9 +89,15 @@ class InjectingAdapter(VLMAdapter):
         """Extra generate() inputs the family's stock forward needs (token types, grids, ...)."""
         return {}
 
+    def _train_positions(self, ids, attn) -> dict:
+        """Positions of a teacher-forced forward: 1-D from the mask, as generate() computes them
+        for a left-padded batch (Qwen2.5-VL leaves them to the model: 3-D rope)."""
+        return {"position_ids": mask_positions(attn)}
+
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
-                 cache="dynamic"):
+                 cache="dynamic", sample_seeds=None):
+        """``sample_seeds``: as LlavaAdapter.generate (a row's draw depends only on its seed)."""
         check_cache_mode(cache, self.family)
         tok = self.tokenizer
         embedding = self.model.get_input_embeddings()
@@ -94,13 +105,33 @@ class InjectingAdapter(VLMAdapter):
         ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
         ids, attn = ids.to(dev), attn.to(dev)
         feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features])
+        seeds = row_seeds(self.model, len(items), do_sample, sample_seeds, top_p, dev)
         with features_at_image_tokens(embedding, ids, self.image_token_id, feats) as done:
             out = self.model.generate(input_ids=ids, attention_mask=attn, **self._generate_inputs(items, ids),
-                                      **generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                                          temperature=temperature, top_p=top_p))
+                                      **stock_sampling(self.model, tok, seeds, max_new_tokens=max_new_tokens,
+                                                       do_sample=do_sample, temperature=temperature, top_p=top_p))
         if not done:
             raise RuntimeError(f"{self.name}: the image features were never injected (prefill not seen)")
         return decode_generations(self.model, tok, out[:, ids.shape[1]:])
+
+    @contextmanager
+    def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
+        """The stock forward on ``input_ids`` (+ the family inputs of ``_generate_inputs``, padded
+        over the response columns with 0 = text), the features scattered into the prompt's
+        image-token embeddings by the same hook as generation."""
+        ids = torch.cat([prompt_ids, response_ids], 1)
+        attn = torch.cat([prompt_mask, response_mask], 1)
+        width = prompt_ids.shape[1]
+        extra = {}
+        for k, v in self._generate_inputs(items, prompt_ids).items():
+            if v.dim() == 2 and v.shape[1] == width:  # per-token inputs (token types)
+                v = torch.cat([v, v.new_zeros(v.shape[0], ids.shape[1] - width)], 1)
+            extra[k] = v
+        feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features])
+        with features_at_image_tokens(model.get_input_embeddings(), ids, self.image_token_id, feats, width) as done:
+            yield {"input_ids": ids, "attention_mask": attn, **self._train_positions(ids, attn), **extra}
+        if not done:
+            raise RuntimeError(f"{self.name}: the image features were never injected in the training forward")
 
 
 class SiglipAdapter(InjectingAdapter):

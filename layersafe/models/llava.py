@@ -9,12 +9,14 @@ on every transformers version we support (docs/design.md §4).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Sequence
 
 import torch
 
-from .base import CACHE_MODES, Encoded, VLMAdapter, decode_generations, eos_ids, generation_kwargs, left_pad
-from .decode import StaticDecoder, seeded_gumbel
+from .base import (CACHE_MODES, Encoded, VLMAdapter, decode_generations, embeds_at_image_tokens, eos_ids, left_pad,
+                   row_seeds, stock_sampling)
+from .decode import StaticDecoder
 from .registry import register
 
 LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
@@ -25,6 +27,7 @@ class LlavaAdapter(VLMAdapter):
     family = "llava"
     architectures = ("LlavaForConditionalGeneration",)
     model_types = ("llava",)
+    static_cache = True  # generate(inputs_embeds=...) over a plain decoder: models/decode.py applies
 
     def __init__(self, model, processor, **kw):
         super().__init__(model, processor, **kw)
@@ -104,29 +107,26 @@ class LlavaAdapter(VLMAdapter):
                 f"({feats.shape[0]}); processor and model config disagree"
             )
         embeds = embeds.masked_scatter(mask, feats)
-        seeds = None
-        if do_sample and sample_seeds is not None:
-            if len(sample_seeds) != len(items) or top_p < 1.0 or self.model.generation_config.top_k:
-                raise ValueError("sample_seeds: one seed per item, and only with top_p=1 and top_k=0")
-            seeds = torch.as_tensor(list(sample_seeds), dtype=torch.long, device=dev)
+        seeds = row_seeds(self.model, len(items), do_sample, sample_seeds, top_p, dev)
         if self._use_static(cache, do_sample, top_p, dev):
             if self._static is None:
                 self._static = StaticDecoder(self.model)
             out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
                                         temperature=temperature if do_sample else None, seeds=seeds)
             return decode_generations(self.model, tok, out)
-        extra = {}
-        if seeds is not None:  # greedy over Gumbel-perturbed logits/T = a seeded draw from softmax(logits/T)
-            from transformers import LogitsProcessorList
-
-            extra["logits_processor"] = LogitsProcessorList([_SeededGumbel(seeds, temperature)])
-        gen_kwargs = generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample and seeds is None,
-                                       temperature=temperature, top_p=top_p)
-        out = self.model.generate(inputs_embeds=embeds, attention_mask=attn, **gen_kwargs, **extra)
+        out = self.model.generate(inputs_embeds=embeds, attention_mask=attn,
+                                  **stock_sampling(self.model, tok, seeds, max_new_tokens=max_new_tokens,
+                                                   do_sample=do_sample, temperature=temperature, top_p=top_p))
         return decode_generations(self.model, tok, out)
 
     def release_cache(self) -> None:
         self._static = None
+
+    @contextmanager
+    def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
+        """``inputs_embeds`` with the features at the prompt's image tokens, as generate() gets them."""
+        yield embeds_at_image_tokens(model, self.image_token_id, prompt_ids, prompt_mask, response_ids,
+                                     response_mask, features)
 
     def _use_static(self, cache, do_sample, top_p, dev) -> bool:
         """``auto``: the static-cache decoder on CUDA (where it is faster), stock generate elsewhere.
@@ -146,15 +146,3 @@ class LlavaAdapter(VLMAdapter):
                             "with sdpa or eager attention; use the dynamic cache for this setting")
         return False
 
-
-class _SeededGumbel:
-    """Logits processor for stock ``generate`` (greedy): scores/T + the per-row seeded Gumbel
-    noise of the static decoder, so both paths draw the same tokens from the same logits."""
-
-    def __init__(self, seeds: torch.Tensor, temperature: float):
-        self.seeds, self.inv_temp, self.n = seeds, 1.0 / temperature, 0
-
-    def __call__(self, input_ids, scores):
-        noise = seeded_gumbel(self.seeds.to(scores.device), self.n, scores.shape[-1])
-        self.n += 1
-        return scores.float() * self.inv_temp + noise

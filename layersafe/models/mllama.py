@@ -23,7 +23,8 @@ from typing import Sequence
 
 import torch
 
-from .base import Encoded, VLMAdapter, check_cache_mode, decode_generations, generation_kwargs, left_pad
+from .base import (Encoded, VLMAdapter, check_cache_mode, decode_generations, left_pad, mask_positions, row_seeds,
+                   stock_sampling)
 from .registry import register
 
 
@@ -77,6 +78,9 @@ class MllamaAdapter(VLMAdapter):
         self.tokenizer = processor.tokenizer
         if self.tokenizer.pad_token_id is None:  # any id works under the attention mask
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # The <|image|> token is an ordinary text token here: image features reach the LM only
+        # through cross-attention, never at token positions.
+        self.image_token_id = model.config.image_token_index
         n = self.num_layers
         self._taps = [i % n + 1 for i in self.vision.intermediate_layers_indices]  # in our numbering
 
@@ -165,20 +169,39 @@ class MllamaAdapter(VLMAdapter):
         """Per image: projected cross-attention states ``[tiles, patches, text_hidden]``."""
         return list(self.projector(self.vision_output(enc, layer, index)))
 
+    def _cross_attention(self, items, features, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stacked cross-attention states and the left-padded cross-attention mask, ``width``
+        columns (padding rows attend to no tile; stock masks them out of cross-attention)."""
+        dev = self.model.get_input_embeddings().weight.device
+        xmask, _ = left_pad([it["cross_attention_mask"] for it in items], 0)
+        states = torch.cat(features).to(dev, self.projector.weight.dtype)  # [batch * tiles, patches, H]
+        return states, xmask[:, -width:].to(dev)
+
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
-                 cache="dynamic"):
+                 cache="dynamic", sample_seeds=None):
+        """``sample_seeds``: as LlavaAdapter.generate (a row's draw depends only on its seed)."""
         check_cache_mode(cache, self.family)
         tok = self.tokenizer
         dev = self.model.get_input_embeddings().weight.device
         ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
-        # Padding rows attend to no tile (stock masks them out of cross-attention).
-        xmask, _ = left_pad([it["cross_attention_mask"] for it in items], 0)
-        states = torch.cat(features).to(dev, self.projector.weight.dtype)  # [batch * tiles, patches, H]
-        gen_kwargs = generation_kwargs(tok, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                       temperature=temperature, top_p=top_p)
+        states, xmask = self._cross_attention(items, features, ids.shape[1])
+        seeds = row_seeds(self.model, len(items), do_sample, sample_seeds, top_p, dev)
+        gen_kwargs = stock_sampling(self.model, tok, seeds, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                    temperature=temperature, top_p=top_p)
         with _drop_states_after_prefill(self.model):
             out = self.model.generate(input_ids=ids.to(dev), attention_mask=attn.to(dev),
-                                      cross_attention_mask=xmask.to(dev), cross_attention_states=states,
-                                      **gen_kwargs)
+                                      cross_attention_mask=xmask, cross_attention_states=states, **gen_kwargs)
         return decode_generations(self.model, tok, out[:, ids.shape[1]:])
+
+    @contextmanager
+    def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
+        """Token ids, the projected states as ``cross_attention_states`` and the cross-attention
+        mask, whose last prompt row is repeated over the response (as generate extends it step by
+        step); positions from the mask."""
+        ids = torch.cat([prompt_ids, response_ids], 1)
+        attn = torch.cat([prompt_mask, response_mask], 1)
+        states, xmask = self._cross_attention(items, features, prompt_ids.shape[1])
+        xmask = torch.cat([xmask, xmask[:, -1:].expand(-1, response_ids.shape[1], *xmask.shape[2:])], 1)
+        yield {"input_ids": ids, "attention_mask": attn, "position_ids": mask_positions(attn),
+               "cross_attention_states": states, "cross_attention_mask": xmask}

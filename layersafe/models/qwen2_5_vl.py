@@ -117,6 +117,9 @@ class Qwen2_5_VLAdapter(InjectingAdapter):
         merged = self.visual.merger(torch.cat([chunks[i] for i in index]))
         return list(merged.split([enc.patches[i] // self.unit for i in index]))
 
+    def _train_positions(self, ids, attn) -> dict:
+        return {}  # the model computes its 3-D rope positions from input_ids, grid and mask, as in generate
+
     def _generate_inputs(self, items, ids) -> dict:
         # Stock generate computes 3-D rope positions from input_ids + image_grid_thw (+ token
         # types in 5.x): the injected path gets the same inputs, minus pixel_values.

@@ -128,7 +128,7 @@ class DistillTrainer(OnPolicyTrainer):
                 m = mask[idx]
                 share = m.sum() / mask[rows].sum().clamp(min=1)  # this chunk's share of the minibatch's tokens
                 _, t_logits = self.reference_logprobs(teacher, idx, temperature=1.0, return_logits=True)
-                _, s_logits, _ = response_forward(self.policy, self.raw, self.image_token_id, ro, idx, 1.0,
+                _, s_logits, _ = response_forward(self.policy, self.raw, self.adapter, ro, idx, 1.0,
                                                   with_values=False)
                 kl_tok = reverse_kl(s_logits, t_logits)
                 del t_logits, s_logits
@@ -136,7 +136,7 @@ class DistillTrainer(OnPolicyTrainer):
                 if epoch == 0:
                     row_kl[idx] = (kl_tok.detach() * m).sum(1)
                 if ptx is not None:  # γ · NLL of reference answers at --ptx-layer (as L-PPO's PPO-ptx)
-                    plogp, _, _ = response_forward(self.policy, self.raw, self.image_token_id, ptx,
+                    plogp, _, _ = response_forward(self.policy, self.raw, self.adapter, ptx,
                                                    list(range(len(ptx.layers))), 1.0, with_values=False)
                     ptx_loss = ppo.ptx_loss(plogp, ptx.response_mask.float())
                     loss = loss + cfg.ptx_coef * ptx_loss

@@ -125,7 +125,7 @@ class LPPOTrainer(OnPolicyTrainer):
         mine = shard(len(ro.prompts), rank, world)
         mask = ro.response_mask.float()
         pol = self._unwrapped()
-        old_logp, logits, old_values = response_forward(pol, self.raw, self.image_token_id, ro, mine, cfg.temperature)
+        old_logp, logits, old_values = response_forward(pol, self.raw, self.adapter, ro, mine, cfg.temperature)
         ent_rows = ppo.masked_sum(ppo.entropy_from_logits(logits), mask[mine], dim=1)
         del logits
         ref_logp = self.reference_logprobs(ro, mine)
@@ -169,7 +169,7 @@ class LPPOTrainer(OnPolicyTrainer):
                 m = mask[idx]
                 # This chunk's share of the minibatch's tokens: Σ_ranks share·mean = the global token mean.
                 share = m.sum() / mask[rows].sum().clamp(min=1)
-                logp, logits, values = response_forward(self.policy, self.raw, self.image_token_id, ro, idx,
+                logp, logits, values = response_forward(self.policy, self.raw, self.adapter, ro, idx,
                                                         cfg.temperature)
                 pl = ppo.policy_loss(logp, sc.old_logp[idx], sc.advantages[idx], m, cfg.clip_range)
                 vl, vcf = ppo.value_loss(values, sc.old_values[idx], sc.returns[idx], m, cfg.clip_range_value)
@@ -177,7 +177,7 @@ class LPPOTrainer(OnPolicyTrainer):
                 if cfg.ent_coef:
                     loss = loss - cfg.ent_coef * ppo.masked_mean(ppo.entropy_from_logits(logits), m)
                 if ptx is not None:  # PPO-ptx: γ · NLL of the reference answers (temperature 1)
-                    plogp, _, _ = response_forward(self.policy, self.raw, self.image_token_id, ptx,
+                    plogp, _, _ = response_forward(self.policy, self.raw, self.adapter, ptx,
                                                    list(range(len(ptx.layers))), 1.0, with_values=False)
                     ptx_loss = ppo.ptx_loss(plogp, ptx.response_mask.float())
                     loss = loss + cfg.ptx_coef * ptx_loss

@@ -157,10 +157,11 @@ class PolicyWithValue(nn.Module):
     def _grab(self, module, args):
         self._hidden = args[0]
 
-    def forward(self, inputs_embeds, attention_mask, position_ids, n_keep: int, with_values: bool = True):
-        with self._autocast(inputs_embeds.device):
-            out = self.lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                          logits_to_keep=n_keep, use_cache=False)
+    def forward(self, inputs: dict, n_keep: int, with_values: bool = True):
+        """``inputs``: the keyword arguments of the VLM's forward (``VLMAdapter.train_inputs``)."""
+        device = next(v for v in inputs.values() if torch.is_tensor(v)).device
+        with self._autocast(device):
+            out = self.lm(**inputs, logits_to_keep=n_keep, use_cache=False)
         hidden, self._hidden = self._hidden, None
         values = (self.value_head(hidden.float()).squeeze(-1)  # fp32, outside autocast
                   if with_values and self.value_head is not None else None)
@@ -198,32 +199,37 @@ class Rollout:
 
 
 def build_embeds(model, image_token_id: int, prompt_ids, prompt_mask, response_ids, response_mask, features):
-    """``inputs_embeds`` for [left-padded prompt | right-padded response] with the cached layer-l
-    features scattered into the prompt's image-token positions (never into the response: a
-    sampled image-token id there is an ordinary embedding, as during generation)."""
-    ids = torch.cat([prompt_ids, response_ids], 1)
-    attn = torch.cat([prompt_mask, response_mask], 1)
-    embeds = model.get_input_embeddings()(ids)
-    is_img = torch.zeros_like(ids, dtype=torch.bool)
-    is_img[:, :prompt_ids.shape[1]] = prompt_ids == image_token_id
-    feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
-    if int(is_img.sum()) != feats.shape[0]:
-        raise RuntimeError(f"image tokens ({int(is_img.sum())}) do not match cached features ({feats.shape[0]})")
-    embeds = embeds.masked_scatter(is_img.unsqueeze(-1).expand_as(embeds), feats)
-    # Positions from the mask, as generate() computes them for left-padded batches.
-    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-    return embeds, attn, position_ids
+    """LLaVA's training inputs as a tuple ``(inputs_embeds, attention_mask, position_ids)``
+    (models/base.py: ``embeds_at_image_tokens``); other families go through their adapter's
+    ``train_inputs``."""
+    from ..models.base import embeds_at_image_tokens
+
+    kw = embeds_at_image_tokens(model, image_token_id, prompt_ids, prompt_mask, response_ids, response_mask, features)
+    return kw["inputs_embeds"], kw["attention_mask"], kw["position_ids"]
 
 
-def response_forward(policy: PolicyWithValue, raw_model, image_token_id, ro: Rollout, idx, temperature: float,
+def forward_inputs(family, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
+    """Context manager yielding the forward inputs of ``model`` for these rows: ``family`` is the
+    VLM's adapter (any family: its ``train_inputs``) or, as before families, LLaVA's image-token id."""
+    if isinstance(family, int):
+        from ..models.base import embeds_at_image_tokens
+
+        return contextlib.nullcontext(embeds_at_image_tokens(model, family, prompt_ids, prompt_mask, response_ids,
+                                                             response_mask, features))
+    return family.train_inputs(model, items, prompt_ids, prompt_mask, response_ids, response_mask, features)
+
+
+def response_forward(policy: PolicyWithValue, raw_model, family, ro: Rollout, idx, temperature: float,
                      with_values: bool = True):
     """Log-probs (of logits/T) of the response tokens, entropy-ready logits and values, for the
-    rows ``idx`` of a rollout. Position P−1+t predicts response token t."""
+    rows ``idx`` of a rollout. Position P−1+t predicts response token t. ``family``: the
+    adapter (or LLaVA's image-token id), see :func:`forward_inputs`."""
     sel = lambda t: t[idx]  # noqa: E731
-    embeds, attn, pos = build_embeds(raw_model, image_token_id, sel(ro.prompt_ids), sel(ro.prompt_mask),
-                                     sel(ro.response_ids), sel(ro.response_mask), [ro.features[i] for i in idx])
+    items = [ro.items[i] for i in idx] if ro.items is not None else None
     R = ro.response_ids.shape[1]
-    logits, values = policy(embeds, attn, pos, n_keep=R + 1, with_values=with_values)
+    with forward_inputs(family, raw_model, items, sel(ro.prompt_ids), sel(ro.prompt_mask), sel(ro.response_ids),
+                        sel(ro.response_mask), [ro.features[i] for i in idx]) as inputs:
+        logits, values = policy(inputs, n_keep=R + 1, with_values=with_values)
     logits = logits[:, :R].float() / temperature
     logp = ppo.logprobs_from_logits(logits, sel(ro.response_ids))
     if values is not None:
@@ -286,6 +292,20 @@ def project_features(ad, items, layers) -> list:
 # The trainer every on-policy method shares
 # ============================================================================================
 
+def lora_target(adapter, names: list[str]) -> str:
+    """peft ``target_modules`` regex: the ``names`` linear layers inside the family's language
+    model only, never the vision tower or projector (their names also contain q_proj / linear_*)."""
+    return r".*" + re.escape(adapter.language_model_name) + r"\..*\.(" + "|".join(map(re.escape, names)) + r")"
+
+
+def check_trainable(adapter, cfg) -> None:
+    """Refuse, before anything is written, what this family cannot train with: the static-cache
+    decoder where the family decodes with stock generate (docs/families.md says why)."""
+    if getattr(cfg, "cache", "auto") == "static" and not adapter.static_cache:
+        raise UserError(f"--cache static: the static-cache decoder is implemented for the LLaVA families, not "
+                        f"{adapter.family} (docs/families.md); use --cache auto or dynamic")
+
+
 class OnPolicyTrainer:
     """Model, LoRA policy, optimizer, rollouts and checkpoints; subclasses add the learning rule."""
 
@@ -303,11 +323,10 @@ class OnPolicyTrainer:
             if self.acc is not None and self.acc.num_processes > 1:
                 device = str(self.acc.device)
             adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
-        if adapter.family != "llava":
-            raise UserError(f"align supports the LLaVA family for now; {cfg.model} is {adapter.family}")
+        check_trainable(adapter, cfg)
         self.adapter = adapter
         self.raw = adapter.model
-        self.image_token_id = adapter.image_token_id
+        self.image_token_id = adapter.image_token_id  # LLaVA callers of response_forward; the trainer passes the adapter
         self.tok = adapter.tokenizer
         self.layers, self.layer_weights = resolve_layers(cfg, adapter)
         self.samples, self.benign = load_training_prompts(cfg, log=log if self.is_main else (lambda m: None))
@@ -379,7 +398,7 @@ class OnPolicyTrainer:
             import copy
 
             self.ref_model = copy.deepcopy(raw).eval()  # frozen reference: a second copy of the weights
-            lm = raw.model.language_model
+            lm = self.adapter.language_model()
             for p in lm.parameters():
                 p.requires_grad_(True)
             if raw.get_output_embeddings().weight is not lm.get_input_embeddings().weight:
@@ -395,7 +414,7 @@ class OnPolicyTrainer:
             names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
             # Regex on full module names: LoRA goes into the language model only, never the
             # vision tower or projector (their names also contain q_proj / linear_*).
-            target = r".*language_model.*\.(" + "|".join(map(re.escape, names)) + r")"
+            target = lora_target(self.adapter, names)
             lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                               target_modules=target, bias="none")
             with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
@@ -421,9 +440,9 @@ class OnPolicyTrainer:
         with torch.no_grad():
             if self.peft is not None:
                 with self.peft.disable_adapter():
-                    logp, logits, _ = response_forward(pol, self.raw, self.image_token_id, ro, idx, t, with_values=False)
+                    logp, logits, _ = response_forward(pol, self.raw, self.adapter, ro, idx, t, with_values=False)
             else:
-                logp, logits, _ = response_forward(self.ref_policy, self.ref_model, self.image_token_id, ro, idx, t,
+                logp, logits, _ = response_forward(self.ref_policy, self.ref_model, self.adapter, ro, idx, t,
                                                    with_values=False)
         return (logp, logits) if return_logits else logp
 
@@ -458,8 +477,10 @@ class OnPolicyTrainer:
         gens = self._gather_rows(gens)
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
-        resp = [torch.tensor(g.tokens + ([self.eos_id] if g.finish_reason == "stop" else []), dtype=torch.long)
-                for g in gens]
+        # The stop token the row generated (Llama 3 stops on any of several), so the scored
+        # response is exactly the sampled one.
+        resp = [torch.tensor(g.tokens + ([self.eos_id if g.stop_token is None else g.stop_token]
+                                         if g.finish_reason == "stop" else []), dtype=torch.long) for g in gens]
         response_ids, response_mask = right_pad(resp, pad)  # response token t sits at column t
         prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
         ro = Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev),
@@ -524,7 +545,7 @@ class OnPolicyTrainer:
         return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev), feats,
                        [self.ptx_layer] * n, [s.prompt for s in batch], [False] * n,
                        [s.meta["answers"][0] for s in batch], torch.ones(n, dtype=torch.bool, device=dev),
-                       [s.meta["answers"] for s in batch])
+                       [s.meta["answers"] for s in batch], items=items, samples=batch)
 
     # ---- learning helpers ------------------------------------------------------------------
     def backward_and_step(self, loss: torch.Tensor) -> float:

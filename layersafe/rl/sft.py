@@ -9,8 +9,9 @@ teacher forcing on (prompt + image features of layer l) -> target, where l is dr
 * benign prompts (``harmful: false``) -> their ``response`` column when the data has one, else
   :data:`BENIGN_TEMPLATE`.
 
-Loss = mean cross-entropy over the target tokens (EOS included). Reuses L-PPO's helpers
-(``build_embeds``: cached layer-l features scattered into the image-token positions).
+Loss = mean cross-entropy over the target tokens (EOS included). Any family: the forward inputs
+come from the family adapter (``VLMAdapter.train_inputs``: layer-l features where the stock
+model puts its image features), as in L-PPO.
 Writes OUT/adapter (peft; ``scan --adapter OUT/adapter`` and ``utility --adapter`` accept it),
 OUT/log.jsonl (step, loss, layer mix), OUT/run.json and OUT/checkpoints/step-N (LoRA weights,
 optimizer, RNG; every ``save_every`` steps). Batches are a pure function of (seed, step), so
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -76,8 +76,6 @@ class SFTTrainer:
             raise UserError(f"--data {cfg.data}: no usable training prompts")
         if adapter is None:
             adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, allow_pickle=cfg.allow_pickle)
-        if adapter.family != "llava":
-            raise UserError(f"sft supports the LLaVA family for now; {cfg.model} is {adapter.family}")
         self.adapter, self.raw, self.tok = adapter, adapter.model, adapter.tokenizer
         self.layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
         eos = self.raw.generation_config.eos_token_id
@@ -89,8 +87,10 @@ class SFTTrainer:
 
         for p in self.raw.parameters():
             p.requires_grad_(False)
+        from .onpolicy import lora_target
+
         names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
-        target = r".*language_model.*\.(" + "|".join(map(re.escape, names)) + r")"  # LM only, as L-PPO
+        target = lora_target(adapter, names)  # the language model only, as L-PPO
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=target, bias="none")
         with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
@@ -116,7 +116,7 @@ class SFTTrainer:
 
     def loss(self, batch, layers) -> torch.Tensor:
         from ..models.base import left_pad, right_pad
-        from .onpolicy import build_embeds, tokenize_and_project
+        from .onpolicy import forward_inputs, tokenize_and_project
 
         ad = self.adapter
         items, feats = tokenize_and_project(ad, [s for s, _ in batch], layers)
@@ -126,10 +126,9 @@ class SFTTrainer:
         resp, rmask = right_pad(tgt, pad)
         R = resp.shape[1]
         pids, pmask = left_pad([it["input_ids"] for it in items], pad)
-        embeds, attn, pos = build_embeds(self.raw, ad.image_token_id, pids.to(dev), pmask.to(dev), resp.to(dev),
-                                         rmask.to(dev), feats)
-        out = self.peft(inputs_embeds=embeds, attention_mask=attn, position_ids=pos, logits_to_keep=R + 1,
-                        use_cache=False)
+        with forward_inputs(ad, self.raw, items, pids.to(dev), pmask.to(dev), resp.to(dev), rmask.to(dev),
+                            feats) as inputs:
+            out = self.peft(**inputs, logits_to_keep=R + 1, use_cache=False)
         logits = out.logits[:, :R].float()  # position P-1+t predicts response token t
         nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), resp.to(dev).reshape(-1),
                                                 reduction="none").view(resp.shape)
