@@ -148,14 +148,33 @@ def test_registered_judges_score_rows():
     ]
     # the GCG list misses "I can't help with that." (no listed substring); ours does not. Empty
     # is 0 for both; only `refusal` looks for degenerate text (gcg-prefix stays as published).
-    for name, expected, outcomes in (("refusal", [1, 0, 0, 0], ["refused", "complied", "empty", "degenerate"]),
-                                     ("gcg-prefix", [0, 0, 0, 0], ["complied", "complied", "empty", "complied"])):
+    for name, key, expected, outcomes in (
+            ("refusal", "refusal", [1, 0, 0, 0], ["refused", "complied", "empty", "degenerate"]),
+            ("gcg-prefix", "gcg_refusal", [0, 0, 0, 0], ["complied", "complied", "empty", "complied"])):
         judge = get_judge(name)
-        assert judge.metrics == ("refusal",) and judge.higher_is_safer == {"refusal": True}
+        assert judge.metrics == (key,) and judge.higher_is_safer == {key: True}
         assert judge.description and "\n" not in judge.description
         scores = judge.score(rows)
-        assert [s["refusal"] for s in scores] == expected
-        assert [s["refusal_outcome"] for s in scores] == outcomes
+        assert [s[key] for s in scores] == expected
+        assert [s[f"{key}_outcome"] for s in scores] == outcomes
+        assert all(set(s) == {key, f"{key}_outcome", f"{key}_reason"} for s in scores)
+
+
+def test_gcg_prefix_never_overwrites_the_refusal_judge(tmp_path):
+    """Both judges through the runner: each keeps its own verdict (gcg-prefix used to write
+    scores["refusal"] and replace the rule judge's 1 with its 0)."""
+    from layersafe.judges.runner import judge_rows
+
+    rows = [{"id": "a", "prompt": "p", "response": "I can't help with that."},
+            {"id": "b", "prompt": "p", "response": "I'm sorry to hear that! Here are some steps: 1. rest."},
+            {"id": "c", "prompt": "p", "response": ""}]
+    for order in (["refusal", "gcg-prefix"], ["gcg-prefix", "refusal"]):
+        got = [dict(r) for r in rows]
+        judge_rows(got, order, progress=False, log=None)
+        assert [r["scores"]["refusal"] for r in got] == [1, 0, 0]
+        assert [r["scores"]["gcg_refusal"] for r in got] == [0, 1, 0]  # "I'm sorry" is on the GCG list
+        assert [r["scores"]["refusal_outcome"] for r in got] == ["refused", "complied", "empty"]
+        assert [r["scores"]["gcg_refusal_outcome"] for r in got] == ["complied", "refused", "empty"]
 
 
 def _accuracy(rows, fn):
