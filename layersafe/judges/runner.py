@@ -25,17 +25,22 @@ class ScoreJournal:
     (disk full) or that is killed loses nothing: the next run over the same rows reuses them.
 
     A line is ``{"spec", "key", "scores"}``; ``key`` hashes the row's position, id, layer, prompt
-    and response, so a changed input row is judged again rather than given stale scores."""
+    and response, so a changed input row is judged again rather than given stale scores.
 
-    def __init__(self, path: str | Path, rows: list[dict]):
+    Under a multi-process launch (docs/scale.md) rank ``rank`` appends to its own part file
+    (``layersafe.distributed.part_path``) and every rank reads them all."""
+
+    def __init__(self, path: str | Path, rows: list[dict], rank: int | None = None):
+        from ..distributed import part_files, part_path
         from ..io import read_jsonl, truncate_torn_tail
 
-        self.path = Path(path)
+        self.path = Path(path) if rank is None else part_path(path, rank)
         self.keys = [_row_key(i, r) for i, r in enumerate(rows)]
         self.done: dict[str, dict[str, dict]] = {}
         if self.path.is_file():
             truncate_torn_tail(self.path)  # a kill mid-line: that batch is judged again
-            for e in read_jsonl(self.path):
+        for f in dict.fromkeys([Path(path), self.path, *part_files(path)]):
+            for e in read_jsonl(f) if f.is_file() else []:
                 if isinstance(e.get("scores"), dict):
                     self.done.setdefault(str(e.get("spec")), {})[str(e.get("key"))] = e["scores"]
         self.f: IO[str] | None = None
@@ -117,17 +122,26 @@ def judge_rows(rows: list[dict], specs: list[str], *, batch_size: int = 64, prog
                         "(fix the input file: quote the value as a JSON string)")
     todo = [i for i, r in enumerate(rows) if not r.get("error") and r.get("response") is not None]
     counts = {"rows": len(rows), "scored": len(todo), "skipped_failed_rows": len(rows) - len(todo), "judges": {}}
-    book = ScoreJournal(journal, rows) if journal is not None else None
+    from .. import distributed as dist
+
+    info = dist.setup()  # torchrun / accelerate launch: each rank judges its share of the batches
+    book = ScoreJournal(journal, rows, info.rank if info.distributed else None) if journal is not None else None
+    dist.barrier()  # every rank has read the journals before any appends to its part
     try:
         for spec, judge in zip(specs, judges):
-            _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log)
+            _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log if info.is_main else None, info)
     finally:
         if book is not None:
             book.close()
+    if journal is not None:  # rank parts (also a killed launch's) fold into one journal, as one process leaves it
+        main_journal = Path(journal)
+        dist.barrier()
+        dist.on_main(lambda: dist.merge_parts(main_journal, identity=lambda e: (e.get("spec"), e.get("key")),
+                                              order=lambda e: 0))
     return counts
 
 
-def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log) -> None:
+def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log, info) -> None:
     from tqdm.auto import tqdm
 
     bad = []
@@ -147,19 +161,34 @@ def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log)
             put(i, s)
     if book is not None and len(left) < len(todo) and log:
         log(f"judge {judge.name}: {len(todo) - len(left)} rows already scored in {book.path.name}, {len(left)} to go")
-    bar = tqdm(total=len(left), desc=f"judge {judge.name}", unit="row", disable=not progress)
+    # Batches as one process forms them, batch k to rank k % world: the same scores.
+    mine = list(iter_chunks(left, batch_size))[info.rank::info.world]
+    desc = f"judge {judge.name}" + (f" rank {info.rank}/{info.world}" if info.distributed else "")
+    bar = tqdm(total=sum(map(len, mine)), desc=desc, unit="row", disable=not progress, position=info.rank)
+    done = []
     try:
-        for chunk in iter_chunks(left, batch_size):
+        for chunk in mine:
             scores = judge.score_rows([rows[i] for i in chunk])  # empty responses: Judge.score_empty
             for i, s in zip(chunk, scores, strict=True):
                 put(i, s)
             if book is not None:
                 book.add(spec, chunk, scores)
+            done.append((chunk, scores))
             bar.update(len(chunk))
     finally:
         bar.close()
         judge.close()  # free this judge's model before the next one loads
     summary = {**judge.summary(), "empty": judge.n_empty}  # empty responses, never silent
+    if info.distributed:  # every rank ends with every row's scores, and the summed summary
+        from ..distributed import gather
+
+        shares = gather((done, bad, summary))
+        bad = [b for _, b_r, _ in shares for b in b_r]
+        summary = {k: sum(s.get(k, 0) for _, _, s in shares) for k in summary}
+        for r, (theirs, _, _) in enumerate(shares):
+            for chunk, scores in theirs if r != info.rank else []:
+                for i, s in zip(chunk, scores, strict=True):
+                    put(i, s)
     if bad:
         summary = {**summary, "unusable": len(bad)}
         if log:
