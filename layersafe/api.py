@@ -324,6 +324,10 @@ def run_scan_pipeline(cfg: ScanConfig, *, report: bool = True, progress: bool = 
         for j in judges:  # fail on a bad judge name before hours of generation
             get_judge(j)
     run = run_scan(cfg, progress=progress, log=log)
+    from .distributed import rank_info
+
+    if not rank_info().is_main:  # under torchrun / accelerate launch rank 0 reports (docs/scale.md)
+        say, report = (lambda m: None), False
     out = Path(cfg.out)
     st = run["stats"]
     say(f"scan complete: {st['generated']} new generations, {st['failed']} failed rows, "
@@ -392,6 +396,10 @@ def _judge_and_write(rows: list[dict], judges: list[str], out: Path | None, *, b
     journal = out.parent / f".{out.name}.journal.tmp"
     out.parent.mkdir(parents=True, exist_ok=True)
     counts = judge_rows(rows, judges, batch_size=batch_size, progress=progress, journal=journal, **kw)
+    from .distributed import rank_info
+
+    if not rank_info().is_main:  # a multi-process launch judged together; rank 0 writes (docs/scale.md)
+        return counts
     write_rows(out, rows)
     journal.unlink(missing_ok=True)
     return counts

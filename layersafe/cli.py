@@ -59,6 +59,8 @@ def cmd_judge(a) -> int:
     from .api import judge_file
 
     counts = judge_file(a.input, a.judges, a.out, batch_size=a.batch_size, force=a.force, progress=not a.no_progress)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch only rank 0 reports
+        return 0
     print(f"judged {counts['scored']} rows ({counts['skipped_failed_rows']} failed rows not scored) -> {Path(a.out)}")
     return 0
 

@@ -44,6 +44,10 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     rows = read_jsonl(out / "generations.jsonl")
     extra = _carry_scores(out / SCORES, rows, log)
     judge_rows(rows, judges, progress=progress, log=log, journal=out / JOURNAL)
+    from .distributed import rank_info
+
+    if not rank_info().is_main:  # a multi-process launch judged together; rank 0 writes (docs/scale.md)
+        return per_layer_metrics(rows)
     lacking = [extra - set(r.get("scores") or {}) for r in rows if r.get("response") is not None and not r.get("error")]
     lacking = [m for m in lacking if m]
     if lacking:
