@@ -72,9 +72,9 @@ def _save_llama(path, tok, surgery=None, seed=0):
     return path
 
 
-def _chain(chain: list[str]):
+def _chain(chain: list[str], start: str = "\n\n"):
     """Weight surgery: a pure bigram model whose greedy output after the prompt's last token
-    ("\\n\\n") is ``chain`` then EOS. Attention/MLP outputs are zeroed, so the residual stream is
+    (``start``, default "\\n\\n") is ``chain`` then EOS. Attention/MLP outputs are zeroed, so the residual stream is
     the token embedding; each chain token gets its own one-hot state."""
 
     def surgery(model, tok):
@@ -88,7 +88,7 @@ def _chain(chain: list[str]):
         emb.zero_()
         emb[:, 0] = 1.0  # every other token: state 0 -> EOS
         head.zero_()
-        states = ["\n\n"] + chain
+        states = [start] + chain
         for k, t in enumerate(states, 1):
             emb[tok.convert_tokens_to_ids(t)] = 0.0
             emb[tok.convert_tokens_to_ids(t), k] = 1.0

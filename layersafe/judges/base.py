@@ -137,7 +137,7 @@ def model_device_dtype(opts: dict):
 
 
 _REGISTRY: dict[str, type[Judge]] = {}
-BUILTIN_MODULES = ("refusal", "llamaguard", "reward", "toxicity")
+BUILTIN_MODULES = ("refusal", "llamaguard", "llamaguard_vision", "generative", "reward", "toxicity")
 
 
 def register(cls):
