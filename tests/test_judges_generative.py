@@ -183,7 +183,7 @@ def test_rubric_judge(models, tmp_path):
     ("harmbench:{bert}", "not a causal (chat) language model"),
     ("strongreject:{nochat}", "has no chat template"),
     ("rubric:{noplace},model={rand}", "lacks the placeholder(s) {response}"),
-    ("rubric:{missing},model={rand}", "no such file"),
+    ("rubric:{missing},model={rand}", "cannot be read (no such file?)"),
     ("rubric:{ok}", "needs a grader"),
     ("rubric:{ok},model={rand},key=refusal", "taken by another judge"),
     ("strongreject", "needs a grader model"),

@@ -265,13 +265,11 @@ class StrongRejectJudge(GraderJudge):
 def read_rubric(path: str) -> str:
     """A rubric template file: UTF-8 text with ``{prompt}`` and ``{response}`` where the request and
     the answer go. One-line errors for a missing file or a missing placeholder."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise UserError(f"rubric: no such file {path!r}; pass a text file with {{prompt}} and {{response}} in it")
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"rubric: {path} is not UTF-8 text") from None
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = "is not UTF-8 text" if isinstance(e, UnicodeDecodeError) else "cannot be read (no such file?)"
+        raise UserError(f"rubric: {path!r} {why}; pass a UTF-8 text file with {{prompt}} and {{response}} in it") from None
     missing = [k for k in ("{prompt}", "{response}") if k not in text]
     if missing:
         raise UserError(f"rubric: {path} lacks the placeholder(s) {' and '.join(missing)}; put {{prompt}} where the "
