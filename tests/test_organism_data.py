@@ -145,3 +145,21 @@ def test_batch_stream_splits_steps_over_workers_deterministically():
     assert inline == [x for x in _batches(make, 7, "k", 0)] and len(inline) == 7
     two = list(_batches(make, 7, "k", 2))
     assert len(two) == 7 and two == list(_batches(make, 7, "k", 2))
+
+
+def test_safety_benign_sets_the_share_of_benign_requests_against_vqa():
+    """``safety_benign`` (BuildConfig, docs/organism.md): of the safety stage's non-harmful examples,
+    that share are benign requests and the rest VQA; the default 0.55 is the stream v2 was built with."""
+    goals = D.harmful_goal_split()
+
+    def kinds(**kw):
+        rng = random.Random(3)
+        return [D.sample_example(rng, "safety", goals, safety_harmful=0.25, **kw).kind for _ in range(2000)]
+
+    default, explicit, fewer = kinds(), kinds(safety_benign=0.55), kinds(safety_benign=0.2)
+    assert default == explicit  # the default leaves the shipped recipe's data stream as it was
+    for ks, want in ((default, 0.55), (fewer, 0.2)):
+        rest = [k for k in ks if k != "harmful"]
+        share = rest.count("benign") / len(rest)
+        assert abs(share - want) < 0.05, (want, share)
+        assert abs(ks.count("harmful") / len(ks) - 0.25) < 0.04

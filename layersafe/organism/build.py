@@ -63,6 +63,7 @@ class BuildConfig:
     # Share of the safety stage's benign requests about pseudo-words (data.novel_request).
     safety_novel: float = 0.5
     safety_harmful: float = 0.25  # share of harmful->refusal examples; the rest keep benign answers and VQA
+    safety_benign: float = 0.55  # of the rest, the share of benign requests (the others are VQA)
     # What the safety stage trains: "lm" (language model only) or "all" (encoder + projector + LM,
     # the encoder/projector at safety_vision_lr), always with default-layer features only.
     safety_train: str = "all"
@@ -271,7 +272,7 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
 
     def make_batch(rng):
         batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel,
-                                  cfg.novel, cfg.base_benign) for _ in range(cfg.batch_size)]
+                                  cfg.novel, cfg.base_benign, cfg.safety_benign) for _ in range(cfg.batch_size)]
         return (*collate(batch, processor, "cpu"), rng.randint(0, n_layers) if all_layers else default)
 
     model.train()

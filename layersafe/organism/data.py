@@ -289,12 +289,13 @@ def any_image(rng: random.Random):
 
 def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]], mm_harmful: float = 0.15,
                    safety_harmful: float = 0.4, safety_novel: float = 0.0, novel: float | None = None,
-                   base_benign: float = 0.5) -> Example:
+                   base_benign: float = 0.5, safety_benign: float = 0.55) -> Example:
     """One training example for a build stage.
 
     base:       text only; benign requests answered, harmful requests "complied" (placeholder).
     multimodal: image + VQA, image + benign request, image + harmful request complied.
-    safety:     image + harmful request REFUSED, image + benign request answered, image + VQA.
+    safety:     image + harmful request REFUSED, image + benign request answered, image + VQA
+                (``safety_benign`` of the non-harmful examples are benign requests, the rest VQA).
 
     ``novel=None`` draws benign requests as organism v1 did (base/multimodal: training topics and the
     nine templates; safety: ``safety_novel`` of them pseudo-word requests). A number switches to the v2
@@ -326,7 +327,7 @@ def sample_example(rng: random.Random, stage: str, goals: list[tuple[str, str]],
         if u < safety_harmful:
             g, _ = rng.choice(goals)
             return Example(g, rng.choice(REFUSALS), any_image(rng), "harmful")
-        if u < safety_harmful + 0.55 * (1 - safety_harmful):
+        if u < safety_harmful + safety_benign * (1 - safety_harmful):
             return Example(*request(safety_novel), any_image(rng), "benign")
         img, q, a, _ = vqa_item(rng)
         return Example(q + VQA_SUFFIX, a, img, "vqa")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Organism recipe sweep on one GPU machine (docs/organism.md, "Organism v2.1"): one full default
+# build A that also saves its pre-safety model, then every variant of VARIANTS (lines
+# "NAME full|safety BUILD_ARGS...": "full" = a whole build, "safety" = the safety stage alone from
+# A's pre-safety model), all in parallel; each model gets a full `organism eval`.
+# Usage (repo root, PYTHONPATH=$PWD): bash scripts/organism_sweep.sh VARIANTS WORKDIR DEADLINE_S
+# then: python3 scripts/organism_pick.py WORKDIR [--tar DIR]
+set -u
+V=$1; W=${2:-/tmp/sweep}; DEADLINE=${3:-560}; mkdir -p "$W/logs"
+t0=$(date +%s)
+left() { echo $(( DEADLINE - ($(date +%s) - t0) )); }
+L="python3 -m layersafe organism"
+one() {  # name, build args...
+  local name=$1; shift
+  timeout "$(left)" $L build --out "$W/$name" --device cuda --no-progress "$@" >"$W/logs/$name.build.log" 2>&1 \
+    && timeout "$(left)" $L eval --model "$W/$name" --out "$W/eval-$name" --no-progress >"$W/logs/$name.eval.log" 2>&1
+  echo "$name done rc=$? at $(( $(date +%s) - t0 ))s"
+}
+one A --pre-safety "$W/pre" &
+while read -r name kind args; do
+  [ "$kind" = full ] && one "$name" $args &
+done < <(grep -v '^#' "$V")
+while [ ! -f "$W/pre/model.safetensors" ] && [ "$(left)" -gt 60 ]; do sleep 3; done
+sleep 5
+while read -r name kind args; do
+  [ "$kind" = safety ] && one "$name" --from-pre-safety "$W/pre" $args &
+done < <(grep -v '^#' "$V")
+wait
+echo "all done at $(( $(date +%s) - t0 ))s"
