@@ -85,16 +85,18 @@ class LlamaGuardVisionJudge(Judge):
             excluded_category_keys=[])
 
     def _image(self, row: dict):
-        from PIL import Image
+        """The row's image as RGB (a file path, relative ones under ``image_root``, or ``skimage:NAME``
+        as scans write them), or None when it is missing or unreadable."""
+        from ..data.base import SKIMAGE_PREFIX, ImageError, load_image
 
         ref = row.get("image")
         if not ref or not isinstance(ref, str):
             return None
-        path = Path(self.opts["image_root"] or ".") / ref if not os.path.isabs(ref) else Path(ref)
+        if not ref.startswith(SKIMAGE_PREFIX) and not os.path.isabs(ref):
+            ref = str(Path(self.opts["image_root"] or ".") / ref)
         try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError):
+            return load_image(ref)
+        except (ImageError, OSError, ValueError):
             return None
 
     def score(self, rows: list[dict]) -> list[dict]:
