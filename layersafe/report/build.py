@@ -16,12 +16,15 @@ from .tables import (OUTCOME_RATES, Stat, categories, category_layer_matrix, fmt
 
 
 def _analyse(run: Run) -> dict:
+    from ..judges.agreement import judge_agreement
+
     layers = per_layer(run.rows)
     note = stale_metrics_note(run, {l: s["asr"].value for l, s in layers.items() if "asr" in s})
     return {"identity": run.identity(), "notes": run.notes + ([note] if note else []),
             "per_layer": layers, "metrics": metric_names(layers),
             "groups": groups(run.rows, run.num_layers, run.default_layer),
-            "categories": categories(run.rows, run.num_layers, run.default_layer)}
+            "categories": categories(run.rows, run.num_layers, run.default_layer),
+            "agreement": judge_agreement(run.rows)}
 
 
 def first_examples(rows: list[dict], n: int) -> dict[int, list[dict]]:
@@ -113,7 +116,8 @@ def _run_json(a: dict) -> dict:
             "group_labels": group_labels(ident["num_layers"], ident["default_layer"]),
             "groups": {g: _stats_json(s) for g, s in a["groups"].items()},
             "per_layer": [{"layer": l, **_stats_json(s)} for l, s in a["per_layer"].items()],
-            "categories": {c: {g: _stats_json(s) for g, s in gs.items()} for c, gs in a["categories"].items()}}
+            "categories": {c: {g: _stats_json(s) for g, s in gs.items()} for c, gs in a["categories"].items()},
+            "judge_agreement": [{**x, "kappa": None if x["kappa"] != x["kappa"] else x["kappa"]} for x in a["agreement"]]}
 
 
 def _comparison_json(c: dict) -> dict:

@@ -129,6 +129,16 @@ def _comparison_html(c: dict, num_layers: int, default_layer) -> str:
     return "".join(out)
 
 
+def _agreement_html(pairs: list[dict]) -> str:
+    """Cohen's kappa per pair of judges, with the rows where they disagree (judges/agreement.py)."""
+    rows = [[escape(p["a"]), escape(p["b"]), str(p["n"]), f"{p['agree']:.3f}",
+             "–" if p["kappa"] != p["kappa"] else f"{p['kappa']:.3f}", str(p["disagree"]),
+             escape(", ".join(p["disagree_rows"]) + (" …" if p["disagree"] > len(p["disagree_rows"]) else ""))]
+            for p in pairs]
+    return _table(["judge", "judge", "rows", "agree", "Cohen's κ", "disagree", "rows that disagree (sample@layer)"],
+                  rows, left=2)
+
+
 def _examples_html(examples: dict[int, list[dict]], default_layer, redact: bool) -> str:
     out = []
     for layer, rows in examples.items():
@@ -193,6 +203,11 @@ def render(ctx: dict) -> str:
             rows = [[escape(c)] + [_stat_cell(g[k].get(m)) for k in GROUPS]
                     for c, g in base["categories"].items()]
             parts.append(f"<h4>{escape(label(m))}</h4>" + _table(["category"] + [escape(labels[k]) for k in GROUPS], rows))
+    for r in ctx["runs"]:
+        if r.get("agreement"):
+            parts.append(f"<h2>Judge agreement: {escape(r['identity']['label'])}</h2><p class=small>Each judge's "
+                         "verdict read as 'the answer is unsafe / the attack worked' (refusal: complied; StrongREJECT: "
+                         "score ≥ 0.5); rows where both judges gave a verdict.</p>" + _agreement_html(r["agreement"]))
     if ctx["comparisons"]:
         parts.append("<h2>Comparison (matched by sample and layer)</h2><p class=small>Δ = other − base, on the "
                      "(sample, layer) pairs both runs have; curves above show each run on all its rows.</p>")
