@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import CACHE_HELP, DTYPE_HELP, PICKLE_HELP, CacheMode, DType, check_fields, opt, resume_keys
+from ..config import (CACHE_HELP, DTYPE_HELP, PICKLE_HELP, SYSTEM_PROMPT_HELP, TEMPLATE_HELP, CacheMode, DType,
+                      Template, check_fields, opt, resume_keys)
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, iter_chunks, read_jsonl, truncate_torn_tail
 from ..versions import package_versions
@@ -56,6 +57,8 @@ class ScanConfig:
     adapter: str | None = opt(None, "peft adapter folder (e.g. `layersafe align` OUT/adapter), merged into the model "
                               "before scanning", resume=True)
     allow_pickle: bool = opt(False, PICKLE_HELP)
+    template: Template = opt("hf", TEMPLATE_HELP, resume=True)
+    system_prompt: str | None = opt(None, SYSTEM_PROMPT_HELP, resume=True)
 
     def validate(self) -> None:
         check_fields(self)
@@ -82,7 +85,8 @@ def prepare_out_dir(cfg: ScanConfig) -> Path:
             old = json.loads((out / RUN_JSON).read_text())["config"]
         except (ValueError, KeyError):
             raise UserError(f"{out / RUN_JSON} is unreadable; cannot resume safely (move the folder away)") from None
-        diff = [k for k in _RESUME_KEYS if old.get(k) != getattr(cfg, k)]
+        # a setting added since the original run was recorded counts as its default (e.g. template)
+        diff = [k for k in _RESUME_KEYS if old.get(k, ScanConfig.__dataclass_fields__[k].default) != getattr(cfg, k)]
         if diff:
             desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
             raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")
@@ -188,6 +192,9 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device or cfg.device, device_map=cfg.device_map,
                            trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter,
                            allow_pickle=cfg.allow_pickle)
+    from ..models.templates import describe, set_template
+
+    set_template(adapter, cfg.template, cfg.system_prompt)  # input_text shows it (models/templates.py)
     layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
     identity = model_identity(adapter, cfg.model)
     if identity["tiny_random"] and info.is_main:
@@ -207,6 +214,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         "num_layers": adapter.num_layers,
         "default_layer": adapter.default_layer,
         "layers": layers,
+        "template": describe(cfg.template, cfg.system_prompt),
         "dataset": {"name": dataset.name, "source": dataset.source, "n_samples": len(dataset.samples),
                     "n_bad_rows": len(dataset.errors), "content_sha256": content,
                     "bad_rows": [{"row": e.row, "reason": e.reason} for e in dataset.errors[:100]]},
@@ -232,6 +240,11 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     import torch
     from tqdm.auto import tqdm
 
+    cache = cfg.cache
+    if cache == "auto" and len(set(getattr(adapter.model, "hf_device_map", {}).values())) > 1:
+        # --device-map spread the model over several devices: a CUDA graph captures one device's
+        # stream, so the static-cache decoder (docs/design.md §4.4) is not used (docs/scale.md).
+        cache = "dynamic"
     if cfg.do_sample:
         torch.manual_seed(cfg.seed + info.rank)  # distinct draws per rank (docs/scale.md: --sample)
     todo_total = sum(1 for s in samples for l in layers if (s.id, l) not in done)
@@ -295,7 +308,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
                     feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
                 gens = adapter.generate(
                     [ok[i][2] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
-                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cfg.cache)
+                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cache)
                 batch_rows = []
                 for (i, layer), g in zip(chunk, gens):
                     s, input_text, item = ok[i]
@@ -316,7 +329,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     def finish() -> dict:
         merge_parts(gen_path, order)
         elapsed = time.time() - t0
-        run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        run.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), kv_cache=cache,
                    stats={**stats, "seconds": round(elapsed, 3),
                           "generations_per_s": round(stats["generated"] / elapsed, 3) if elapsed > 0 else None})
         atomic_write_json(out / RUN_JSON, run)
