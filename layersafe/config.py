@@ -47,6 +47,12 @@ CACHE_HELP = ("KV cache for generation: static = fixed-shape cache with each dec
               "(LLaVA families; greedy or plain-temperature sampling); dynamic = stock generate; "
               "auto = static on CUDA, dynamic elsewhere")
 DTYPE_HELP = "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16"
+# Conversation templates (layersafe/models/templates.py renders them).
+Template = Literal["hf", "llava_v1"]
+TEMPLATE_HELP = ("conversation template: hf = the processor's chat template (or the family's format without one); "
+                 "llava_v1 = the original LLaVA repository's vicuna_v1 conversation with its system prompt "
+                 "(LLaVA families)")
+SYSTEM_PROMPT_HELP = "system prompt text (default: the template's own: none for hf, vicuna_v1's for llava_v1)"
 
 _NONE_WORDS = ("none", "null", "off")
 

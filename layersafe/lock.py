@@ -180,7 +180,11 @@ def check_resume_settings(out: Path, run_json: str, cfg, keys: tuple[str, ...]) 
         old = json.loads((out / run_json).read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f"{out / run_json} is missing or unreadable; cannot resume safely") from None
-    diff = [k for k in keys if old.get(k) != getattr(cfg, k)]
+    import dataclasses
+
+    # a setting added since the original run was recorded counts as its default (e.g. template)
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
+    diff = [k for k in keys if old.get(k, defaults.get(k)) != getattr(cfg, k)]
     if diff:
         desc = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise UserError(f"cannot resume {out}: settings differ from the original run ({desc})")

@@ -25,6 +25,7 @@ LLAVA15_FALLBACK = "USER: <image>\n{prompt} ASSISTANT:"
 @register
 class LlavaAdapter(VLMAdapter):
     family = "llava"
+    chat_fallback = LLAVA15_FALLBACK  # checkpoints without a chat template (models/templates.py)
     architectures = ("LlavaForConditionalGeneration",)
     model_types = ("llava",)
     static_cache = True  # generate(inputs_embeds=...) over a plain decoder: models/decode.py applies
@@ -58,12 +59,6 @@ class LlavaAdapter(VLMAdapter):
     @property
     def default_layer(self) -> int:
         return self._default_layer
-
-    def build_prompt(self, text: str) -> str:
-        if getattr(self.processor, "chat_template", None):
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        return LLAVA15_FALLBACK.format(prompt=text)
 
     def tokenize(self, input_text: str, image) -> dict:
         enc = self.processor(images=[image], text=[input_text], return_tensors="pt")

@@ -11,6 +11,7 @@ from dataclasses import InitVar, dataclass, fields
 from typing import ClassVar, Literal
 
 from ..config import CACHE_HELP, DTYPE_HELP, PICKLE_HELP, CacheMode, DeprecatedOptionWarning, DType, check_fields, opt, resume_keys
+from ..config import SYSTEM_PROMPT_HELP, TEMPLATE_HELP, Template
 from ..errors import UserError
 
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
@@ -97,6 +98,8 @@ class LPPOConfig:
     log_with: LogWith = opt("none", "none | tensorboard | wandb (JSONL/CSV always)")
     reward_batch_size: int = opt(16, "batch size of reward-model / judge calls", min=1)
     allow_pickle: bool = opt(False, PICKLE_HELP)
+    template: Template = opt("hf", TEMPLATE_HELP, resume=True)
+    system_prompt: str | None = opt(None, SYSTEM_PROMPT_HELP, resume=True)
 
     def validate(self) -> None:
         check_fields(self)  # types, choices, finite numbers, the ranges declared above
@@ -138,6 +141,8 @@ class SFTConfig:
     save_every: int = opt(50, "checkpoint every N steps (and at the end)", min=1)
     resume: bool = opt(False, "continue from the last checkpoint in OUT (settings that change a step must be the same)")
     allow_pickle: bool = opt(False, PICKLE_HELP)
+    template: Template = opt("hf", TEMPLATE_HELP, resume=True)
+    system_prompt: str | None = opt(None, SYSTEM_PROMPT_HELP, resume=True)
 
     def validate(self) -> None:
         check_fields(self)

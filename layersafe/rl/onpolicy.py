@@ -323,6 +323,9 @@ class OnPolicyTrainer:
             if self.acc is not None and self.acc.num_processes > 1:
                 device = str(self.acc.device)
             adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
+        from ..models.templates import set_template
+
+        set_template(adapter, cfg.template, cfg.system_prompt)  # every prompt renders with it (models/templates.py)
         check_trainable(adapter, cfg)
         self.adapter = adapter
         self.raw = adapter.model

@@ -76,6 +76,9 @@ class SFTTrainer:
             raise UserError(f"--data {cfg.data}: no usable training prompts")
         if adapter is None:
             adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, allow_pickle=cfg.allow_pickle)
+        from ..models.templates import set_template
+
+        set_template(adapter, cfg.template, cfg.system_prompt)  # every prompt renders with it (models/templates.py)
         self.adapter, self.raw, self.tok = adapter, adapter.model, adapter.tokenizer
         self.layers = parse_layers(cfg.layers, adapter.num_layers, adapter.default_layer)
         eos = self.raw.generation_config.eos_token_id

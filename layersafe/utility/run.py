@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal, get_args
 
-from ..config import DTYPE_HELP, DType, check_fields, opt
+from ..config import DTYPE_HELP, SYSTEM_PROMPT_HELP, TEMPLATE_HELP, DType, Template, check_fields, opt
 from ..errors import UserError
 
 Suite = Literal["xstest", "vqav2", "reward"]
@@ -77,6 +77,8 @@ class UtilityConfig:
     seed: int = opt(0, "seed for dataset pairing")
     dtype: DType = opt("auto", DTYPE_HELP)
     device: str = opt("auto", "auto, cpu, cuda, cuda:N")
+    template: Template = opt("hf", TEMPLATE_HELP)
+    system_prompt: str | None = opt(None, SYSTEM_PROMPT_HELP)
 
     def validate(self) -> None:
         check_fields(self)  # --suite among SUITES, ranges, finite numbers
@@ -137,7 +139,8 @@ def run_utility(cfg: UtilityConfig, *, adapter=None, progress: bool = True, log=
     mnt = cfg.max_new_tokens or task.max_new_tokens
     scan_cfg = ScanConfig(model=cfg.model, dataset=cfg.data, layers=cfg.layers, out=cfg.out, max_new_tokens=mnt,
                           batch_size=cfg.batch_size, resume=cfg.resume, limit=cfg.limit, seed=cfg.seed,
-                          dtype=cfg.dtype, device=cfg.device, adapter=cfg.adapter)
+                          dtype=cfg.dtype, device=cfg.device, adapter=cfg.adapter, template=cfg.template,
+                          system_prompt=cfg.system_prompt)
     run = run_scan(scan_cfg, adapter=adapter, progress=progress, log=log)
     out = Path(cfg.out)
     rows = read_jsonl(out / GENERATIONS)
