@@ -50,6 +50,11 @@ class VLMAdapter:
     # Whether generate() can decode with the static-cache decoder (models/decode.py); the
     # others decode with stock generate, for the reason docs/families.md gives per family.
     static_cache: bool = False
+    # Conversation template (models/templates.py): "hf" = the processor's chat template, else
+    # ``chat_fallback`` (the family's format without a template); set with templates.set_template.
+    template: str = "hf"
+    system_prompt: str | None = None
+    chat_fallback: str = "{prompt}"
 
     def __init__(self, model, processor, *, name: str, device: torch.device):
         self.model = model
@@ -71,8 +76,11 @@ class VLMAdapter:
 
     # --- steps ----------------------------------------------------------------------------
     def build_prompt(self, text: str) -> str:
-        """The exact text given to the processor (recorded as ``input_text``)."""
-        raise NotImplementedError
+        """The exact text given to the processor (recorded as ``input_text``): the conversation
+        template in effect (``template``, ``system_prompt``; models/templates.py renders it)."""
+        from .templates import render
+
+        return render(self, text)
 
     def tokenize(self, input_text: str, image) -> dict[str, Any]:
         """One sample -> ``{"input_ids": 1-D LongTensor, "pixel_values": tensor, ...}``; any

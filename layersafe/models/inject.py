@@ -79,12 +79,6 @@ class InjectingAdapter(VLMAdapter):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token  # any id works under the mask
 
-    def build_prompt(self, text: str) -> str:
-        if getattr(self.processor, "chat_template", None):
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        return self.chat_fallback.format(prompt=text)
-
     def _generate_inputs(self, items, ids) -> dict:
         """Extra generate() inputs the family's stock forward needs (token types, grids, ...)."""
         return {}

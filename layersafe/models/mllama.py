@@ -68,6 +68,7 @@ def _drop_states_after_prefill(model):
 @register
 class MllamaAdapter(VLMAdapter):
     family = "mllama"
+    chat_fallback = "<|image|>{prompt}"  # base (non-instruct) checkpoints; the processor adds BOS
     architectures = ("MllamaForConditionalGeneration",)
     model_types = ("mllama",)
 
@@ -98,12 +99,6 @@ class MllamaAdapter(VLMAdapter):
                 f"run): 0 = tile patch embeddings, l = output of local block l, then layernorm_post, post-tile "
                 f"embedding and the global stack; projector taps deeper than l (stock taps: local layers "
                 f"{self._taps}) take layer l; default {self.num_layers} = stock")
-
-    def build_prompt(self, text: str) -> str:
-        if getattr(self.processor, "chat_template", None):
-            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-            return self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        return f"<|image|>{text}"  # base (non-instruct) checkpoints; the processor adds BOS
 
     def tokenize(self, input_text: str, image) -> dict:
         enc = self.processor(images=[image], text=[input_text], return_tensors="pt")
