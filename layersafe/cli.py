@@ -122,6 +122,7 @@ EXTRA_COMMANDS: list[str] = [
     "layersafe.organism.cli",
     "layersafe.trim",
     "layersafe.check",
+    "layersafe.paper",
 ]
 
 
