@@ -46,7 +46,7 @@ def test_group_interval_resamples_prompts_not_rows():
     from layersafe.metrics.aggregate import wilson_interval
 
     plo, phi = wilson_interval(80, 320)  # what pooling rows would say
-    assert (hi - lo) > 1.7 * (phi - plo)
+    assert (hi - lo) > 2.4 * (phi - plo)  # 2.65x here; sqrt(8) = 2.83 is the limit
 
 
 def test_grand_mean_ignores_missing_cells_per_layer():
