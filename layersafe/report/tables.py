@@ -71,10 +71,10 @@ def mean_ci(values: list[float]) -> Stat:
     mean = sum(values) / n
     if n == 1:
         return Stat(mean, math.nan, math.nan, 1, False)
-    from scipy.stats import t
+    from ..metrics.aggregate import t_quantile  # plain math: the report needs no scipy (not a dependency)
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    half = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
     return Stat(mean, mean - half, mean + half, n, False)
 
 
