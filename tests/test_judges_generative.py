@@ -217,6 +217,28 @@ def test_cli_bad_judges_exit_2_and_write_nothing(models, tmp_path, capsys):
         assert len(err) == 1 and not out.exists(), (spec, err)
 
 
+def test_cli_bad_grader_stops_before_any_judge_runs(tmp_path, capsys):
+    """A local grader that cannot work is refused when the judges are built, so the refusal judge
+    before it never runs and no file (output or score journal) is written."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from layersafe.cli import main
+
+    bert = tmp_path / "models" / "bert"
+    BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                             intermediate_size=8)).save_pretrained(bert)
+    work = tmp_path / "work"
+    work.mkdir()
+    inp = work / "gen.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    for spec in (f"harmbench:{bert}", f"strongreject:{bert}", f"llamaguard-vision:{bert}"):
+        assert main(["judge", "--input", str(inp), "--out", str(work / "o.jsonl"), "--judge", "refusal",
+                     "--judge", spec, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "'bert' model" in err[0], err
+        assert sorted(p.name for p in work.iterdir()) == ["gen.jsonl"]
+
+
 def test_cli_runs_graders_beside_refusal(models, tmp_path, capsys):
     from layersafe.cli import main
 

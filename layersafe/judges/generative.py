@@ -44,6 +44,32 @@ _ENCODERS = {"bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "electra", "cam
              "data2vec-text", "rembert", "roc_bert", "xmod", "bert-generation", "roberta-prelayernorm"}
 
 
+def local_json(name: str, filename: str) -> dict | None:
+    """``filename`` of a local model folder as a dict, or None (a hub id, no such file, not JSON)."""
+    import json
+
+    path = Path(name).expanduser() / filename
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def has_chat_template(folder: str) -> bool:
+    """Does a local tokenizer folder carry a chat template (in tokenizer_config.json or a file)?"""
+    p = Path(folder).expanduser()
+    cfg = local_json(folder, "tokenizer_config.json") or {}
+    return bool(cfg.get("chat_template")) or (p / "chat_template.jinja").is_file() or (p / "chat_template.json").is_file()
+
+
+def _check_causal(judge: str, name: str, model_type, archs: list) -> None:
+    if (model_type not in _causal_lm_types() or model_type in _ENCODERS
+            or (archs and not any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in archs))):
+        raise UserError(f"{judge}: {name} is a {model_type!r} model, not a causal (chat) language model; "
+                        "pass a model that AutoModelForCausalLM loads, e.g. an instruct/chat LM")
+
+
 class GraderJudge(Judge):
     """A causal LM that reads one rendered prompt per row and writes a verdict: subclasses set
     ``key`` (the prefix of every score they write), implement :meth:`render` (row -> prompt text)
@@ -59,10 +85,22 @@ class GraderJudge(Judge):
         self.model_name = self.model_arg()
         self.model = self.tokenizer = None
         self.n_parse_errors = 0
+        self.check_local()
 
     @classmethod
     def grader_options(cls, max_new_tokens: int) -> dict:
         return {**MODEL_OPTIONS, "max_new_tokens": (int, max_new_tokens, "tokens the grader may write")}
+
+    def check_local(self) -> None:
+        """For a local model folder, reject a grader that cannot work already at construction (a
+        few small JSON reads), so ``layersafe judge`` / ``scan`` stop before any judge runs or any
+        row is written. Hub ids are checked when the model loads."""
+        cfg = local_json(self.model_name, "config.json")
+        if cfg is not None:
+            _check_causal(self.name, self.model_name, cfg.get("model_type"), cfg.get("architectures") or [])
+            if self.needs_chat_template and not has_chat_template(self.model_name):
+                raise UserError(f"{self.name}: {self.model_name} has no chat template, so it is not a chat model; "
+                                "pass an instruct/chat model (its tokenizer_config.json carries a chat_template)")
 
     def model_arg(self) -> str:
         name = self.arg or self.default_model
@@ -76,11 +114,7 @@ class GraderJudge(Judge):
 
         self.device, self.dtype = model_device_dtype(self.opts)
         config = load_hf(tf.AutoConfig, self.model_name, f"{self.name} grader config")
-        archs = getattr(config, "architectures", None) or []
-        if (config.model_type not in _causal_lm_types() or config.model_type in _ENCODERS
-                or (archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs))):
-            raise UserError(f"{self.name}: {self.model_name} is a {config.model_type!r} model, not a causal (chat) "
-                            "language model; pass a model that AutoModelForCausalLM loads, e.g. an instruct/chat LM")
+        _check_causal(self.name, self.model_name, config.model_type, getattr(config, "architectures", None) or [])
         tok = load_hf(tf.AutoTokenizer, self.model_name, f"{self.name} grader tokenizer")
         if self.needs_chat_template and not tok.chat_template:
             raise UserError(f"{self.name}: {self.model_name} has no chat template, so it is not a chat model; "

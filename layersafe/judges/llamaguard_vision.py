@@ -20,11 +20,16 @@ from pathlib import Path
 
 from ..errors import UserError
 from .base import MODEL_OPTIONS, Judge, load_hf, model_device_dtype, register
-from .generative import upstream_text
+from .generative import local_json, upstream_text
 from .llamaguard import _first_token_ids, parse_llamaguard
 
 DEFAULT_MODEL = "meta-llama/Llama-Guard-3-11B-Vision"
 KEY = "llamaguard_vision"
+
+
+def _not_mllama(name: str, model_type) -> None:
+    raise UserError(f"llamaguard-vision: {name} is a {model_type!r} model, not Llama Guard 3 Vision (mllama); "
+                    "for a text-only Llama Guard use --judge llamaguard:MODEL")
 
 
 def conversation(prompt: str, response: str, with_image: bool = True) -> list[dict]:
@@ -53,6 +58,9 @@ class LlamaGuardVisionJudge(Judge):
             raise UserError(f"llamaguard-vision: template={self.opts['template']!r}; use auto or upstream")
         self.model = self.processor = None
         self.n_parse_errors = self.n_image_errors = 0
+        cfg = local_json(self.model_name, "config.json")  # a local folder: checked before any judge runs
+        if cfg is not None and cfg.get("model_type") != "mllama":
+            _not_mllama(self.model_name, cfg.get("model_type"))
 
     def _load(self) -> None:
         import transformers as tf
@@ -60,8 +68,7 @@ class LlamaGuardVisionJudge(Judge):
         self.device, self.dtype = model_device_dtype(self.opts)
         config = load_hf(tf.AutoConfig, self.model_name, "Llama Guard Vision config")
         if config.model_type != "mllama":
-            raise UserError(f"llamaguard-vision: {self.model_name} is a {config.model_type!r} model, not Llama Guard 3 "
-                            "Vision (mllama); for a text-only Llama Guard use --judge llamaguard:MODEL")
+            _not_mllama(self.model_name, config.model_type)
         processor = load_hf(tf.AutoProcessor, self.model_name, "Llama Guard Vision processor")
         model = load_hf(tf.AutoModelForImageTextToText, self.model_name, "Llama Guard Vision model", dtype=self.dtype,
                         allow_pickle=self.opts["allow_pickle"])
