@@ -10,10 +10,11 @@ for N processes up to the merged file; model loading is not in it, and is report
 phase's wall time). Rows are compared between phases: data-parallel rows are the one-GPU rows
 (same generate calls), the device-map rows may differ in bf16.
 
-    # 2 GPUs, random LLaVA-1.5-7B, bf16 (issue 20's target: data parallel >= 1.9x one GPU)
+    # 2 GPUs, random LLaVA-1.5-7B, bf16 (issue 20's target: data parallel >= 1.9x one GPU); the
+    # defaults: 96 samples x layers 1-24, 32 new tokens, batch 64 (36 generate calls: 18 per GPU)
     python benchmarks/bench_scale.py --preset llava-1.5-7b --gpus 2
-    # CPU plumbing check (tiny model, gloo): what tests/test_bench_scale.py runs
-    python benchmarks/bench_scale.py --preset tiny --device cpu --samples 4 --layers 0-1 --new-tokens 2 \\
+    # CPU plumbing check (tiny model, gloo; tests/test_distributed_bench.py runs it on a saved --model)
+    python benchmarks/bench_scale.py --preset tiny --device cpu --samples 5 --layers 0-2 --new-tokens 3 \\
         --batch-size 2 --dm-layers 0
 
 Records go in docs/benchmarks.md with the exact command, date and machine.
@@ -121,7 +122,7 @@ def main() -> int:
     ap.add_argument("--gpus", type=int, default=2, help="processes (data parallel) and GPUs (device map)")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: plumbing check with gloo")
     ap.add_argument("--dtype", default=None, help="default: bfloat16 for llava-1.5-7b, float32 for tiny")
-    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--samples", type=int, default=96)
     ap.add_argument("--layers", default="1-24", help="layers of the one-GPU and data-parallel phases")
     ap.add_argument("--dm-layers", default="1-4",
                     help="layers of the --device-map phase (pairs/s is compared; 'none' skips it)")
