@@ -104,6 +104,9 @@ def judge_rows(rows: list[dict], specs: list[str], *, batch_size: int = 64, prog
     Guard outputs) and ``empty`` (rows with an empty response) under ``counts["judges"][spec]``;
     non-zero summaries are also logged, so failures are never silent.
 
+    Under ``torchrun`` / ``accelerate launch`` every process passes the same rows and ends with
+    all of them scored, each having judged every N-th batch (docs/scale.md).
+
     With ``journal`` (a file path), scores are appended there batch by batch and rows already in
     it (same judge spec, same row) are not judged again (:class:`ScoreJournal`); the caller removes
     it once its results are written."""
@@ -125,6 +128,11 @@ def judge_rows(rows: list[dict], specs: list[str], *, batch_size: int = 64, prog
     from .. import distributed as dist
 
     info = dist.setup()  # torchrun / accelerate launch: each rank judges its share of the batches
+    if info.distributed:  # shares are positions in ``rows``: every rank must hold the same rows
+        digest = hashlib.sha1("".join(_row_key(i, r) for i, r in enumerate(rows)).encode()).hexdigest()
+        if len(set(dist.gather(digest))) > 1:
+            raise UserError("under torchrun / accelerate launch every process must judge the same rows "
+                            "(they share the batches); give every process the same input")
     book = ScoreJournal(journal, rows, info.rank if info.distributed else None) if journal is not None else None
     dist.barrier()  # every rank has read the journals before any appends to its part
     try:
