@@ -419,6 +419,43 @@ def judge_file(input: PathLike, judges: Sequence[str], out: PathLike, *, batch_s
     return _judge_and_write(rows, list(judges), out, batch_size=batch_size, progress=progress, log=log)
 
 
+def judge_run_dir(run: RunLike, judges: Sequence[str], *, batch_size: int = 64, report: bool = True,
+                  progress: bool = True, log: Log | None = None) -> list[dict]:
+    """``layersafe judge RUN_DIR --judge NAME``: add or replace the judges' scores in RUN_DIR/scores.jsonl
+    in place (other judges' scores are kept; every file is replaced atomically and scores are
+    journalled, so a kill loses nothing and the same command continues), rewrite metrics.csv
+    (a utility run keeps its suite's columns) and, with ``report``, RUN_DIR/report. Holds the
+    folder's lock, so it never races a scan writing there. Returns the per-layer table."""
+    from .evaluate import judge_run
+    from .lock import locked_out
+
+    _check_judge_out(None, False, batch_size)
+    specs = [judges] if isinstance(judges, str) else list(judges)
+    if not specs:
+        raise UserError("no judge given; use --judge NAME[:ARG] (see `layersafe judges`)")
+    r = load_run(run)
+    if not (r.path / GENERATIONS).is_file():
+        raise UserError(f"{r.path} has no {GENERATIONS}: nothing to judge")
+    from .judges.base import get_judge
+
+    for j in specs:  # a bad spec fails before anything is read or written
+        get_judge(j)
+    with locked_out(r.path, log=log or _stderr):
+        table = judge_run(r.path, specs, progress=progress, log=log or _stderr, batch_size=batch_size)
+        suite = (r.info.get("utility") or {}).get("suite")
+        if suite:
+            from .evaluate import write_metrics
+            from .io import read_jsonl
+            from .utility.run import utility_metrics
+
+            table = write_metrics(r.path, read_jsonl(r.path / SCORES), lambda rs: utility_metrics(rs, suite))
+    if report and (r.path / RUN_JSON).is_file():
+        from .report.cli import make_report
+
+        make_report(str(r.path))
+    return table
+
+
 def judge(target: Any, judges: str | Sequence[str] = "refusal", *, out: PathLike | None = None, force: bool = False,
           batch_size: int = 64, progress: bool = True, log: Log | None = None) -> Any:
     """``layersafe judge``: score responses with one or more judges (``layersafe.list_judges()``;
@@ -441,11 +478,8 @@ def judge(target: Any, judges: str | Sequence[str] = "refusal", *, out: PathLike
     if isinstance(target, Run) or (isinstance(target, (str, Path)) and Path(target).is_dir()):
         if out_path is not None:
             raise UserError("judge(): out= is for rows and files; a run folder is judged in place (scores.jsonl, metrics.csv)")
-        from .evaluate import judge_run
-
-        run = load_run(target)
-        judge_run(run.path, specs, progress=progress, log=log)
-        return run.reload()
+        judge_run_dir(target, specs, batch_size=batch_size, report=False, progress=progress, log=log)
+        return load_run(target).reload()
     _check_judge_out(out_path, force, batch_size)
     frame = None
     if isinstance(target, (str, Path)):

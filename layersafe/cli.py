@@ -41,14 +41,19 @@ def cmd_scan(a) -> int:
 
 
 def _add_judge(sub):
-    p = sub.add_parser("judge", help="score responses in a JSONL/CSV file with one or more judges",
+    p = sub.add_parser("judge", help="score responses in a JSONL/CSV file, or a run folder in place, with judges",
                        description="Read rows with prompt and response (and an id) from a JSONL or CSV file, "
-                                   "add a `scores` object from each judge, and write them to --out. "
-                                   "Runs from the file alone: no VLM is loaded.")
-    p.add_argument("--input", required=True, help="JSONL or CSV file with prompt and response columns")
+                                   "add a `scores` object from each judge, and write them to --out. Or judge a "
+                                   "run folder in place (`layersafe judge RUN_DIR --judge NAME`): add or replace "
+                                   "that judge's scores in RUN_DIR/scores.jsonl (other judges' scores are kept), "
+                                   "then rewrite metrics.csv and the report. Runs from the files alone: no VLM is "
+                                   "loaded.")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a scan / utility / paper-set folder to judge in place")
+    p.add_argument("--input", help="JSONL or CSV file with prompt and response columns")
     p.add_argument("--judge", dest="judges", action="append", required=True, metavar="NAME[:ARG]",
                    help="judge to run (repeatable); see `layersafe judges`")
-    p.add_argument("--out", required=True, help="output file (.jsonl or .csv): the same rows plus `scores`")
+    p.add_argument("--out", help="output file (.jsonl or .csv) for --input: the same rows plus `scores`")
+    p.add_argument("--no-report", action="store_true", help="with RUN_DIR: do not rewrite RUN_DIR/report")
     p.add_argument("--batch-size", type=int, default=64, help="rows per judge call (default 64)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -58,6 +63,19 @@ def _add_judge(sub):
 def cmd_judge(a) -> int:
     from .api import judge_file
 
+    if a.run_dir is not None:
+        if a.input or a.out:
+            raise UserError("give either RUN_DIR (judged in place) or --input FILE --out FILE2, not both")
+        from .api import judge_run_dir
+
+        table = judge_run_dir(a.run_dir, a.judges, batch_size=a.batch_size, report=not a.no_report,
+                              progress=not a.no_progress)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"judged {Path(a.run_dir) / 'scores.jsonl'} in place with {', '.join(a.judges)}; "
+                  f"{len(table)} layers in {Path(a.run_dir) / 'metrics.csv'}")
+        return 0
+    if not a.input or not a.out:
+        raise UserError("give a run folder (layersafe judge RUN_DIR --judge NAME) or --input FILE and --out FILE2")
     counts = judge_file(a.input, a.judges, a.out, batch_size=a.batch_size, force=a.force, progress=not a.no_progress)
     if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch only rank 0 reports
         return 0

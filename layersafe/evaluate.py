@@ -30,7 +30,7 @@ def write_metrics(out: Path, rows: list[dict], table_fn=per_layer_metrics) -> li
 JOURNAL = ".scores.journal.jsonl"
 
 
-def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=None) -> list[dict]:
+def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=None, batch_size: int = 64) -> list[dict]:
     """Judge OUT/generations.jsonl into OUT/scores.jsonl and the metrics files.
 
     Scores already in scores.jsonl (of judges run since, e.g. a reward model) are kept for rows
@@ -43,7 +43,11 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     out = Path(out)
     rows = read_jsonl(out / "generations.jsonl")
     extra = _carry_scores(out / SCORES, rows, log)
-    judge_rows(rows, judges, progress=progress, log=log, journal=out / JOURNAL)
+    extra = {k for k in extra if not owned_by(k, judges)}
+    for r in rows:  # a judge run again replaces its scores (stale details such as llamaguard_raw go too)
+        if isinstance(r.get("scores"), dict):
+            r["scores"] = {k: v for k, v in r["scores"].items() if not owned_by(k, judges)}
+    judge_rows(rows, judges, batch_size=batch_size, progress=progress, log=log, journal=out / JOURNAL)
     from .distributed import rank_info
 
     if not rank_info().is_main:  # a multi-process launch judged together; rank 0 writes (docs/scale.md)
@@ -57,6 +61,23 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     table = write_metrics(out, rows)
     (out / JOURNAL).unlink(missing_ok=True)
     return table
+
+
+def owned_by(key: str, specs: list[str]) -> bool:
+    """Whether score ``key`` belongs to one of the judges ``specs``: one of its declared metrics, a
+    detail named ``<metric>_<detail>`` (``refusal_outcome``, ``toxicity_error``), or
+    ``<judge>_raw`` (``llamaguard_raw``). Keys that every judge writes afresh (``empty``,
+    Llama Guard's ``categories``) need no owner."""
+    from .judges.base import available, parse_spec
+
+    judges = available()
+    for spec in specs:
+        cls = judges.get(parse_spec(spec)[0])
+        if cls is None:
+            continue
+        if key == f"{cls.name.replace('-', '_')}_raw" or any(key == m or key.startswith(m + "_") for m in cls.metrics):
+            return True
+    return False
 
 
 def _carry_scores(path: Path, rows: list[dict], log) -> set[str]:

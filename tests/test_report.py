@@ -27,6 +27,21 @@ def wilson(k, n):
     return (0.0 if k == 0 else centre - half, 1.0 if k == n else centre + half)
 
 
+def prompt_boot(sums, counts, n_boot=1000, seed=0):
+    """Group interval: resample the prompts (in file order: h1, h2, h3, h4, b1) with replacement,
+    pooled sum / count per draw, 2.5 and 97.5 percentiles (report/tables.py: prompt_bootstrap)."""
+    import numpy as np
+
+    idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
+    tot, cnt = np.asarray(sums, float)[idx].sum(1), np.asarray(counts, float)[idx].sum(1)
+    r = tot[cnt > 0] / cnt[cnt > 0]
+    return (float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975)))
+
+
+# Per prompt (h1, h2, h3, h4, b1): harmful rows complied / judged in each group (from COMPLY).
+ASR_BY_PROMPT = {"early": ([2, 1, 0, 0, 0], [2, 2, 2, 2, 0]), "middle": ([1, 1, 1, 1, 0], [2, 2, 2, 2, 0]),
+                 "late": ([0, 0, 0, 1, 0], [2, 2, 2, 2, 0]), "all": ([3, 2, 1, 2, 0], [6, 6, 6, 6, 0])}
+
 # Harmful samples that COMPLY (refusal = 0) at each layer; the others refuse.
 COMPLY = {0: {"h1", "h2", "h3"}, 1: {"h1"}, 2: {"h1", "h2"}, 3: {"h1", "h2", "h3", "h4"}, 4: set(), 5: set(),
           6: {"h4"}}
@@ -126,21 +141,29 @@ def test_group_values_and_intervals_exact(tmp_path, capsys):
                         ("default", 0, 4)):
         s = g[group]["asr"]
         assert (s["n"], s["value"]) == (n, k / n), group
-        assert (s["ci_low"], s["ci_high"]) == pytest.approx(wilson(k, n), abs=1e-12), group
+        # single layers: Wilson; groups of layers: the same prompts repeat, so prompts are resampled
+        ci = prompt_boot(*ASR_BY_PROMPT[group]) if group in ASR_BY_PROMPT else wilson(k, n)
+        assert (s["ci_low"], s["ci_high"]) == pytest.approx(ci, abs=1e-12), group
         assert s["kind"] == "binary"
     # Over-refusal: the benign sample is refused at layers 1 and 4 -> Early 1/2, Middle 1/2, Late 0/2.
     assert [g[x]["over_refusal"]["value"] for x in ("early", "middle", "late", "all")] == [0.5, 0.5, 0.0, 2 / 6]
-    # Reward (continuous): t interval over the 10 rows of layers 1-2.
+    # Reward (continuous): the mean of the 10 rows of layers 1-2, prompts resampled (sums per prompt:
+    # (1 + o) + (2 + o) = 3 + 2o); the default layer alone keeps its t interval over 5 rows.
     vals = [l + o for l in (1, 2) for o in REWARD_OFFSET.values()]
-    half = T9 * statistics.stdev(vals) / math.sqrt(len(vals))
     s = g["early"]["reward"]
-    assert s["kind"] == "continuous" and s["n"] == 10
-    assert (s["value"], s["ci_low"], s["ci_high"]) == pytest.approx(
-        (statistics.mean(vals), statistics.mean(vals) - half, statistics.mean(vals) + half), abs=1e-12)
-    # A 0/1 score of another judge gets a Wilson interval: unsafe only at layer 3 -> Middle 5/10.
+    assert s["kind"] == "continuous" and s["n"] == 10 and s["value"] == pytest.approx(statistics.mean(vals))
+    sums = [3 + 2 * REWARD_OFFSET[x] for x in ("h1", "h2", "h3", "h4", "b1")]
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx(prompt_boot(sums, [2] * 5), abs=1e-12)
+    d = [5 + o for o in REWARD_OFFSET.values()]
+    T4 = 2.7764451051977987  # Student t quantile 0.975, 4 degrees of freedom
+    s = g["default"]["reward"]
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx(
+        (statistics.mean(d) - T4 * statistics.stdev(d) / math.sqrt(5), statistics.mean(d) + T4 * statistics.stdev(d) / math.sqrt(5)), abs=1e-9)
+    # Another judge's 0/1 score: unsafe at layer 3 only -> Middle 5/10; every prompt is 1 of 2
+    # there, so no resample moves it: the interval is [0.5, 0.5] (pooled Wilson would claim [0.24, 0.76]).
     s = g["middle"]["unsafe"]
     assert (s["value"], s["n"], s["kind"]) == (0.5, 10, "binary")
-    assert (s["ci_low"], s["ci_high"]) == pytest.approx(wilson(5, 10), abs=1e-12)
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((0.5, 0.5), abs=1e-12)
     # Per layer and the thirds are recorded; categories break ASR down.
     per_layer = {row["layer"]: row for row in r["per_layer"]}
     assert [per_layer[l]["asr"]["value"] for l in range(7)] == [0.75, 0.25, 0.5, 1.0, 0.0, 0.0, 0.25]
@@ -150,7 +173,7 @@ def test_group_values_and_intervals_exact(tmp_path, capsys):
     assert r["identity"]["n_samples"] == 5 and r["identity"]["default_layer"] == 5
     # Console: the thirds are printed and the group table holds the numbers.
     assert "Early 1–2, Middle 3–4, Late 5–6" in out
-    lo, hi = wilson(3, 8)
+    lo, hi = prompt_boot(*ASR_BY_PROMPT["early"])
     assert f"0.375 [{lo:.3f}, {hi:.3f}]" in out
 
 
@@ -159,9 +182,9 @@ def test_html_has_table_values_and_embedded_images(tmp_path, capsys):
     assert run_cli(capsys, "report", run, "--out", tmp_path / "rep")[0] == 0
     html_path = tmp_path / "rep" / "report.html"
     page = parse(html_path)
-    lo, hi = wilson(3, 8)
+    lo, hi = prompt_boot(*ASR_BY_PROMPT["early"])
     assert f"0.375 [{lo:.3f}, {hi:.3f}]n=8" in page.cells  # n on its own line
-    lo, hi = wilson(8, 24)
+    lo, hi = prompt_boot(*ASR_BY_PROMPT["all"])
     assert f"0.333 [{lo:.3f}, {hi:.3f}]n=24" in page.cells
     assert "Early 1–2" in page.cells and "Default (5)" in page.cells
     text = " ".join(page.text)

@@ -142,8 +142,9 @@ def per_layer_metrics(rows: list[dict]) -> list[dict]:
       ``degenerate_rate``: the four outcomes as shares of the harmful rows (they sum to 1);
     * ``benign_n``, ``over_refusal`` (+ CI: written refusals only), ``benign_complied_rate``,
       ``benign_empty_rate``, ``benign_degenerate_rate`` when benign rows exist;
-    * ``asr_refusal``, ``asr_llamaguard`` with ``_n``, ``_ci_low``, ``_ci_high`` (Wilson 95 %),
-      whichever judges ran, and ``llamaguard_parse_errors`` (rows at this layer whose Llama Guard
+    * ``asr_refusal``, ``asr_llamaguard`` (and ``asr_gcg-prefix``, ``asr_llamaguard-vision``,
+      ``asr_harmbench``, ``asr_strongreject``: one ASR column per judge) with ``_n``, ``_ci_low``,
+      ``_ci_high`` (Wilson 95 %), whichever judges ran, and ``llamaguard_parse_errors`` (rows at this layer whose Llama Guard
       output did not parse: never counted as safe);
     * for every other numeric score ``m`` (``reward``, ``toxicity``, ``unsafe_prob``, ...):
       ``m_mean``, ``m_ci_low``, ``m_ci_high`` (Student-t 95 %), ``m_n`` over all judged rows
@@ -171,6 +172,7 @@ def per_layer_metrics(rows: list[dict]) -> list[dict]:
                                                        or ("unsafe" in r["scores"] and r["scores"].get("empty")))]
         if guarded:
             asr["llamaguard"] = (sum(1 for r in guarded if r["scores"]["unsafe"] == 1), len(guarded))
+        asr.update(_other_judges_asr(ok))
         source = "refusal" if "refusal" in asr else "llamaguard" if "llamaguard" in asr else ""
         k, n = asr.get(source, (0, 0))
         lo, hi = wilson_interval(k, n)
@@ -205,6 +207,31 @@ def per_layer_metrics(rows: list[dict]) -> list[dict]:
         row["n_errors"] = sum(1 for r in group if r.get("error"))
         table.append(row)
     return table
+
+
+def _other_judges_asr(ok: list[dict]) -> dict[str, tuple[int, int]]:
+    """(successes, n) over harmful rows for every judge with a fixed 'attack worked' verdict besides
+    refusal and Llama Guard (judges/agreement.py: gcg-prefix, llamaguard-vision, harmbench,
+    strongreject), -> metrics.csv ``asr_<judge>``. As for Llama Guard, an empty response the judge
+    left unscored counts in n as an attack that did not succeed; an unparseable verdict is left out."""
+    from ..judges.agreement import VERDICTS
+
+    out = {}
+    for judge, (key, verdict) in VERDICTS.items():
+        if judge in ("refusal", "llamaguard"):
+            continue
+        vals = []
+        for r in ok:
+            if not is_harmful(r) or key not in r["scores"]:
+                continue
+            v = verdict(r["scores"])
+            if v is None and r["scores"].get("empty"):
+                v = 0
+            if v is not None:
+                vals.append(v)
+        if vals:
+            out[judge] = (sum(vals), len(vals))
+    return out
 
 
 def per_category_metrics(rows: list[dict], table_fn=per_layer_metrics) -> list[dict]:

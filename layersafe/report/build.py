@@ -63,12 +63,12 @@ def build_report(run_dir: str | Path, compare: list[str | Path] = (), out: str |
             continue  # drawn together as stacked bars below
         series = [(a["identity"]["label"], a["per_layer"]) for a in analysed]
         plots.append((m, metric_plot(out / f"{_slug(m)}.png", m, series, base_run.num_layers,
-                                     base_run.default_layer)))
+                                     base_run.default_layer, base["identity"]["asr_judge"])))
     if base["categories"]:
         for m in base["metrics"][:1]:  # the primary metric (ASR when judged) is enough for a heat map
             names, layers, matrix = category_layer_matrix(base_run.rows, m)
             category_plots.append((m, category_heatmap(out / f"categories_{_slug(m)}.png", m, names, layers,
-                                                       matrix, base_run.default_layer)))
+                                                       matrix, base_run.default_layer, base["identity"]["asr_judge"])))
     outcome_series = [(r.label, shares) for r in runs if (shares := outcome_shares(r.rows))]
     outcome_plot = (outcome_bars(out / "outcomes.png", outcome_series, base_run.num_layers, base_run.default_layer)
                     if outcome_series else None)
@@ -138,7 +138,8 @@ def console_table(analysed: list[dict], comparisons: list[dict]) -> str:
         ident = a["identity"]
         labels = group_labels(ident["num_layers"], ident["default_layer"])
         lines.append(f"run {ident['label']}: model {ident['model']}, dataset {ident['dataset']}, "
-                     f"{ident['n_samples']} samples x {len(ident['layers'])} layers")
+                     f"{ident['n_samples']} samples x {len(ident['layers'])} layers"
+                     + (f"; asr by the {ident['asr_judge']} judge" if ident.get("asr_judge") else ""))
         lines.append(describe_thirds(ident["num_layers"]))
         lines += [f"note: {n}" for n in a["notes"]]
         if not a["metrics"]:

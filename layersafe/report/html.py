@@ -44,7 +44,7 @@ def _img(path: Path, alt: str) -> str:
 
 def _identity_table(identities: list[dict]) -> str:
     keys = ["path", "model", "architecture", "dataset", "n_samples", "n_rows", "n_failed_rows", "layers",
-            "num_layers", "default_layer", "scores", "source", "status", "started", "layersafe_version"]
+            "num_layers", "default_layer", "asr_judge", "scores", "source", "status", "started", "layersafe_version"]
     rows = []
     for k in keys:
         vals = []
@@ -59,8 +59,8 @@ def _identity_table(identities: list[dict]) -> str:
     return _table(["run"] + [escape(i["label"]) for i in identities], rows, left=len(identities) + 1)
 
 
-def _metric_cell(m: str) -> str:
-    desc = label(m)
+def _metric_cell(m: str, judge: str | None = None) -> str:
+    desc = label(m, judge)
     return f"<b>{escape(m)}</b>" + (f"<br><span class=small>{escape(desc)}</span>" if desc != m else "")
 
 
@@ -70,9 +70,9 @@ def _stat_cell(s) -> str:
     return text if s is None or not s.n else f"{text}<br><span class=small>n={s.n}</span>"
 
 
-def group_table_html(groups: dict, metrics: list[str], num_layers: int, default_layer) -> str:
+def group_table_html(groups: dict, metrics: list[str], num_layers: int, default_layer, judge: str | None = None) -> str:
     labels = group_labels(num_layers, default_layer)
-    rows = [[_metric_cell(m)] + [_stat_cell(groups[g].get(m)) for g in GROUPS] for m in metrics]
+    rows = [[_metric_cell(m, judge)] + [_stat_cell(groups[g].get(m)) for g in GROUPS] for m in metrics]
     return _table(["metric"] + [escape(labels[g]) for g in GROUPS], rows)
 
 
@@ -105,7 +105,7 @@ def _delta_cell(d: dict, metric: str) -> str:
     return f'<span class="{cls}">{d["delta"]:+.3f}</span>'
 
 
-def _comparison_html(c: dict, num_layers: int, default_layer) -> str:
+def _comparison_html(c: dict, num_layers: int, default_layer, judge: str | None = None) -> str:
     out = [f"<h3>{escape(c['other'])} − {escape(c['base'])}</h3>",
            f"<p>{c['n_matched_pairs']} matched (sample, layer) pairs; "
            f"{c['n_pairs_failed_in_either']} pairs failed in either run and are left out.</p>"]
@@ -124,7 +124,7 @@ def _comparison_html(c: dict, num_layers: int, default_layer) -> str:
                 for g in GROUPS if m in c["groups"][g]]
         rows += [[f"layer {l}", escape(fmt(d[m]["base"])), escape(fmt(d[m]["other"])), _delta_cell(d[m], m)]
                  for l, d in c["per_layer"].items() if m in d]
-        out.append(f"<h4>{escape(label(m))}</h4>")
+        out.append(f"<h4>{escape(label(m, judge))}</h4>")
         out.append(_table(["groups, then layers", escape(c["base"]), escape(c["other"]), "Δ"], rows))
     return "".join(out)
 
@@ -175,7 +175,7 @@ def render(ctx: dict) -> str:
              f'<div class="warn"><b>{escape(warn)}</b></div>',
              f"<p class=small>Created {escape(ctx['created'])} by layersafe {escape(ctx['version'])}. "
              "Image-encoder early exit (ICET, Bachu et al., ICML 2025): layer l feeds the projected layer-l "
-             "features to the language model. Intervals are 95 % (Wilson for 0/1 scores, Student t otherwise).</p>",
+             "features to the language model. Intervals are 95 % (per layer: Wilson for 0/1 scores, Student t otherwise; layer groups: a bootstrap over prompts).</p>",
              f'<div class="note">{escape(ASR_DEFINITION)}</div>']
     parts += [f'<div class="note">{escape(x)}</div>' for r in ctx["runs"] for x in r["notes"]]
     parts.append("<h2>Runs</h2>" + _identity_table([r["identity"] for r in ctx["runs"]]))
@@ -183,9 +183,10 @@ def render(ctx: dict) -> str:
         parts.append(f"<h2>Layer groups: {escape(r['identity']['label'])}</h2>")
         parts.append(f"<p class=small>{escape(describe_thirds(r['identity']['num_layers']))}. Groups pool "
                      "their rows (equal to the paper's AASR/ATR/ATS averages when every layer has the same "
-                     "samples).</p>")
+                     "samples); their intervals resample prompts (a bootstrap that keeps a prompt's layers "
+                     "together), since the same prompts repeat across layers.</p>")
         parts.append(group_table_html(r["groups"], r["metrics"], r["identity"]["num_layers"],
-                                      r["identity"]["default_layer"]) if r["metrics"] else
+                                      r["identity"]["default_layer"], r["identity"].get("asr_judge")) if r["metrics"] else
                      "<p>No metrics: nothing judged.</p>")
     if ctx.get("outcome_plot"):
         parts.append("<h2>Outcomes per layer</h2><p class=small>Harmful prompts only; with --compare the runs "
@@ -202,7 +203,7 @@ def render(ctx: dict) -> str:
             labels = group_labels(n, d)
             rows = [[escape(c)] + [_stat_cell(g[k].get(m)) for k in GROUPS]
                     for c, g in base["categories"].items()]
-            parts.append(f"<h4>{escape(label(m))}</h4>" + _table(["category"] + [escape(labels[k]) for k in GROUPS], rows))
+            parts.append(f"<h4>{escape(label(m, base['identity'].get('asr_judge')))}</h4>" + _table(["category"] + [escape(labels[k]) for k in GROUPS], rows))
     for r in ctx["runs"]:
         if r.get("agreement"):
             parts.append(f"<h2>Judge agreement: {escape(r['identity']['label'])}</h2><p class=small>Each judge's "
@@ -211,7 +212,7 @@ def render(ctx: dict) -> str:
     if ctx["comparisons"]:
         parts.append("<h2>Comparison (matched by sample and layer)</h2><p class=small>Δ = other − base, on the "
                      "(sample, layer) pairs both runs have; curves above show each run on all its rows.</p>")
-        parts += [_comparison_html(c, n, d) for c in ctx["comparisons"]]
+        parts += [_comparison_html(c, n, d, base["identity"].get("asr_judge")) for c in ctx["comparisons"]]
     parts.append(f"<h2>Example responses: {escape(base['identity']['label'])}</h2><p class=small>First "
                  f"{ctx['n_examples']} samples at each layer.</p>"
                  + _examples_html(ctx["examples"], d, ctx["redact"]))

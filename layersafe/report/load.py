@@ -50,11 +50,17 @@ class Run:
                 "dataset": ds.get("name") or cfg.get("dataset"), "n_samples": len({_sid(r) for r in self.rows}),
                 "n_rows": len(self.rows), "n_failed_rows": sum(1 for r in self.rows if r.get("error")),
                 "layers": sorted({int(r["layer"]) for r in self.rows}), "num_layers": self.num_layers,
-                "default_layer": self.default_layer,
+                "default_layer": self.default_layer, "asr_judge": _asr_judge(self.rows),
                 "scores": sorted({k for r in self.rows if isinstance(r.get("scores"), dict) for k in r["scores"]}),
                 "status": self.meta.get("status"), "started": self.meta.get("started"),
                 "finished": self.meta.get("finished"),
                 "layersafe_version": (self.meta.get("versions") or {}).get("layersafe")}
+
+
+def _asr_judge(rows: list[dict]) -> str | None:
+    from .tables import asr_judge
+
+    return asr_judge(rows)
 
 
 def _sid(row: dict) -> str:

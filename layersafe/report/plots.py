@@ -14,7 +14,7 @@ _SHADES = {"early": "#f3f6fb", "middle": "#e6edf7", "late": "#d9e4f3"}
 
 
 def metric_plot(path: Path, metric: str, series: list[tuple[str, dict[int, dict[str, Stat]]]],
-                num_layers: int, default_layer: int | None) -> Path:
+                num_layers: int, default_layer: int | None, judge: str | None = None) -> Path:
     """Per-layer curve(s) of one metric with 95 % bands, thirds shaded, default layer marked
     (the paper's Figure 3). ``series``: (run label, per-layer stats) — several runs overlay."""
     fig = Figure(figsize=(8, 3.8), dpi=100, layout="constrained")
@@ -47,7 +47,7 @@ def metric_plot(path: Path, metric: str, series: list[tuple[str, dict[int, dict[
     ax.set_xticks(range(0, num_layers + 1, step))
     ax.set_xlabel("image-encoder layer (0 = patch embeddings)")
     ax.set_ylabel(metric)
-    ax.set_title(f"{label(metric)} per layer, 95 % interval", fontsize=11, pad=14)
+    ax.set_title(f"{label(metric, judge)} per layer, 95 % interval", fontsize=11, pad=14)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.savefig(path)
@@ -55,7 +55,7 @@ def metric_plot(path: Path, metric: str, series: list[tuple[str, dict[int, dict[
 
 
 def category_heatmap(path: Path, metric: str, names: list[str], layers: list[int],
-                     matrix: list[list[float]], default_layer: int | None) -> Path:
+                     matrix: list[list[float]], default_layer: int | None, judge: str | None = None) -> Path:
     """Category × layer heat map of one metric (NaN cells left blank)."""
     import numpy as np
 
@@ -71,7 +71,7 @@ def category_heatmap(path: Path, metric: str, names: list[str], layers: list[int
     if default_layer in layers:
         ax.get_xticklabels()[layers.index(default_layer)].set_color("#c0392b")
     ax.set_xlabel("image-encoder layer (default in red)")
-    ax.set_title(f"{label(metric)} by category and layer", fontsize=11)
+    ax.set_title(f"{label(metric, judge)} by category and layer", fontsize=11)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.savefig(path)
     return path

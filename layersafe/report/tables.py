@@ -4,9 +4,11 @@ ASR and over-refusal come from ``layersafe.metrics.per_layer_metrics`` (the numb
 metrics.csv). Every other numeric score (reward, toxicity, unsafe, ...) and the response length
 are handled generically: 0/1 scores get a Wilson interval, continuous ones a t interval.
 Groups pool their rows (k/n over all rows of the group's layers): with the same samples at
-every layer this equals the paper's average of per-layer values, and the interval belongs to
-the number shown. The pooled interval treats rows as independent although the same prompts
-repeat across layers, so it is somewhat too narrow.
+every layer this equals the paper's average of per-layer values. The same prompts repeat across
+a group's layers, so its rows are not independent: group intervals come from a bootstrap over
+*prompts* (:data:`GROUP_BOOT` resamples, seeded; each keeps all of a prompt's rows together), the
+2.5 and 97.5 percentiles of the pooled statistic. Single layers keep Wilson / Student-t intervals
+(one row per prompt there).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ LABELS = {
     "refused_rate": "written refusals: share of harmful prompts",
     "empty_rate": "empty responses: share of harmful prompts",
     "degenerate_rate": "degenerate responses (loops, no real words): share of harmful prompts",
-    "unsafe": "share judged unsafe (an ASR)",
+    "unsafe": "share judged unsafe by the llamaguard judge (an ASR; over all judged rows)",
     "reward": "reward (higher = preferred)",
     "toxicity": "toxicity",
     "response_tokens": "response length (tokens)",
@@ -78,8 +80,24 @@ def mean_ci(values: list[float]) -> Stat:
     return Stat(mean, mean - half, mean + half, n, False)
 
 
-def label(metric: str) -> str:
+# What the headline ASR counts, by the judge it comes from (metrics.csv asr_source).
+ASR_BY = {"refusal": "share of harmful prompts answered (outcome complied)",
+          "llamaguard": "share of harmful prompts Llama Guard judged unsafe"}
+
+
+def label(metric: str, judge: str | None = None) -> str:
+    """The metric's description; ``judge`` names the judge behind the headline ``asr``. Per-judge
+    ASRs (``asr_<judge>``) name theirs."""
+    if metric == "asr" and judge:
+        return f"ASR by the {judge} judge: {ASR_BY.get(judge, 'share of harmful prompts judged an attack success')}"
     return LABELS.get(metric, metric)
+
+
+def asr_judge(rows: list[dict]) -> str | None:
+    """The judge behind the headline ASR of these rows (per_layer_metrics' rule: refusal when it
+    ran, else Llama Guard), or None when neither did."""
+    sources = {t.get("asr_source") for t in per_layer_metrics([r for r in rows if "layer" in r])} - {"", None}
+    return "refusal" if "refusal" in sources else (sources.pop() if sources else None)
 
 
 def stats_by(rows: list[dict], key: Callable[[dict], int | None]) -> dict[int, dict[str, Stat]]:
@@ -119,16 +137,59 @@ def per_layer(rows: list[dict]) -> dict[int, dict[str, Stat]]:
     return dict(sorted(stats_by(rows, lambda r: int(r["layer"])).items()))
 
 
+GROUP_BOOT = 1000
+
+
+def prompt_bootstrap(rows: list[dict], key: Callable[[dict], int | None], pooled: dict[int, dict[str, Stat]],
+                     n_boot: int = GROUP_BOOT, seed: int = 0) -> dict[int, dict[str, Stat]]:
+    """``pooled`` (from :func:`stats_by` with ``key``) with every interval replaced by a bootstrap
+    over prompts: each prompt contributes (sum, count) of each metric in each bucket; a draw
+    resamples prompts with replacement and takes sum/count; the interval is the draws' 2.5 and
+    97.5 percentiles. Values and n are unchanged."""
+    import numpy as np
+
+    by_sample: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_sample[str(r.get("sample_id", r.get("id")))].append(r)
+    n = len(by_sample)
+    if n == 0:
+        return pooled
+    num: dict[tuple, np.ndarray] = {}
+    den: dict[tuple, np.ndarray] = {}
+    for i, sample_rows in enumerate(by_sample.values()):
+        for b, stats in stats_by(sample_rows, key).items():
+            for m, s in stats.items():
+                if s.n and not math.isnan(s.value):
+                    num.setdefault((b, m), np.zeros(n))[i] = s.value * s.n
+                    den.setdefault((b, m), np.zeros(n))[i] = s.n
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    out = {b: dict(stats) for b, stats in pooled.items()}
+    for (b, m), a in num.items():
+        s = out.get(b, {}).get(m)
+        if s is None:
+            continue
+        tot, cnt = a[idx].sum(axis=1), den[(b, m)][idx].sum(axis=1)
+        ratios = tot[cnt > 0] / cnt[cnt > 0]
+        if ratios.size:
+            out[b][m] = Stat(s.value, float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975)), s.n,
+                             s.binary)
+    return out
+
+
 def groups(rows: list[dict], num_layers: int, default_layer: int | None) -> dict[str, dict[str, Stat]]:
-    """Stats of layer 0, each third, all blocks 1..N and the default layer (see groups.py)."""
+    """Stats of layer 0, each third, all blocks 1..N and the default layer (see groups.py); the
+    thirds' and All's intervals resample prompts (:func:`prompt_bootstrap`)."""
     index = {name: i for i, name in enumerate(THIRDS)}
 
     def third_key(r):
         name = third_of(int(r["layer"]), num_layers)
         return None if name is None else index[name]
 
-    by_third = stats_by(rows, third_key)
-    everything = stats_by(rows, lambda r: 0 if 1 <= int(r["layer"]) <= num_layers else None)
+    def all_key(r):
+        return 0 if 1 <= int(r["layer"]) <= num_layers else None
+
+    by_third = prompt_bootstrap(rows, third_key, stats_by(rows, third_key))
+    everything = prompt_bootstrap(rows, all_key, stats_by(rows, all_key))
     layers = per_layer(rows)
     return {"layer0": layers.get(0, {}), **{name: by_third.get(i, {}) for name, i in index.items()},
             "all": everything.get(0, {}), "default": layers.get(default_layer, {})}
