@@ -148,20 +148,25 @@ def prompt_bootstrap(rows: list[dict], key: Callable[[dict], int | None], pooled
     97.5 percentiles. Values and n are unchanged."""
     import numpy as np
 
-    by_sample: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_sample[str(r.get("sample_id", r.get("id")))].append(r)
-    n = len(by_sample)
-    if n == 0:
+    index = {sid: i for i, sid in enumerate(dict.fromkeys(str(r.get("sample_id", r.get("id"))) for r in rows))}
+    n = len(index)
+    keys = [key(r) for r in rows]
+    if n == 0 or all(k is None for k in keys):
         return pooled
+    width = 1 + max(k for k in keys if k is not None)
+
+    def sample_bucket(r):  # one stats_by pass over (prompt, bucket) cells
+        b = key(r)
+        return None if b is None else index[str(r.get("sample_id", r.get("id")))] * width + b
+
     num: dict[tuple, np.ndarray] = {}
     den: dict[tuple, np.ndarray] = {}
-    for i, sample_rows in enumerate(by_sample.values()):
-        for b, stats in stats_by(sample_rows, key).items():
-            for m, s in stats.items():
-                if s.n and not math.isnan(s.value):
-                    num.setdefault((b, m), np.zeros(n))[i] = s.value * s.n
-                    den.setdefault((b, m), np.zeros(n))[i] = s.n
+    for cell, stats in stats_by(rows, sample_bucket).items():
+        i, b = divmod(cell, width)
+        for m, s in stats.items():
+            if s.n and not math.isnan(s.value):
+                num.setdefault((b, m), np.zeros(n))[i] = s.value * s.n
+                den.setdefault((b, m), np.zeros(n))[i] = s.n
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     out = {b: dict(stats) for b, stats in pooled.items()}
     for (b, m), a in num.items():
