@@ -216,6 +216,8 @@ def run_paper(cfg: PaperConfig, *, progress: bool = True, log=None, say=None) ->
     judges, notes = plan_judges(cfg)
     if cfg.compare:
         _check_compare(cfg.compare)
+        if Path(cfg.compare).resolve() == Path(cfg.out).resolve():
+            raise UserError("--compare names the output folder itself; give the other run (the 'before')")
     from .data import load_dataset
 
     for _task, spec in sets:  # every set's rows readable before hours of generation

@@ -195,6 +195,8 @@ def test_paper_end_to_end_resume_and_compare(tmp_path, tiny_llava_dir, data_root
     g = next(r for r in cg if r["set"] == "CP" and r["group"] == "middle" and r["metric"] == "AASR")
     assert float(g["delta"]) == -1.0 and float(g["delta_ci_low"]) == -1.0 and g["n_prompts"] == "2"
     assert "Before / after" in (after / "report.html").read_text()
+    assert _paper(after, tiny_llava_dir, data_root, judges["safe"], "--compare", str(after), "--resume") == 2
+    assert "--compare names the output folder itself" in capsys.readouterr().err
     # TR was not measured after (no --rm): no TR rows to compare
     assert not [r for r in cl if r["metric"] == "TR"]
 
@@ -220,3 +222,47 @@ def test_paper_bad_input_one_line_nothing_written(tmp_path, tiny_llava_dir, data
     assert main(["paper", "--out", str(out), "--sets", "CP", "--guard", "none", "--resume"]) == 2
     assert "not a `layersafe paper` run" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.fixture()
+def perspective_api():
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from test_judges_toxicity import KEY, _API
+
+    _API.seen, _API.flaky_done = [], set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _API)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield KEY, f"http://127.0.0.1:{server.server_address[1]}/v1alpha1/comments:analyze"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_paper_perspective_key_refused_then_resumed(tmp_path, tiny_llava_dir, perspective_api, capsys, monkeypatch):
+    key, url = perspective_api
+    out = tmp_path / "ts"
+    argv = ["paper", "--model", str(tiny_llava_dir), "--sets", "CP", "--out", str(out), "--guard", "none",
+            "--toxicity", f"perspective,url={url},qps=1000", "--limit", "2", "--layers", "0,default",
+            "--max-new-tokens", "3", "--n-boot", "200", "--device", "cpu", "--no-progress"]
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", "not-the-key")
+    assert main(argv) == 2  # the key is refused: one line, exit 2, the scan is kept
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("layersafe: error: perspective: HTTP 403") and "Traceback" not in "\n".join(err)
+    assert json.loads((out / "paper.json").read_text())["stages"]["scan:CP"]["done"]
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", key)
+    assert main(argv + ["--resume"]) == 0
+    out_text = capsys.readouterr()
+    assert "ASR skipped (--guard none)" in out_text.err and "scan complete" not in out_text.out
+    t1 = _read_csv(out / "table1.csv")
+    rows = [json.loads(x) for x in (out / "CP" / "scores.jsonl").read_text().splitlines()]
+    for r in t1:
+        tox = [s["scores"]["toxicity"] for s in rows if s["layer"] == int(r["layer"])]
+        assert len(tox) == 2 and float(r["CP TS"]) == pytest.approx(sum(tox) / 2, rel=1e-3)
+        assert r["CP ASR"] == "" and r["CP TR"] == ""
+    for f in out.rglob("*"):  # the key is never written anywhere
+        assert not f.is_file() or key.encode() not in f.read_bytes()
