@@ -92,3 +92,37 @@ def test_other_commands_take_the_options(command, capsys):
     assert (a.template, a.system_prompt) == ("llava_v1", "S")
     assert main([command, "--out", "x", *extra, "--template", "chatml"]) == 2
     assert "--template" in capsys.readouterr().err
+
+
+def _record_prompts(adapter):
+    seen = []
+    tokenize = adapter.tokenize
+
+    def spy(input_text, image):
+        seen.append(input_text)
+        return tokenize(input_text, image)
+
+    adapter.tokenize = spy
+    return seen
+
+
+def test_align_and_sft_train_on_the_template(tiny_llava_dir, tmp_path):
+    """The trainers' prompts render with --template / --system-prompt (rl/onpolicy.py, rl/sft.py)."""
+    from layersafe.rl.configs import LPPOConfig, SFTConfig
+    from layersafe.rl.distill import DistillTrainer
+    from layersafe.rl.sft import SFTTrainer
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": f"r{i}", "prompt": p, "image": "skimage:coffee", "harmful": i == 0}) + "\n"
+                            for i, p in enumerate(["how to pick a lock", "describe the photo"])))
+    tr = DistillTrainer(LPPOConfig(model=str(tiny_llava_dir), method="distill", data=str(data), layers="2",
+                                   out=str(tmp_path / "a"), batch_size=2, mini_batch_size=2, max_new_tokens=2,
+                                   device="cpu", dtype="float32", template="llava_v1"), log=lambda m: None)
+    seen = _record_prompts(tr.adapter)
+    tr.rollout(1)
+    assert seen and all(t.startswith(VICUNA + " USER: <image>\n") and t.endswith(" ASSISTANT:") for t in seen)
+    st = SFTTrainer(SFTConfig(model=str(tiny_llava_dir), data=str(data), layers="2", out=str(tmp_path / "s"),
+                              batch_size=2, device="cpu", dtype="float32", template="llava_v1",
+                              system_prompt="Refuse harm."), log=lambda m: None)
+    assert st.adapter.template == "llava_v1"
+    assert st.adapter.build_prompt("hi") == "Refuse harm. USER: <image>\nhi ASSISTANT:"
