@@ -266,3 +266,29 @@ def test_paper_perspective_key_refused_then_resumed(tmp_path, tiny_llava_dir, pe
         assert r["CP ASR"] == "" and r["CP TR"] == ""
     for f in out.rglob("*"):  # the key is never written anywhere
         assert not f.is_file() or key.encode() not in f.read_bytes()
+
+
+def test_paper_resume_after_a_kill_mid_scan(tmp_path, tiny_llava_dir, capsys):
+    """A run killed half way through a set's scan: --resume generates only the missing rows and ends
+    with the uninterrupted run's generations, byte for byte."""
+    out = tmp_path / "k"
+    argv = ["paper", "--model", str(tiny_llava_dir), "--sets", "CP", "--out", str(out), "--guard", "none",
+            "--toxicity", "toxicity", "--limit", "3", "--layers", "0,3,default", "--max-new-tokens", "3",
+            "--n-boot", "200", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    full = (out / "CP" / "generations.jsonl").read_bytes()
+    lines = full.splitlines(keepends=True)
+    assert len(lines) == 9
+    # as a kill leaves it: 4 rows and a torn fifth, the scan stage not marked, no scores yet
+    (out / "CP" / "generations.jsonl").write_bytes(b"".join(lines[:4]) + lines[4][:10])
+    for f in ("scores.jsonl", "metrics.csv"):
+        (out / "CP" / f).unlink()
+    state = json.loads((out / "paper.json").read_text())
+    state["stages"] = {}
+    (out / "paper.json").write_text(json.dumps(state))
+    assert main(argv + ["--resume"]) == 0
+    assert "CP: scan complete (5 new generations, 0 failed rows, 4 already done)" in capsys.readouterr().out
+    assert (out / "CP" / "generations.jsonl").read_bytes() == full
+    t1 = _read_csv(out / "table1.csv")
+    assert [r["layer"] for r in t1] == ["0", "3", "5"] and all(r["CP TS"] != "" for r in t1)  # the offline scorer
