@@ -14,17 +14,18 @@ __version__ = "0.1.0"
 # The Python API (layersafe/api.py, docs/python.md): one function per command. Names load on first
 # use, so `import layersafe` stays light (no torch; `layersafe --help` relies on it).
 __all__ = [
-    "scan", "judge", "align", "sft", "train_rm", "eval_rm", "utility", "report", "trim", "check", "layer_info",
-    "list_judges", "list_datasets", "load_run", "Run", "Report", "LayerInfo", "CheckResult",
-    "ScanConfig", "LPPOConfig", "SFTConfig", "RMTrainConfig", "UtilityConfig", "UserError", "__version__",
+    "scan", "judge", "align", "sft", "train_rm", "eval_rm", "utility", "paper", "report", "trim", "check",
+    "layer_info", "list_judges", "list_datasets", "load_run", "Run", "Report", "LayerInfo", "CheckResult",
+    "ScanConfig", "LPPOConfig", "SFTConfig", "RMTrainConfig", "UtilityConfig", "PaperConfig", "UserError",
+    "__version__",
 ]
 
-# Five commands share their name with a module (layersafe.scan holds the engine, layersafe.utility
-# the suites, layersafe.report the report builder, layersafe.trim and layersafe.check their
-# commands). Those modules are made callable: layersafe.scan(...) runs layersafe.api.scan(...), while
+# Six commands share their name with a module (layersafe.scan holds the engine, layersafe.utility
+# the suites, layersafe.report the report builder, layersafe.trim, layersafe.check and
+# layersafe.paper their commands). Those modules are made callable: layersafe.scan(...) runs layersafe.api.scan(...), while
 # layersafe.scan.engine and every `from layersafe.scan... import` work as before. (Without this,
 # the first import of the module would replace a plain function of the same name on the package.)
-_COMMAND_MODULES = ("scan", "utility", "report", "trim", "check")
+_COMMAND_MODULES = ("scan", "utility", "report", "trim", "check", "paper")
 
 
 def _api():

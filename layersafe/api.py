@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 from .config import config_from_args, option_fields
 from .errors import UserError
+from .paper import PaperConfig
 from .rl.configs import LPPOConfig, RMTrainConfig, SFTConfig
 from .scan.engine import GENERATIONS, RUN_JSON, ScanConfig
 from .utility.run import UtilityConfig
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Run", "Report", "LayerInfo", "load_run",
-    "scan", "judge", "align", "sft", "train_rm", "eval_rm", "utility", "report", "trim", "check", "CheckResult",
+    "scan", "judge", "align", "sft", "train_rm", "eval_rm", "utility", "paper", "report", "trim", "check", "CheckResult",
     "layer_info", "list_judges", "list_datasets",
-    "ScanConfig", "LPPOConfig", "SFTConfig", "RMTrainConfig", "UtilityConfig", "UserError",
+    "ScanConfig", "LPPOConfig", "SFTConfig", "RMTrainConfig", "UtilityConfig", "PaperConfig", "UserError",
 ]
 
 Log = Callable[[str], None]
@@ -597,6 +598,21 @@ def utility(config: UtilityConfig | None = None, /, *, progress: bool = True, lo
     with _bars(progress):
         run_utility(cfg, progress=progress, log=log or _stderr)
     return Run(cfg.out)
+
+
+def paper(config: PaperConfig | None = None, /, *, progress: bool = True, log: Log | None = None,
+          **options: Any) -> dict:
+    """``layersafe paper``: the paper's Table 1 and Table 2 (RT, MR, AC, CP x every layer; Llama
+    Guard ASR, reward-model TR, Perspective TS), resumable, with before/after tables given
+    ``compare`` (docs/paper.md). ``options``: the fields of :class:`~layersafe.paper.PaperConfig`
+    (``model``, ``data_root``, ``out`` (required), ``rm``, ``guard``, ``limit``, ``compare``,
+    ``resume``, ...). Returns ``{"files": {name: path}, "console": the Table 2 text, "tables": per
+    set {"layers", "groups"}, "compare": the before/after numbers or None}``."""
+    from .paper import run_paper
+
+    cfg = build_config(PaperConfig, config, options, command="paper", required=("out",))
+    with _bars(progress):
+        return run_paper(cfg, progress=progress, log=log or _stderr)
 
 
 @dataclass(frozen=True)

@@ -292,3 +292,16 @@ def test_paper_resume_after_a_kill_mid_scan(tmp_path, tiny_llava_dir, capsys):
     assert (out / "CP" / "generations.jsonl").read_bytes() == full
     t1 = _read_csv(out / "table1.csv")
     assert [r["layer"] for r in t1] == ["0", "3", "5"] and all(r["CP TS"] != "" for r in t1)  # the offline scorer
+
+
+def test_paper_python_api(tmp_path, tiny_llava_dir):
+    import layersafe
+
+    res = layersafe.paper(model=str(tiny_llava_dir), sets="CP", out=tmp_path / "py", guard="none",
+                          toxicity="toxicity", limit=2, layers=[0, "default"], max_new_tokens=2, n_boot=100,
+                          device="cpu", progress=False, log=lambda m: None)
+    assert set(res["files"]) == {"table1.csv", "table2.csv", "stats.csv", "report.html"}
+    assert sorted(res["tables"]["CP"]["layers"]) == [0, 5] and res["compare"] is None
+    assert callable(layersafe.paper) and layersafe.paper.run_paper  # the command and its module
+    with pytest.raises(layersafe.UserError, match="unknown option"):
+        layersafe.paper(out=tmp_path / "x", setz="CP")
