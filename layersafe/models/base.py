@@ -126,10 +126,11 @@ class VLMAdapter:
 
 
 # --- helpers shared by the adapters' generate() ---------------------------------------------
-def left_pad(seqs: Sequence[torch.Tensor], pad_value) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(seqs: Sequence[torch.Tensor], pad_value, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack tensors of different lengths (dim 0) with LEFT padding, as batched generation needs
-    (docs/design.md §4). Returns ``(padded [B, T, ...], attention_mask [B, T])``."""
-    width = max(len(x) for x in seqs)
+    (docs/design.md §4), to ``width`` (default: the longest). Returns ``(padded [B, T, ...],
+    attention_mask [B, T])``."""
+    width = max(len(x) for x in seqs) if width is None else width
     out = torch.full((len(seqs), width, *seqs[0].shape[1:]), pad_value, dtype=seqs[0].dtype)
     attn = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, x in enumerate(seqs):

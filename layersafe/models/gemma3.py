@@ -48,5 +48,5 @@ class Gemma3Adapter(SiglipAdapter):
         return list(self.project(enc.hidden[layer][list(index)]))
 
     def _generate_inputs(self, items, ids) -> dict:
-        tt, _ = left_pad([it["token_type_ids"] for it in items], 0)
+        tt, _ = left_pad([it["token_type_ids"] for it in items], 0, ids.shape[1])
         return {"token_type_ids": tt.to(ids.device)}

@@ -117,7 +117,7 @@ class InjectingAdapter(VLMAdapter):
         attn = torch.cat([prompt_mask, response_mask], 1)
         width = prompt_ids.shape[1]
         extra = {}
-        for k, v in self._generate_inputs(items, prompt_ids).items():
+        for k, v in self._generate_inputs(items, prompt_ids).items():  # per-token ones padded to the prompt width
             if v.dim() == 2 and v.shape[1] == width:  # per-token inputs (token types)
                 v = torch.cat([v, v.new_zeros(v.shape[0], ids.shape[1] - width)], 1)
             extra[k] = v

@@ -168,9 +168,9 @@ class MllamaAdapter(VLMAdapter):
         """Stacked cross-attention states and the left-padded cross-attention mask, ``width``
         columns (padding rows attend to no tile; stock masks them out of cross-attention)."""
         dev = self.model.get_input_embeddings().weight.device
-        xmask, _ = left_pad([it["cross_attention_mask"] for it in items], 0)
+        xmask, _ = left_pad([it["cross_attention_mask"] for it in items], 0, width)
         states = torch.cat(features).to(dev, self.projector.weight.dtype)  # [batch * tiles, patches, H]
-        return states, xmask[:, -width:].to(dev)
+        return states, xmask.to(dev)
 
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,

@@ -125,5 +125,5 @@ class Qwen2_5_VLAdapter(InjectingAdapter):
         # types in 5.x): the injected path gets the same inputs, minus pixel_values.
         extra = {"image_grid_thw": torch.stack([it["image_grid_thw"] for it in items]).to(ids.device)}
         if all("mm_token_type_ids" in it for it in items):
-            extra["mm_token_type_ids"] = left_pad([it["mm_token_type_ids"] for it in items], 0)[0].to(ids.device)
+            extra["mm_token_type_ids"] = left_pad([it["mm_token_type_ids"] for it in items], 0, ids.shape[1])[0].to(ids.device)
         return extra
