@@ -219,6 +219,7 @@ def run(a) -> dict:
                            "padding_share": round(1 - sum(len(r) for r in sub) / padded_g, 4)}
         res["forward_speedup"] = round(res["forward"]["responses_per_s"] / res["generate"]["responses_per_s"], 2)
         res["max_abs_diff"] = max(abs(x - y) for x, y in zip(probs_f[:len(sub)], probs_g))
+        res["max_rel_diff"] = max(abs(x - y) / max(abs(y), 1e-30) for x, y in zip(probs_f[:len(sub)], probs_g))
     sweep = 2900 * 25  # RT + MR + AC + CP x 25 layers (docs/paper.md)
     res["sweep_minutes_forward"] = round(sweep / res["forward"]["responses_per_s"] / 60, 2)
     if "generate" in res:

@@ -31,7 +31,7 @@ def test_tiny_run_forward_equals_generate(bench, tmp_path, capsys):
                        "--batch-size", "2", "--max-new-tokens", "2", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == res
-    assert res["max_abs_diff"] < 1e-5  # one forward reads the same first-token distribution as generate
+    assert res["max_abs_diff"] < 1e-5 and res["max_rel_diff"] < 1e-3  # one forward = generate's first step
     assert res["generate"]["generated_tokens"] == 4 * 2
     assert res["forward"]["responses_per_s"] > 0 and 0 <= res["forward"]["padding_share"] < 1
     assert res["gemm_tflops"] is None and res["forward"]["fraction_of_gemm"] is None  # CPU: no GPU limit
