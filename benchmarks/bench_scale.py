@@ -85,11 +85,14 @@ def scan(a, model: Path, data: Path, out: Path, *, procs: int, device_map: bool,
     shown = " ".join(cmd[cmd.index("layersafe") - 1:]).replace(str(model), "MODEL").replace(str(data), "DATA")
     res: dict = {"command": (f"torchrun --nproc_per_node {procs} " if procs > 1 else "python ") + shown,
                  "processes": procs, "gpus": gpus if a.device == "cuda" else 0}
+    limit = a.phase_timeout if a.deadline is None else min(a.phase_timeout, int(a.deadline - time.monotonic()))
+    if limit < 30:
+        return {**res, "error": "skipped: --budget spent"}
     t = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=a.phase_timeout)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        return {**res, "error": f"timed out after {a.phase_timeout} s"}
+        return {**res, "error": f"timed out after {limit} s"}
     res["wall_s"] = round(time.perf_counter() - t, 1)
     if proc.returncode != 0:
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
@@ -129,12 +132,15 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--phase-timeout", type=int, default=300, help="seconds per phase")
+    ap.add_argument("--budget", type=int, default=None,
+                    help="seconds for the whole benchmark: a phase gets at most what is left (skipped under 30 s)")
     ap.add_argument("--model", help="scan this saved model folder instead of building a random one (--preset)")
     ap.add_argument("--work", help="work folder (default: a temporary one, removed at the end)")
     ap.add_argument("--json", help="write the result here too")
     ap.add_argument("--build-to", help=argparse.SUPPRESS)  # internal: build + save the model, print facts
     a = ap.parse_args()
     a.dtype = a.dtype or ("bfloat16" if a.preset == "llava-1.5-7b" else "float32")
+    a.deadline = None if a.budget is None else time.monotonic() + a.budget
     if a.build_to:
         print(json.dumps(build(a.preset, a.device, Path(a.build_to))))
         return 0

@@ -20,7 +20,7 @@ def test_bench_scale_runs_every_phase_on_cpu(tiny_llava_dir, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--model", str(tiny_llava_dir),
                            "--device", "cpu", "--dtype", "float32", "--samples", "5", "--layers", "0-2",
                            "--new-tokens", "3", "--batch-size", "2", "--dm-layers", "0", "--json", str(out),
-                           "--work", str(work)],
+                           "--work", str(work), "--budget", "600"],
                           env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     # The bug of issue 20 was every row twice: two processes write exactly the one-process file.
