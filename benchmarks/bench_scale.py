@@ -102,7 +102,7 @@ def scan(a, model: Path, data: Path, out: Path, *, procs: int, device_map: bool,
     st = run["stats"]
     res.update(pairs=st["generated"], new_tokens=st["new_tokens"], scan_s=st["seconds"],
                pairs_per_s=st["generations_per_s"], tokens_per_s=round(st["new_tokens"] / st["seconds"], 1),
-               load_and_start_s=round(res["wall_s"] - st["seconds"], 1))
+               load_and_start_s=round(res["wall_s"] - st["seconds"], 1), kv_cache=run.get("kv_cache"))
     if "per_rank_generated" in st:
         res["per_rank_generated"] = st["per_rank_generated"]
     return res
