@@ -381,3 +381,17 @@ def test_unsupported_class_one_line(tmp_path, capsys):
                      "Idefics3ForConditionalGeneration"):
             assert arch in lines[0]
         assert not out.exists()
+
+
+def test_llava_next_rollouts_over_the_static_cache_decoder(model_dirs, data_file, tmp_path):
+    """LLaVA-NeXT samples its rollouts with the static-cache decoder (eager on CPU; the CUDA-graph
+    replay is tests/test_family_repair_gpu.py): the same seeded tokens as stock generate."""
+    rolls = {}
+    for cache in ("static", "dynamic"):
+        ad = fresh(model_dirs, "tiny-random-llava-next")
+        assert ad.static_cache
+        tr = lppo.LPPOTrainer(cfg_for(ad, data_file, tmp_path / cache, cache=cache, max_new_tokens=6), adapter=ad,
+                              log=_quiet)
+        rolls[cache] = tr.rollout(1)
+    a, b = rolls["static"], rolls["dynamic"]
+    assert a.response_mask.sum() >= 8 * 3 and torch.equal(a.response_ids, b.response_ids) and a.texts == b.texts
