@@ -112,18 +112,32 @@ def plan_sets(cfg: PaperConfig) -> list[tuple]:
     return [(t, t.spec(cfg.data_root, over.get(t.name))) for t in tasks]
 
 
+def _model_judge(spec: str, cfg: PaperConfig) -> str:
+    """A model judge's spec with the command's --device and --allow-pickle, unless it sets its own."""
+    from .judges.base import parse_spec
+
+    opts = parse_spec(spec)[2]
+    if cfg.device != "auto" and "device" not in opts:
+        spec += f",device={cfg.device}"
+    if cfg.allow_pickle and "allow_pickle" not in opts:
+        spec += ",allow_pickle=1"
+    return spec
+
+
 def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
-    """([(metric, judge spec)], notes about metrics that are skipped)."""
+    """([(metric, judge spec)], notes about metrics that are skipped). Llama Guard and the reward
+    model run on ``--device`` (and load pickle weights with ``--allow-pickle``) unless their spec
+    says otherwise."""
     judges, notes = [], []
     if cfg.guard.strip().lower() != "none":
-        judges.append(("ASR", "llamaguard:" + cfg.guard.strip()))
+        judges.append(("ASR", _model_judge("llamaguard:" + cfg.guard.strip(), cfg)))
     else:
         notes.append("ASR skipped (--guard none): the paper's ASR is Llama Guard's share of unsafe responses")
     rm = (cfg.rm or "").strip()
     if rm.lower() in ("", "none"):
         notes.append("TR skipped: give --rm PATH (a reward model, e.g. a `layersafe train-rm` folder) to measure it")
     else:
-        judges.append(("TR", "reward:" + (rm[3:] if rm.startswith("rm:") else rm)))
+        judges.append(("TR", _model_judge("reward:" + (rm[3:] if rm.startswith("rm:") else rm), cfg)))
     tox = cfg.toxicity.strip()
     if tox.lower() == "none":
         notes.append("TS skipped (--toxicity none)")
@@ -233,7 +247,7 @@ def run_paper(cfg: PaperConfig, *, progress: bool = True, log=None, say=None) ->
         for n in notes:
             log(f"note: {n}")
         _scan_stage(cfg, out, sets, state, progress, log, say)
-        _judge_stage(out, sets, judges, state, progress, log, say)
+        _judge_stage(out, sets, judges, state, progress, log, say, cfg.judge_batch_size)
         from .report.paper_tables import build_paper_tables
 
         summary = build_paper_tables(out, compare=cfg.compare, n_boot=cfg.n_boot, seed=cfg.seed)
@@ -279,7 +293,7 @@ def _scan_stage(cfg, out, sets, state, progress, log, say) -> None:
     _free_memory()
 
 
-def _judge_stage(out, sets, judges, state, progress, log, say) -> None:
+def _judge_stage(out, sets, judges, state, progress, log, say, batch_size: int) -> None:
     from .evaluate import judge_run
 
     for metric, spec in judges:  # one judge over every set, then the next (one model in memory)
@@ -288,7 +302,7 @@ def _judge_stage(out, sets, judges, state, progress, log, say) -> None:
             if state.done(stage):
                 continue
             log(f"paper: judging {task.name} with {spec} ({metric})")
-            judge_run(out / task.name, [spec], progress=progress, log=log)
+            judge_run(out / task.name, [spec], progress=progress, log=log, batch_size=batch_size)
             state.mark(stage, metric=metric)
             say(f"{task.name}: {metric} judged ({spec})")
         _free_memory()
