@@ -33,7 +33,7 @@ class LPPOConfig:
     """Every knob of ``layersafe align`` (TRL-style: one dataclass, defaults, help in metadata)."""
 
     # --- model, data, layers, reward ------------------------------------------------------
-    model: str = opt("tiny-random-llava", "HF id / local folder of a LLaVA model (tiny-random-llava = offline demo)", resume=True)
+    model: str = opt("tiny-random-llava", "HF id / local folder of a supported VLM (tiny-random-llava and the other built-in tiny-random-* models = offline checks)", resume=True)
     data: str = opt("advbench-images", "training prompts: built-in dataset or .jsonl/.csv (id, prompt, image, harmful); held-out CP goals are always removed", resume=True)
     benign_data: str | None = opt(None, ".jsonl/.csv of benign prompts (image optional: a benign photo is paired), e.g. XSTest prompts (contrast_* rows dropped); optional reference answers for the answer reward: answer (one string) or answers (a list in .jsonl; in .csv 'a|b' or a JSON list)", resume=True)
     benign_fraction: float = opt(0.5, "share of each rollout batch drawn from --benign-data", min=0, max=1, resume=True)
@@ -121,7 +121,7 @@ class LPPOConfig:
 class SFTConfig:
     """Every knob of ``layersafe sft`` (supervised safety fine-tuning baseline)."""
 
-    model: str = opt("tiny-random-llava", "HF id / local folder of a LLaVA model (default: tiny random LLaVA)", resume=True)
+    model: str = opt("tiny-random-llava", "HF id / local folder of a supported VLM (default: tiny random LLaVA)", resume=True)
     data: str = opt("advbench-images", "dataset spec or .jsonl/.csv", resume=True)
     layers: str = opt("default", "layers whose features training uses (sampled per example)", resume=True)
     out: str = opt("runs/sft", "output folder (new or empty unless --resume)")
