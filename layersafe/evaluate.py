@@ -43,10 +43,11 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     out = Path(out)
     rows = read_jsonl(out / "generations.jsonl")
     extra = _carry_scores(out / SCORES, rows, log)
-    extra = {k for k in extra if not owned_by(k, judges)}
+    owned = owned_by(judges)
+    extra = {k for k in extra if not owned(k)}
     for r in rows:  # a judge run again replaces its scores (stale details such as llamaguard_raw go too)
         if isinstance(r.get("scores"), dict):
-            r["scores"] = {k: v for k, v in r["scores"].items() if not owned_by(k, judges)}
+            r["scores"] = {k: v for k, v in r["scores"].items() if not owned(k)}
     judge_rows(rows, judges, batch_size=batch_size, progress=progress, log=log, journal=out / JOURNAL)
     from .distributed import rank_info
 
@@ -63,21 +64,22 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     return table
 
 
-def owned_by(key: str, specs: list[str]) -> bool:
-    """Whether score ``key`` belongs to one of the judges ``specs``: one of its declared metrics, a
-    detail named ``<metric>_<detail>`` (``refusal_outcome``, ``toxicity_error``), or
-    ``<judge>_raw`` (``llamaguard_raw``). Keys that every judge writes afresh (``empty``,
-    Llama Guard's ``categories``) need no owner."""
+def owned_by(specs: list[str]):
+    """A test of whether a score key belongs to one of the judges ``specs``: one of its declared
+    metrics, a detail named ``<metric>_<detail>`` (``refusal_outcome``, ``toxicity_error``), or
+    ``<judge>_raw`` (``llamaguard_raw``). Keys that every judge writes afresh (``empty``, Llama
+    Guard's ``categories``) need no owner."""
     from .judges.base import available, parse_spec
 
     judges = available()
-    for spec in specs:
-        cls = judges.get(parse_spec(spec)[0])
-        if cls is None:
-            continue
-        if key == f"{cls.name.replace('-', '_')}_raw" or any(key == m or key.startswith(m + "_") for m in cls.metrics):
-            return True
-    return False
+    classes = [judges[n] for n in (parse_spec(s)[0] for s in specs) if n in judges]
+    exact = {k for c in classes for k in (*c.metrics, f"{c.name.replace('-', '_')}_raw")}
+    prefixes = tuple(m + "_" for c in classes for m in c.metrics)
+
+    def owned(key: str) -> bool:
+        return key in exact or (bool(prefixes) and key.startswith(prefixes))
+
+    return owned
 
 
 def _carry_scores(path: Path, rows: list[dict], log) -> set[str]:
