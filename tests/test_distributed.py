@@ -216,3 +216,19 @@ def test_holder_error_names_the_problem(tmp_path):
         assert me["pid"] == os.getpid()
         assert holder_error(tmp_path, me) is None
         assert "not by rank 0 of this launch" in holder_error(tmp_path, {**me, "pid": me["pid"] + 1})
+
+
+def test_sampled_rows_do_not_depend_on_batch_or_process(tiny_adapter, small_dataset, tmp_path):
+    """--sample draws each row with its own seed (seed, sample, layer): another --batch-size, hence
+    another split over processes, samples the same rows; another --seed samples others."""
+    from layersafe.scan import ScanConfig, run_scan
+
+    def rows(name, **kw):
+        cfg = dict(model="tiny", dataset=str(small_dataset), layers="0-3", out=str(tmp_path / name), max_new_tokens=8,
+                   do_sample=True, temperature=1.5, judges=[])
+        run_scan(ScanConfig(**{**cfg, **kw}), adapter=tiny_adapter, progress=False, log=lambda m: None)
+        return {(r["sample_id"], r["layer"]): r["response"] for r in read_jsonl(tmp_path / name / "generations.jsonl")}
+
+    a, b, c = rows("a", batch_size=2), rows("b", batch_size=5), rows("c", batch_size=2, seed=1)
+    assert len(a) == 20 and a == b
+    assert sum(a[k] != c[k] for k in a) >= 10

@@ -245,8 +245,13 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         # --device-map spread the model over several devices: a CUDA graph captures one device's
         # stream, so the static-cache decoder (docs/design.md §4.4) is not used (docs/scale.md).
         cache = "dynamic"
-    if cfg.do_sample:
-        torch.manual_seed(cfg.seed + info.rank)  # distinct draws per rank (docs/scale.md: --sample)
+    # Sampling from the untruncated softmax(logits/T) is seeded per row by (seed, sample, layer)
+    # (docs/design.md §4.4): a row's draw depends on neither its batch nor its process, so N
+    # processes, another --batch-size or a resume sample what one uninterrupted process samples.
+    # Truncated sampling (top-p/top-k) draws from torch's generator, seeded per rank.
+    per_row = cfg.do_sample and cfg.top_p >= 1.0 and not getattr(adapter.model.generation_config, "top_k", None)
+    if cfg.do_sample and not per_row:
+        torch.manual_seed(cfg.seed + info.rank)
     todo_total = sum(1 for s in samples for l in layers if (s.id, l) not in done)
     stats: dict = {"generated": 0, "failed": 0, "skipped_done": len(samples) * len(layers) - todo_total,
              "new_tokens": 0}
@@ -306,9 +311,11 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
                 feats = []
                 for layer in dict.fromkeys(l for _, l in chunk):  # distinct layers, in order
                     feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
+                seeds = [row_seed(cfg.seed, ok[i][0].id, layer) for i, layer in chunk] if per_row else None
                 gens = adapter.generate(
                     [ok[i][2] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
-                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cache)
+                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cache,
+                    **({"sample_seeds": seeds} if seeds else {}))
                 batch_rows = []
                 for (i, layer), g in zip(chunk, gens):
                     s, input_text, item = ok[i]
@@ -343,6 +350,14 @@ def merge_parts(gen_path: Path, order) -> int:
     from ..distributed import merge_parts as merge
 
     return merge(gen_path, identity=_pair, order=order)
+
+
+def row_seed(seed: int, sample_id, layer: int) -> int:
+    """The sampling seed of one (sample, layer) row: 32 bits of sha256(seed, sample id, layer)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}\0{sample_id}\0{layer}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def dataset_hash(dataset) -> str:
