@@ -62,5 +62,5 @@ def cmd_align(a) -> int:
           + (", merged/)" if cfg.merge else ")"))
     print(f"scan the aligned model: layersafe scan --model {cfg.model} --adapter {out / 'adapter'} --out DIR")
     if run["model"].get("tiny_random"):
-        print("note: the model is a tiny RANDOM LLaVA; its 'refusals' are empty/short random outputs.")
+        print(f"note: the model is a tiny RANDOM {run['model'].get('family', 'VLM')} model; its 'refusals' are empty/short random outputs.")
     return 0
