@@ -98,7 +98,7 @@ def _finish(model, tok, eos=None):
     return model.eval()
 
 
-def make_llava_next_7b(device, dtype):
+def make_llava_next_7b(device, dtype, narrow: bool = False):
     """llava-v1.6-vicuna-7b's architecture: CLIP ViT-L/14-336 on anyres tiles (pinpoints up to
     672x672 / 1008x336: base tile + up to 4), 2-layer MLP projector, Vicuna-7B."""
     from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
@@ -108,10 +108,14 @@ def make_llava_next_7b(device, dtype):
 
     tok = _padded_tokenizer(32064)
     pinpoints = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
-    vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                              image_size=336, patch_size=14, projection_dim=768)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+    v, t = (dict(hidden_size=64, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4) if narrow else
+            dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16),
+            dict(hidden_size=256, intermediate_size=688, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=4) if narrow else
+            dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                 num_key_value_heads=32))
+    vision = CLIPVisionConfig(**v, image_size=336, patch_size=14, projection_dim=768)
+    text = LlamaConfig(vocab_size=len(tok), **t, max_position_embeddings=4096,
                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     config = LlavaNextConfig(vision_config=vision, text_config=text, image_grid_pinpoints=pinpoints,
                              image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
@@ -126,7 +130,7 @@ def make_llava_next_7b(device, dtype):
     return _finish(model, tok), proc
 
 
-def make_qwen2_5_vl_7b(device, dtype):
+def make_qwen2_5_vl_7b(device, dtype, narrow: bool = False):
     """Qwen2.5-VL-7B-Instruct's architecture: 32-block ViT (windowed, full attention at blocks
     8/16/24/32), 2x2 patch merger, Qwen2-7B LM (28 layers, GQA 28/4, vocab 152,064, 3-D rope)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor
@@ -137,14 +141,18 @@ def make_qwen2_5_vl_7b(device, dtype):
                             {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"})
     cid = tok.convert_tokens_to_ids
     ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    # narrow: the same head dims (text 128, as the 3-D rope sections need; vision 80), few layers
+    t = (dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+         if narrow else dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+                             num_key_value_heads=4))
+    v = (dict(depth=4, hidden_size=160, intermediate_size=320, num_heads=2, fullatt_block_indexes=[1, 3]) if narrow else
+         dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, fullatt_block_indexes=[7, 15, 23, 31]))
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
+        text_config=dict(vocab_size=len(tok), **t, max_position_embeddings=128000,
                          rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6},
                          tie_word_embeddings=False, **ids),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
-                           spatial_merge_size=2, temporal_patch_size=2, window_size=112, out_hidden_size=3584,
-                           fullatt_block_indexes=[7, 15, 23, 31]),
+        vision_config=dict(**v, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                           out_hidden_size=t["hidden_size"]),
         image_token_id=cid("<|image_pad|>"), video_token_id=cid("<|video_pad|>"),
         vision_start_token_id=cid("<|vision_start|>"), vision_end_token_id=cid("<|vision_end|>"),
         tie_word_embeddings=False, **ids)
@@ -159,7 +167,7 @@ def make_qwen2_5_vl_7b(device, dtype):
     return _finish(model, tok), proc
 
 
-def make_mllama_11b(device, dtype):
+def make_mllama_11b(device, dtype, narrow: bool = False):
     """Llama-3.2-11B-Vision's architecture: 32 local + 8 global vision blocks on up to 4 tiles of
     560 px (1,601 tokens a tile), taps [3, 7, 15, 23, 30], Llama-3.1-8B LM + 8 cross-attention layers."""
     from transformers import (MllamaConfig, MllamaForConditionalGeneration, MllamaImageProcessor, MllamaProcessor,
@@ -174,12 +182,16 @@ def make_mllama_11b(device, dtype):
     tok.image_token = "<|image|>"
     tok.add_tokens([f"<x{i}>" for i in range(128256 - len(tok))])
     ids = {t: tok.convert_tokens_to_ids(t) for t in MLLAMA_SPECIALS}
-    vision = MllamaVisionConfig(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_global_layers=8,
-                                attention_heads=16, image_size=560, patch_size=14, max_num_tiles=4,
-                                intermediate_layers_indices=[3, 7, 15, 23, 30], vision_output_dim=7680)
-    text = MllamaTextConfig(vocab_size=len(tok), hidden_size=4096, intermediate_size=14336, num_hidden_layers=40,
-                            cross_attention_layers=[3, 8, 13, 18, 23, 28, 33, 38], num_attention_heads=32,
-                            num_key_value_heads=8, bos_token_id=ids["<|begin_of_text|>"], eos_token_id=ids["<|eot_id|>"],
+    v = (dict(hidden_size=80, intermediate_size=320, num_hidden_layers=8, num_global_layers=2, attention_heads=1,
+              intermediate_layers_indices=[1, 2, 3, 5, 6], vision_output_dim=480) if narrow else
+         dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_global_layers=8, attention_heads=16,
+              intermediate_layers_indices=[3, 7, 15, 23, 30], vision_output_dim=7680))
+    t = (dict(hidden_size=256, intermediate_size=512, num_hidden_layers=4, cross_attention_layers=[1, 3],
+              num_attention_heads=2, num_key_value_heads=1) if narrow else
+         dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=40,
+              cross_attention_layers=[3, 8, 13, 18, 23, 28, 33, 38], num_attention_heads=32, num_key_value_heads=8))
+    vision = MllamaVisionConfig(**v, image_size=560, patch_size=14, max_num_tiles=4)
+    text = MllamaTextConfig(vocab_size=len(tok), **t, bos_token_id=ids["<|begin_of_text|>"], eos_token_id=ids["<|eot_id|>"],
                             pad_token_id=ids["<|finetune_right_pad_id|>"])
     config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=ids["<|image|>"])
     with building(device, dtype):
@@ -206,7 +218,7 @@ def build(family: str, preset: str, device, dtype, tmp: str):
         os.environ["LAYERSAFE_CACHE"] = tmp
         return load_vlm(TINY_ALIAS[family], device=str(device), dtype=str(dtype).replace("torch.", ""))
     make = {"llava-next": make_llava_next_7b, "qwen2.5-vl": make_qwen2_5_vl_7b, "mllama": make_mllama_11b}[family]
-    model, processor = make(device, dtype)
+    model, processor = make(device, dtype, narrow=preset == "narrow")
     return ADAPTERS[type(model).__name__](model, processor, name=f"random:{family}", device=device)
 
 
@@ -366,8 +378,10 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="steps run; the first is a warm-up, the last is reported")
     ap.add_argument("--cache", choices=["auto", "dynamic", "static"], default="auto", help="rollout KV cache")
     ap.add_argument("--compare-dynamic", action="store_true", help="one more step with the dynamic cache")
-    ap.add_argument("--preset", choices=["real", "tiny"], default="real",
-                    help="tiny: each family's small random model, to check the script on a CPU (figures meaningless)")
+    ap.add_argument("--preset", choices=["real", "narrow", "tiny"], default="real",
+                    help="tiny: each family's small random model, to check the script on a CPU (figures meaningless); "
+                         "narrow: the real architectures' builders with narrow widths and few layers (real image "
+                         "geometry, tiles and token counts), to check the real path on a CPU")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", help="write the results here too (one object; with several families, a list)")
     a = ap.parse_args()

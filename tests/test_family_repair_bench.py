@@ -1,6 +1,6 @@
 """benchmarks/bench_lppo.py --family: the real-size architectures it builds for the H200 run are
 the released models' (parameter counts, encoder depth, image tokens; built on the meta device, no
-memory), and the script's whole path runs on CPU with each family's tiny model."""
+memory), and the script's whole real path runs on CPU with narrow widths."""
 
 import json
 import subprocess
@@ -42,19 +42,24 @@ def test_real_size_architectures_on_meta(make, arch, params, layers, image_token
         assert item["pixel_values"].shape[0] == 5  # base tile + 2x2 grid
 
 
-def test_bench_script_runs_on_cpu(tmp_path):
+def test_bench_script_runs_the_real_path_on_cpu(tmp_path):
+    """--preset narrow: the real-size builders with narrow widths and few layers (real image geometry,
+    tiles, token counts and head sizes), every family, the whole script on CPU."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_lppo.py"), "--family", "llava-next,mllama",
-         "--preset", "tiny", "--device", "cpu", "--steps", "2", "--batch-size", "4", "--mini-batch-size", "2",
+        [sys.executable, str(ROOT / "benchmarks" / "bench_lppo.py"), "--family", "llava-next,qwen2.5-vl,mllama",
+         "--preset", "narrow", "--device", "cpu", "--steps", "2", "--batch-size", "2", "--mini-batch-size", "1",
          "--ppo-epochs", "1", "--new-tokens", "3", "--json", str(out)],
         capture_output=True, text=True, timeout=600, env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
                                                           "LAYERSAFE_CACHE": str(tmp_path / "cache"),
                                                           "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
-    assert [r["family"] for r in res] == ["llava-next", "mllama"]
-    for r in res:
+    res = {r["family"]: r for r in json.loads(out.read_text())}
+    assert list(res) == ["llava-next", "qwen2.5-vl", "mllama"]
+    for r in res.values():
         assert "error" not in r and r["one_copy_of_base_weights"] and len(r["steps"]) == 2
-        assert r["learn_forward_flops_counted"] > 0 and r["prompt_tokens_padded"] > 0 and r["response_tokens_padded"] > 0
-    assert res[0]["tiles_per_image"]["max"] >= 4  # anyres: base tile + grid
+        assert r["learn_forward_flops_counted"] > 0 and r["response_tokens_padded"] > 0
+    assert res["llava-next"]["tiles_per_image"]["max"] == 5 and res["llava-next"]["image_features_per_prompt"]["max"] == 2928
+    assert res["llava-next"]["static_cache"] and not res["mllama"]["static_cache"]
+    assert res["mllama"]["image_features_per_prompt"] == {"min": 4 * 1601, "max": 4 * 1601}
+    assert res["qwen2.5-vl"]["image_features_per_prompt"]["max"] > 100
