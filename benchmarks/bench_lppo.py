@@ -357,10 +357,6 @@ def run_family(a, family: str) -> dict:
         "mfu_6n_counted": None if fwd_counted is None else round(3 * fwd_counted / last["learn"] / H200_BF16_DENSE, 4),
         "mfu_4n_counted": None if fwd_counted is None else round(2 * fwd_counted / last["learn"] / H200_BF16_DENSE, 4),
     }
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
     return res
 
 
@@ -406,9 +402,13 @@ def main():
         except Exception as e:  # one family's failure must not lose the others' figures
             failed = True
             res = {"family": family, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
-            gc.collect()
-            if cuda:
-                torch.cuda.empty_cache()
+        # The trainer and its patched methods form reference cycles: free this family's model
+        # before the next one is built (and measured).
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            res["allocated_after_free_gb"] = round(torch.cuda.memory_allocated() / 1e9, 2)
         res = {**common, **res, "wall_s": round(time.perf_counter() - t, 1)}
         results.append(res)
         print(json.dumps(res, indent=2), flush=True)
