@@ -26,6 +26,8 @@ def post_layernorm(vision_model) -> torch.nn.Module:
 def run_vision(vision_model, pixel_values, **kw) -> tuple[torch.Tensor, ...]:
     """All hidden states (0 = embeddings, l = output of block l, before post_layernorm)."""
     p = next(vision_model.parameters())
+    # Masks built beside CPU pixels (Idefics3's patch mask) go where the encoder is.
+    kw = {k: v.to(p.device) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
     out = vision_model(pixel_values=pixel_values.to(p.device, p.dtype), output_hidden_states=True,
                        return_dict=True, **kw)
     return out.hidden_states
