@@ -128,9 +128,16 @@ def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
     """([(metric, judge spec)], notes about metrics that are skipped). Llama Guard and the reward
     model run on ``--device`` (and load pickle weights with ``--allow-pickle``) unless their spec
     says otherwise."""
+    from .judges.base import parse_spec
+
     judges, notes = [], []
     if cfg.guard.strip().lower() != "none":
-        judges.append(("ASR", _model_judge("llamaguard:" + cfg.guard.strip(), cfg)))
+        guard = _model_judge("llamaguard:" + cfg.guard.strip(), cfg)
+        # The headline needs the verdict only: one forward pass per row, no decoding (2.1x on the
+        # H200, docs/benchmarks.md); mode=generate in --guard brings the categories back.
+        if "mode" not in parse_spec(guard)[2]:
+            guard += ",mode=forward"
+        judges.append(("ASR", guard))
     else:
         notes.append("ASR skipped (--guard none): the paper's ASR is Llama Guard's share of unsafe responses")
     rm = (cfg.rm or "").strip()

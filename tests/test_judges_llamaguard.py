@@ -227,3 +227,32 @@ def test_cli_judge_end_to_end(lg_unsafe, tmp_path, capsys):
     t = {m["layer"]: m for m in per_layer_metrics(scored)}
     assert t[0]["asr_llamaguard"] == 1.0 and t[0]["asr_llamaguard_n"] == 3 and t[0]["llamaguard_parse_errors"] == 0
     assert t[0]["asr_source"] == "refusal" and t[0]["n_errors"] == 1
+
+
+# ---- mode=forward ---------------------------------------------------------------------------
+def test_forward_mode_matches_generation_without_decoding(lg_random, lg_unsafe, lg_safe):
+    """mode=forward (docs/judges.md): one forward pass per length-sorted batch gives the verdict
+    generation starts with and the same P(unsafe); rows whose first token is no verdict are decoded."""
+    gen = get_judge(f"llamaguard:{lg_random},batch_size=1,device=cpu,dtype=float32").score(ROWS)
+    fwd_judge = get_judge(f"llamaguard:{lg_random},batch_size=3,device=cpu,dtype=float32,mode=forward")
+    fwd = fwd_judge.score(ROWS)
+    assert len(fwd) == len(ROWS)
+    for g, f in zip(gen, fwd):  # left padding + mask positions = generate()'s first step
+        assert f["unsafe_prob"] == pytest.approx(g["unsafe_prob"], rel=1e-4, abs=1e-7)
+    # The random model starts with no verdict token: every row fell back to decoding, as in generate.
+    undecided = fwd_judge.summary()["decoded"]
+    assert undecided == sum(1 for f in fwd if "categories" in f)
+    for g, f in zip(gen, fwd):
+        if "categories" in f:
+            assert (f["unsafe"], f["parse_error"], f.get("llamaguard_raw")) == (g["unsafe"], g["parse_error"], g.get("llamaguard_raw"))
+    # Forced verdicts: read from the first token alone, no categories, nothing decoded.
+    j = get_judge(f"llamaguard:{lg_unsafe},batch_size=2,mode=forward")
+    unsafe = j.score(ROWS)
+    assert [s["unsafe"] for s in unsafe] == [1] * 5 and all(s["unsafe_prob"] > 0.999 for s in unsafe)
+    assert all("categories" not in s and s["parse_error"] == 0 for s in unsafe)
+    assert j.summary() == {"parse_errors": 0, "decoded": 0}
+    j = get_judge(f"llamaguard:{lg_safe},mode=forward")
+    assert [(s["unsafe"], s["parse_error"]) for s in j.score(ROWS)] == [(0, 0)] * 5
+    assert j.summary() == {"parse_errors": 0, "decoded": 0}
+    with pytest.raises(UserError, match="unknown mode 'fast'"):
+        get_judge(f"llamaguard:{lg_safe},mode=fast")

@@ -312,10 +312,11 @@ def test_plan_judges_specs_and_notes(monkeypatch):
 
     monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
     judges, notes = plan_judges(PaperConfig(guard="/m/lg3", rm="rm:/m/rm,batch_size=4", device="cpu"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,device=cpu"), ("TR", "reward:/m/rm,batch_size=4,device=cpu")]
+    # Llama Guard judges by one forward pass unless --guard asks for decoding (mode=generate).
+    assert judges == [("ASR", "llamaguard:/m/lg3,device=cpu,mode=forward"), ("TR", "reward:/m/rm,batch_size=4,device=cpu")]
     assert len(notes) == 1 and notes[0].startswith("TS skipped: Perspective needs an API key")
-    judges, _ = plan_judges(PaperConfig(guard="/m/lg3,device=cuda:1", allow_pickle=True, toxicity="none"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,device=cuda:1,allow_pickle=1")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3,device=cuda:1,mode=generate", allow_pickle=True, toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,device=cuda:1,mode=generate,allow_pickle=1")]
     monkeypatch.setenv("PERSPECTIVE_API_KEY", "k")
     judges, notes = plan_judges(PaperConfig(guard="none", toxicity="perspective,qps=5"))
     assert judges == [("TS", "perspective,qps=5")] and notes[0].startswith("ASR skipped")
