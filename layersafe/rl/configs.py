@@ -42,6 +42,8 @@ class LPPOConfig:
     layer_weights: str | None = opt(None, "comma list of sampling weights, one per layer of --layers (default uniform)", resume=True)
     layers_from_scan: str | None = opt(None, "scan run folder: train the top-k layers of its metrics.csv by ASR, weighted by ASR", resume=True)
     top_k: int = opt(3, "with --layers-from-scan: how many layers", min=1, resume=True)
+    rank_by: str = opt("asr", "with --layers-from-scan: the metrics.csv column that ranks and weights the layers "
+                       "(asr = the headline; asr_llamaguard, asr_refusal, ... for one judge's)", resume=True)
     method: Method = opt("lppo", "repair method: lppo (clipped PPO on --reward, the paper's eq. 10) or distill (layer-consistency distillation: the model at --teacher-layer teaches the LoRA student at --layers; no reward, docs/lppo.md)", resume=True)
     teacher_layer: str = opt("default", "with --method distill: the encoder layer whose features the teacher (adapter disabled) sees; must not be among --layers", resume=True)
     anchor_fraction: float = opt(0.25, "with --method distill: share of each batch drawn at the teacher layer itself (student and teacher see the same features), holding the default layer in place", min=0, max_exclusive=1, resume=True)

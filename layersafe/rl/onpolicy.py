@@ -49,21 +49,37 @@ MERGED_DIR = "merged"
 # Schedule: layers, prompt batches, generation seeds, process shards
 # ============================================================================================
 
-def layers_from_scan(run_dir: str, top_k: int) -> tuple[list[int], list[float]]:
-    """The ``top_k`` layers with the highest ASR in RUN_DIR/metrics.csv, weights ∝ ASR."""
+def layers_from_scan(run_dir: str, top_k: int, rank_by: str = "asr") -> tuple[list[int], list[float]]:
+    """The ``top_k`` layers with the highest ``rank_by`` column (default ``asr``, the headline; e.g.
+    ``asr_llamaguard`` for one judge's) in RUN_DIR/metrics.csv, weights ∝ that value."""
     import csv
+    import math
 
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
         raise UserError(f"--layers-from-scan: {path} not found; run `layersafe scan ... --judge refusal` first")
     with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("asr") not in (None, "", "nan")]
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        all_rows = list(reader)
+    if rank_by not in columns:
+        numeric = [c for c in columns if c.startswith("asr")]
+        raise UserError(f"--rank-by {rank_by}: {path} has no such column; ASR columns there: {', '.join(numeric) or 'none'}")
+
+    def value(r) -> float | None:
+        try:
+            v = float(r.get(rank_by) or "nan")
+        except ValueError:
+            return None
+        return None if math.isnan(v) else v
+
+    rows = [r for r in all_rows if value(r) is not None]
     if not rows:
-        raise UserError(f"{path} has no layer with an ASR")
-    rows.sort(key=lambda r: (-float(r["asr"]), int(r["layer"])))
+        raise UserError(f"{path} has no layer with a value in column {rank_by}")
+    rows.sort(key=lambda r: (-value(r), int(r["layer"])))
     top = rows[:top_k]
     layers = [int(r["layer"]) for r in top]
-    w = [max(float(r["asr"]), 0.0) for r in top]
+    w = [max(value(r), 0.0) for r in top]
     if sum(w) == 0:
         w = [1.0] * len(layers)
     return layers, w
@@ -73,7 +89,7 @@ def resolve_layers(cfg, adapter) -> tuple[list[int], list[float]]:
     from ..layers import parse_layers
 
     if cfg.layers_from_scan:
-        layers, w = layers_from_scan(cfg.layers_from_scan, cfg.top_k)
+        layers, w = layers_from_scan(cfg.layers_from_scan, cfg.top_k, cfg.rank_by)
         bad = [l for l in layers if not 0 <= l <= adapter.num_layers]
         if bad:
             raise UserError(f"scan layers {bad} are outside this model's 0..{adapter.num_layers}: was the scan of another model?")
