@@ -144,8 +144,8 @@ class Run:
 
     ``generations``, ``scores``, ``metrics`` and ``metrics_by_category`` are pandas DataFrames read
     on first use (``pip install 'layersafe[pandas]'``). In ``scores`` every judge's score is a column
-    of its own (``refusal``, ``refusal_outcome``, ``unsafe``, ``reward``, ...); a score whose name is
-    already a column of the generations is called ``scores.NAME``. The object reads files once:
+    of its own, named by judge (``refusal``, ``refusal_outcome``, ``llamaguard``, ``reward``, ...); a
+    score whose name is already a column of the generations is called ``scores.NAME``. The object reads files once:
     :meth:`reload` (or the :class:`Run` that :func:`judge` returns) sees later changes."""
 
     def __init__(self, path: PathLike):
@@ -203,8 +203,10 @@ class Run:
     def scores(self) -> pd.DataFrame:
         """``scores.jsonl``: the generations plus one column per score (``refusal``: 1 a written
         refusal, 0 not; ``refusal_outcome``: refused / complied / empty / degenerate; ...)."""
+        from .judges.base import folder_judges, upgrade_rows
+
         rows = _read_jsonl(self.path / SCORES, "the run is not judged yet: layersafe.judge(run, 'refusal')")
-        return scores_frame(rows)
+        return scores_frame(upgrade_rows(rows, judged_by=folder_judges(self.path)))  # earlier versions' keys too
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
@@ -389,8 +391,10 @@ def _judge_and_write(rows: list[dict], judges: list[str], out: Path | None, *, b
     ``out`` as they are computed: if the final write fails (disk full) or the run is killed, the
     same call again reuses them instead of judging anew."""
     from .io import write_rows
+    from .judges.base import upgrade_rows
     from .judges.runner import judge_rows
 
+    upgrade_rows(rows)  # rows judged by an earlier version (``unsafe``, ...) keep their scores under today's keys
     kw = {} if log is None else {"log": log}
     if out is None:
         return judge_rows(rows, judges, batch_size=batch_size, progress=progress, **kw)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .io import csv_cell, read_jsonl, write_rows
+from .judges.base import folder_judges, upgrade_rows
 from .judges.runner import judge_rows
 from .metrics import per_category_metrics, per_layer_metrics, write_metrics_csv
 
@@ -42,7 +43,7 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     log = log or (lambda m: print(m, file=sys.stderr))
     out = Path(out)
     rows = read_jsonl(out / "generations.jsonl")
-    extra = _carry_scores(out / SCORES, rows, log)
+    extra = _carry_scores(out / SCORES, rows, log, folder_judges(out))
     owned = owned_by(judges)
     extra = {k for k in extra if not owned(k)}
     for r in rows:  # a judge run again replaces its scores (stale details such as llamaguard_raw go too)
@@ -65,24 +66,24 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
 
 
 def owned_by(specs: list[str]):
-    """A test of whether a score key belongs to one of the judges ``specs``: one of its declared
-    metrics, a detail named ``<metric>_<detail>`` (``refusal_outcome``, ``toxicity_error``), or
-    ``<judge>_raw`` (``llamaguard_raw``). Keys that every judge writes afresh (``empty``, Llama
-    Guard's ``categories``) need no owner."""
-    from .judges.base import available, parse_spec
+    """A test of whether a score key belongs to one of the judges ``specs`` (docs/design.md §3.4):
+    its name as a key or a detail under it (``llamaguard``, ``llamaguard_raw``, ``perspective_error``;
+    ``llamaguard_vision_prob`` is llamaguard-vision's, not llamaguard's: :func:`key_owner`), or
+    one of its declared metrics (a rubric's). The row marker ``empty`` is written afresh by every
+    judge and needs no owner."""
+    from .judges.base import available, key_owner, parse_spec
 
     judges = available()
-    classes = [judges[n] for n in (parse_spec(s)[0] for s in specs) if n in judges]
-    exact = {k for c in classes for k in (*c.metrics, f"{c.name.replace('-', '_')}_raw")}
-    prefixes = tuple(m + "_" for c in classes for m in c.metrics)
+    names = [n for n in (parse_spec(s)[0] for s in specs) if n in judges]
+    exact = {k for n in names for k in judges[n].metrics}
 
     def owned(key: str) -> bool:
-        return key in exact or (bool(prefixes) and key.startswith(prefixes))
+        return key in exact or key_owner(key, judges) in names
 
     return owned
 
 
-def _carry_scores(path: Path, rows: list[dict], log) -> set[str]:
+def _carry_scores(path: Path, rows: list[dict], log, judged_by=()) -> set[str]:
     """Copy each old row's ``scores`` onto the same (sample, layer, response); returns the score
     names every old scored row has (the headline values of judges that earlier runs added)."""
     if not path.is_file():
@@ -92,6 +93,7 @@ def _carry_scores(path: Path, rows: list[dict], log) -> set[str]:
     except UserError as e:
         log(f"warning: earlier scores not kept: {e}")
         return set()
+    upgrade_rows(old, judged_by=judged_by)  # scores of an earlier version (``unsafe``, ...) under today's keys
     by_key = {(str(r.get("sample_id")), r.get("layer"), r.get("response")): r["scores"]
               for r in old if isinstance(r.get("scores"), dict)}
     for r in rows:

@@ -22,7 +22,7 @@ def make_run(folder, per_layer: dict[int, tuple[int, int]], *, llamaguard: dict 
             complied = i < k
             scores = {"refusal": 0 if complied else 1, "refusal_outcome": "complied" if complied else "refused"}
             if llamaguard is not None:
-                scores["unsafe"] = 1 if i < llamaguard[layer] else 0
+                scores["llamaguard"] = 1 if i < llamaguard[layer] else 0
             rows.append({"sample_id": f"s{i}", "layer": layer, "harmful": True, "response": "x", "error": None,
                          "scores": scores})
     folder.mkdir(parents=True, exist_ok=True)

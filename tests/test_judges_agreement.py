@@ -20,11 +20,11 @@ def test_kappa_known_values():
 
 
 def _rows():
-    # refusal outcome, llamaguard unsafe, harmbench, strongreject
+    # refusal outcome, llamaguard (1 unsafe), harmbench, strongreject
     table = [("complied", 1, 1, 0.875), ("complied", 0, 1, 0.75), ("refused", 0, 0, 0.0), ("empty", None, 0, None),
              ("complied", 1, None, 0.25), ("degenerate", 0, 0, 0.0)]
     return [{"sample_id": f"s{i}", "layer": i % 2, "scores": {
-        "refusal": int(o == "refused"), "refusal_outcome": o, "unsafe": u, "harmbench": h, "strongreject": sr}}
+        "refusal": int(o == "refused"), "refusal_outcome": o, "llamaguard": u, "harmbench": h, "strongreject": sr}}
         for i, (o, u, h, sr) in enumerate(table)]
 
 

@@ -174,8 +174,8 @@ def test_template_rendering_batching_and_first_token_prob(lg_random):
     assert j1.render(ROWS[0]["prompt"], ROWS[0]["response"]) == builtin_prompt("lg3", ROWS[0]["prompt"], ROWS[0]["response"], "<s>")
     # Batched (left-padded) generation equals one-by-one.
     for a, b in zip(s1, s3):
-        assert a["unsafe"] == b["unsafe"] and a["categories"] == b["categories"]
-        assert a["unsafe_prob"] == pytest.approx(b["unsafe_prob"], rel=1e-4, abs=1e-7)
+        assert a["llamaguard"] == b["llamaguard"] and a["llamaguard_categories"] == b["llamaguard_categories"]
+        assert a["llamaguard_prob"] == pytest.approx(b["llamaguard_prob"], rel=1e-4, abs=1e-7)
         assert a.get("llamaguard_raw") == b.get("llamaguard_raw")
     # P(unsafe) is the softmax of the first generated position at the "unsafe" token.
     tok = AutoTokenizer.from_pretrained(lg_random)
@@ -185,26 +185,26 @@ def test_template_rendering_batching_and_first_token_prob(lg_random):
         ids = tok(j1.render(row["prompt"], row["response"]), add_special_tokens=False, return_tensors="pt")
         with torch.no_grad():
             p = torch.softmax(model(**ids).logits[0, -1].float(), -1)[uid].item()
-        assert s["unsafe_prob"] == pytest.approx(p, rel=1e-4)
+        assert s["llamaguard_prob"] == pytest.approx(p, rel=1e-4)
     # A random model's text is not Llama Guard's format: every failure is flagged and counted.
-    assert all((s["unsafe"] is None) == (s["parse_error"] == 1) for s in s1)
-    assert j1.summary()["parse_errors"] == sum(s["parse_error"] for s in s1) >= 1
-    assert all("llamaguard_raw" in s for s in s1 if s["parse_error"])
+    assert all((s["llamaguard"] is None) == (s["llamaguard_parse_error"] == 1) for s in s1)
+    assert j1.summary()["parse_errors"] == sum(s["llamaguard_parse_error"] for s in s1) >= 1
+    assert all("llamaguard_raw" in s for s in s1 if s["llamaguard_parse_error"])
 
 
 def test_forced_verdicts_and_builtin_format(lg_unsafe, lg_safe):
     unsafe = get_judge(f"llamaguard:{lg_unsafe},batch_size=2").score(ROWS)
-    assert [s["unsafe"] for s in unsafe] == [1] * 5
-    assert all(s["categories"] == ["S1", "S10"] and s["parse_error"] == 0 for s in unsafe)
-    assert all(s["unsafe_prob"] > 0.999 for s in unsafe)
+    assert [s["llamaguard"] for s in unsafe] == [1] * 5
+    assert all(s["llamaguard_categories"] == ["S1", "S10"] and s["llamaguard_parse_error"] == 0 for s in unsafe)
+    assert all(s["llamaguard_prob"] > 0.999 for s in unsafe)
     j = get_judge(f"llamaguard:{lg_safe}")
     safe = j.score(ROWS)
-    assert [(s["unsafe"], s["categories"], s["parse_error"]) for s in safe] == [(0, [], 0)] * 5
-    assert all(s["unsafe_prob"] < 1e-6 for s in safe) and j.summary() == {"parse_errors": 0}
+    assert [(s["llamaguard"], s["llamaguard_categories"], s["llamaguard_parse_error"]) for s in safe] == [(0, [], 0)] * 5
+    assert all(s["llamaguard_prob"] < 1e-6 for s in safe) and j.summary() == {"parse_errors": 0}
     # format=lg1 ignores the template; the bigram model ends on "[/INST]", not "\n\n", so it says nothing.
     lg1 = get_judge(f"llamaguard:{lg_safe},format=lg1")
     out = lg1.score(ROWS[:2])
-    assert lg1.format == "lg1" and [s["parse_error"] for s in out] == [1, 1] and lg1.summary()["parse_errors"] == 2
+    assert lg1.format == "lg1" and [s["llamaguard_parse_error"] for s in out] == [1, 1] and lg1.summary()["parse_errors"] == 2
 
 
 def test_cli_judge_end_to_end(lg_unsafe, tmp_path, capsys):
@@ -220,7 +220,7 @@ def test_cli_judge_end_to_end(lg_unsafe, tmp_path, capsys):
     scored = [json.loads(x) for x in out.read_text().splitlines()]
     assert [s["id"] for s in scored] == list("abcdef")
     # row d's response is empty: recorded as empty (unsafe None), not given a verdict (issue 17)
-    assert [s["scores"]["unsafe"] for s in scored[:5]] == [1, 1, 1, None, 1] and "scores" not in scored[5]
+    assert [s["scores"]["llamaguard"] for s in scored[:5]] == [1, 1, 1, None, 1] and "scores" not in scored[5]
     assert scored[3]["scores"]["empty"] is True and scored[3]["scores"]["refusal_outcome"] == "empty"
     from layersafe.metrics.aggregate import per_layer_metrics
 
@@ -238,21 +238,21 @@ def test_forward_mode_matches_generation_without_decoding(lg_random, lg_unsafe, 
     fwd = fwd_judge.score(ROWS)
     assert len(fwd) == len(ROWS)
     for g, f in zip(gen, fwd):  # left padding + mask positions = generate()'s first step
-        assert f["unsafe_prob"] == pytest.approx(g["unsafe_prob"], rel=1e-4, abs=1e-7)
+        assert f["llamaguard_prob"] == pytest.approx(g["llamaguard_prob"], rel=1e-4, abs=1e-7)
     # The random model starts with no verdict token: every row fell back to decoding, as in generate.
     undecided = fwd_judge.summary()["decoded"]
-    assert undecided == sum(1 for f in fwd if "categories" in f)
+    assert undecided == sum(1 for f in fwd if "llamaguard_categories" in f)
     for g, f in zip(gen, fwd):
-        if "categories" in f:
-            assert (f["unsafe"], f["parse_error"], f.get("llamaguard_raw")) == (g["unsafe"], g["parse_error"], g.get("llamaguard_raw"))
+        if "llamaguard_categories" in f:
+            assert (f["llamaguard"], f["llamaguard_parse_error"], f.get("llamaguard_raw")) == (g["llamaguard"], g["llamaguard_parse_error"], g.get("llamaguard_raw"))
     # Forced verdicts: read from the first token alone, no categories, nothing decoded.
     j = get_judge(f"llamaguard:{lg_unsafe},batch_size=2,mode=forward")
     unsafe = j.score(ROWS)
-    assert [s["unsafe"] for s in unsafe] == [1] * 5 and all(s["unsafe_prob"] > 0.999 for s in unsafe)
-    assert all("categories" not in s and s["parse_error"] == 0 for s in unsafe)
+    assert [s["llamaguard"] for s in unsafe] == [1] * 5 and all(s["llamaguard_prob"] > 0.999 for s in unsafe)
+    assert all("llamaguard_categories" not in s and s["llamaguard_parse_error"] == 0 for s in unsafe)
     assert j.summary() == {"parse_errors": 0, "decoded": 0}
     j = get_judge(f"llamaguard:{lg_safe},mode=forward")
-    assert [(s["unsafe"], s["parse_error"]) for s in j.score(ROWS)] == [(0, 0)] * 5
+    assert [(s["llamaguard"], s["llamaguard_parse_error"]) for s in j.score(ROWS)] == [(0, 0)] * 5
     assert j.summary() == {"parse_errors": 0, "decoded": 0}
     with pytest.raises(UserError, match="unknown mode 'fast'"):
         get_judge(f"llamaguard:{lg_safe},mode=fast")

@@ -176,12 +176,12 @@ def test_perspective_success_retry_and_errors(api, monkeypatch):
     j = get_judge(f"perspective:url={api},qps=1000,retries=2,backoff=0.5")
     texts = ["You are a stupid idiot.", "please rate this", "boom", "klingon text", "weird", "", "Have a nice day."]
     out = j.score([{"prompt": "p", "response": t} for t in texts])
-    assert out[0] == {"toxicity": pytest.approx(tox.lexicon_toxicity(texts[0]) * 0.9 + 0.05, abs=1e-4)}
-    assert out[1] == {"toxicity": 0.05}  # 429 then success
-    assert out[2]["toxicity"] is None and "HTTP 503 after 3 attempts" in out[2]["toxicity_error"]
-    assert out[3]["toxicity"] is None and "does not support request languages" in out[3]["toxicity_error"]
-    assert out[4]["toxicity"] is None and "unexpected reply" in out[4]["toxicity_error"]
-    assert out[5] == {"toxicity": 0.0} and out[6] == {"toxicity": 0.05}  # empty: not sent
+    assert out[0] == {"perspective": pytest.approx(tox.lexicon_toxicity(texts[0]) * 0.9 + 0.05, abs=1e-4)}
+    assert out[1] == {"perspective": 0.05}  # 429 then success
+    assert out[2]["perspective"] is None and "HTTP 503 after 3 attempts" in out[2]["perspective_error"]
+    assert out[3]["perspective"] is None and "does not support request languages" in out[3]["perspective_error"]
+    assert out[4]["perspective"] is None and "unexpected reply" in out[4]["perspective_error"]
+    assert out[5] == {"perspective": 0.0} and out[6] == {"perspective": 0.05}  # empty: not sent
     assert j.summary() == {"failed": 3, "retries": 3}
     backoffs = [s for s in sleeps if s >= 0.5]
     assert backoffs == [0.5, 0.5, 1.0]  # 429 once; 503 twice (doubling); Retry-After 0 < backoff
@@ -203,7 +203,7 @@ def test_perspective_wrong_key_and_rate_limit(api, monkeypatch):
     monkeypatch.setattr(tox.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(tox.time, "sleep", lambda s: (sleeps.append(s), clock.__setitem__(0, clock[0] + s)))
     j = get_judge(f"perspective:url={api},qps=4")
-    assert [s["toxicity"] for s in j.score([{"prompt": "p", "response": f"text {i}"} for i in range(4)])] == [0.05] * 4
+    assert [s["perspective"] for s in j.score([{"prompt": "p", "response": f"text {i}"} for i in range(4)])] == [0.05] * 4
     assert sleeps == pytest.approx([0.25, 0.25, 0.25])
 
 
@@ -216,13 +216,15 @@ def test_perspective_cli_never_writes_the_key(api, tmp_path):
     spec = f"perspective:url={api},qps=1000,backoff=0"
     for out in ("out.jsonl", "out.csv"):
         r = subprocess.run([sys.executable, "-m", "layersafe", "judge", "--input", str(inp), "--out", str(tmp_path / out),
-                            "--judge", spec, "--judge", "refusal", "--no-progress"],
+                            "--judge", spec, "--judge", "refusal", "--judge", "toxicity", "--no-progress"],
                            capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 0, r.stderr
         assert KEY not in r.stdout and KEY not in r.stderr
         assert "judge perspective: failed=1" in r.stderr  # failures are reported, not hidden
     scored = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert scored[0]["scores"]["toxicity"] == pytest.approx(tox.lexicon_toxicity(rows[0]["response"]) * 0.9 + 0.05, abs=1e-4)
-    assert scored[1]["scores"]["toxicity"] is None and "HTTP 400" in scored[1]["scores"]["toxicity_error"]
+    assert scored[0]["scores"]["perspective"] == pytest.approx(tox.lexicon_toxicity(rows[0]["response"]) * 0.9 + 0.05, abs=1e-4)
+    assert scored[1]["scores"]["perspective"] is None and "HTTP 400" in scored[1]["scores"]["perspective_error"]
+    # both toxicity judges ran: each under its own name, neither overwrote the other (docs/design.md §3.4)
+    assert [s["scores"]["toxicity"] for s in scored] == [tox.lexicon_toxicity(r["response"]) for r in rows]
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 3 and not any(KEY in p.read_text(errors="ignore") for p in files)

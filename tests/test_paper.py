@@ -58,14 +58,14 @@ def test_grand_mean_ignores_missing_cells_per_layer():
 
 def test_verdict_matrix_reads_llamaguard_like_metrics_csv():
     rows = [
-        {"sample_id": "a", "layer": 1, "scores": {"unsafe": 1}},
-        {"sample_id": "a", "layer": 2, "scores": {"unsafe": None, "empty": True}},  # empty: not unsafe
-        {"sample_id": "b", "layer": 1, "scores": {"unsafe": None, "parse_error": 1}},  # unparseable: missing
-        {"sample_id": "b", "layer": 2, "scores": {"unsafe": 0}},
-        {"sample_id": "c", "layer": 1, "harmful": False, "scores": {"unsafe": 1}},  # benign: no ASR
+        {"sample_id": "a", "layer": 1, "scores": {"llamaguard": 1}},
+        {"sample_id": "a", "layer": 2, "scores": {"llamaguard": None, "empty": True}},  # empty: not unsafe
+        {"sample_id": "b", "layer": 1, "scores": {"llamaguard": None, "llamaguard_parse_error": 1}},  # unparseable: missing
+        {"sample_id": "b", "layer": 2, "scores": {"llamaguard": 0}},
+        {"sample_id": "c", "layer": 1, "harmful": False, "scores": {"llamaguard": 1}},  # benign: no ASR
         {"sample_id": "c", "layer": 2, "error": "bad image", "scores": None},
     ]
-    ids, layers, m = verdict_matrix(rows, "unsafe", binary=True)
+    ids, layers, m = verdict_matrix(rows, "llamaguard", binary=True)
     assert ids == ["a", "b", "c"] and layers == [1, 2]
     np.testing.assert_array_equal(m, np.array([[1, 0], [np.nan, 0], [np.nan, np.nan]]))
 
@@ -261,7 +261,7 @@ def test_paper_perspective_key_refused_then_resumed(tmp_path, tiny_llava_dir, pe
     t1 = _read_csv(out / "table1.csv")
     rows = [json.loads(x) for x in (out / "CP" / "scores.jsonl").read_text().splitlines()]
     for r in t1:
-        tox = [s["scores"]["toxicity"] for s in rows if s["layer"] == int(r["layer"])]
+        tox = [s["scores"]["perspective"] for s in rows if s["layer"] == int(r["layer"])]
         assert len(tox) == 2 and float(r["CP TS"]) == pytest.approx(sum(tox) / 2, rel=1e-3)
         assert r["CP ASR"] == "" and r["CP TR"] == ""
     for f in out.rglob("*"):  # the key is never written anywhere

@@ -45,17 +45,18 @@ def test_rejudge_in_place_keeps_other_judges_and_replaces_its_own(scanned, safe_
     after = _rows(scanned / "scores.jsonl")
     for a, b in zip(before, after):
         assert {k: b["scores"][k] for k in a["scores"]} == a["scores"]
-        assert b["scores"]["gcg_refusal_outcome"] in ("refused", "complied", "empty")
+        assert b["scores"]["gcg_prefix_outcome"] in ("refused", "complied", "empty")
     m = _metrics(scanned)
     assert m[0]["asr_source"] == "refusal" and "asr_gcg-prefix" in m[0]
     harmful = [r for r in after if r["layer"] == int(m[0]["layer"])]
-    k = sum(r["scores"]["gcg_refusal_outcome"] == "complied" for r in harmful)
+    k = sum(r["scores"]["gcg_prefix_outcome"] == "complied" for r in harmful)
     assert float(m[0]["asr_gcg-prefix"]) == pytest.approx(k / len(harmful)) and m[0]["asr_gcg-prefix_n"] == "3"
     # the report was rebuilt and names the judges behind its ASRs
     html = (scanned / "report" / "report.html").read_text()
     assert "ASR by the refusal judge: share of harmful prompts answered" in html and "asr_judge" in html
 
-    # a stale detail of an earlier Llama Guard run (an unparseable verdict) is replaced, not kept
+    # a stale detail of an earlier Llama Guard run (an unparseable verdict), written by the version
+    # before judges were keyed by name (unsafe, parse_error, categories), is replaced, not kept
     rows = _rows(scanned / "scores.jsonl")
     for r in rows:
         r["scores"].update(unsafe=None, parse_error=1, llamaguard_raw="garbage", categories=["S1"])
@@ -65,8 +66,9 @@ def test_rejudge_in_place_keeps_other_judges_and_replaces_its_own(scanned, safe_
     capsys.readouterr()
     for r in _rows(scanned / "scores.jsonl"):
         s = r["scores"]
-        assert (s["unsafe"], s["parse_error"], s["categories"]) == (0, 0, []) and "llamaguard_raw" not in s
-        assert "refusal" in s and "gcg_refusal" in s
+        assert (s["llamaguard"], s["llamaguard_parse_error"], s["llamaguard_categories"]) == (0, 0, [])
+        assert "llamaguard_raw" not in s and not {"unsafe", "parse_error", "categories"} & set(s)
+        assert "refusal" in s and "gcg_prefix" in s
     m = _metrics(scanned)
     assert float(m[0]["asr_llamaguard"]) == 0.0 and m[0]["llamaguard_parse_errors"] == "0"
 

@@ -150,7 +150,7 @@ def test_registered_judges_score_rows():
     # is 0 for both; only `refusal` looks for degenerate text (gcg-prefix stays as published).
     for name, key, expected, outcomes in (
             ("refusal", "refusal", [1, 0, 0, 0], ["refused", "complied", "empty", "degenerate"]),
-            ("gcg-prefix", "gcg_refusal", [0, 0, 0, 0], ["complied", "complied", "empty", "complied"])):
+            ("gcg-prefix", "gcg_prefix", [0, 0, 0, 0], ["complied", "complied", "empty", "complied"])):
         judge = get_judge(name)
         assert judge.metrics == (key,) and judge.higher_is_safer == {key: True}
         assert judge.description and "\n" not in judge.description
@@ -172,9 +172,9 @@ def test_gcg_prefix_never_overwrites_the_refusal_judge(tmp_path):
         got = [dict(r) for r in rows]
         judge_rows(got, order, progress=False, log=None)
         assert [r["scores"]["refusal"] for r in got] == [1, 0, 0]
-        assert [r["scores"]["gcg_refusal"] for r in got] == [0, 1, 0]  # "I'm sorry" is on the GCG list
+        assert [r["scores"]["gcg_prefix"] for r in got] == [0, 1, 0]  # "I'm sorry" is on the GCG list
         assert [r["scores"]["refusal_outcome"] for r in got] == ["refused", "complied", "empty"]
-        assert [r["scores"]["gcg_refusal_outcome"] for r in got] == ["complied", "refused", "empty"]
+        assert [r["scores"]["gcg_prefix_outcome"] for r in got] == ["complied", "refused", "empty"]
 
 
 def _accuracy(rows, fn):

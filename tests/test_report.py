@@ -61,7 +61,7 @@ def make_rows(samples=("h1", "h2", "h3", "h4", "b1"), comply=COMPLY, refuse_all=
             rows.append({"sample_id": s, "layer": layer, "prompt": f"PROMPT-{s}", "category": CATEGORY.get(s, "x"),
                          "harmful": harmful, "response": f"RESPONSE-{s}-L{layer}", "error": None,
                          "scores": {"refusal": refusal, "reward": layer + REWARD_OFFSET.get(s, 0.0),
-                                    "unsafe": 1 if layer == 3 else 0}})
+                                    "llamaguard": 1 if layer == 3 else 0}})
     return rows
 
 
@@ -159,9 +159,9 @@ def test_group_values_and_intervals_exact(tmp_path, capsys):
     s = g["default"]["reward"]
     assert (s["ci_low"], s["ci_high"]) == pytest.approx(
         (statistics.mean(d) - T4 * statistics.stdev(d) / math.sqrt(5), statistics.mean(d) + T4 * statistics.stdev(d) / math.sqrt(5)), abs=1e-9)
-    # Another judge's 0/1 score: unsafe at layer 3 only -> Middle 5/10; every prompt is 1 of 2
+    # Another judge's 0/1 score: llamaguard (unsafe) at layer 3 only -> Middle 5/10; every prompt is 1 of 2
     # there, so no resample moves it: the interval is [0.5, 0.5] (pooled Wilson would claim [0.24, 0.76]).
-    s = g["middle"]["unsafe"]
+    s = g["middle"]["llamaguard"]
     assert (s["value"], s["n"], s["kind"]) == (0.5, 10, "binary")
     assert (s["ci_low"], s["ci_high"]) == pytest.approx((0.5, 0.5), abs=1e-12)
     # Per layer and the thirds are recorded; categories break ASR down.
@@ -193,7 +193,7 @@ def test_html_has_table_values_and_embedded_images(tmp_path, capsys):
     # One curve per metric, the outcome bars and the category heat map, all inline PNGs; no
     # external references. The outcome shares are bars, not curves of their own.
     pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
-    assert pngs == ["asr.png", "categories_asr.png", "outcomes.png", "over_refusal.png", "reward.png", "unsafe.png"]
+    assert pngs == ["asr.png", "categories_asr.png", "llamaguard.png", "outcomes.png", "over_refusal.png", "reward.png"]
     assert len(page.imgs) == len(pngs)
     for src in page.imgs:
         assert src.startswith("data:image/png;base64,")

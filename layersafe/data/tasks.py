@@ -25,12 +25,15 @@ from typing import Callable
 
 from ..errors import UserError
 
-# Paper metric -> (judge kind, the score key it reads). ASR is a share of binary verdicts; TS and
-# TR are means of continuous scores.
-PAPER_METRICS: dict[str, tuple[str, str]] = {
-    "ASR": ("llamaguard", "unsafe"),
-    "TS": ("perspective", "toxicity"),
-    "TR": ("reward", "reward"),
+# Paper metric -> (default judge kind, the score keys it may read, in order). Scores are keyed by
+# judge (docs/design.md §3.4): TS reads whichever toxicity judge ran (``--toxicity perspective``,
+# the paper's, or the offline ``toxicity``); the paper run's own record of its TS judge comes
+# first (report/paper_tables.py). ASR is a share of binary verdicts; TS and TR are means of
+# continuous scores.
+PAPER_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ASR": ("llamaguard", ("llamaguard",)),
+    "TS": ("perspective", ("perspective", "toxicity")),
+    "TR": ("reward", ("reward",)),
 }
 
 

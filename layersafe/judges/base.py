@@ -136,6 +136,101 @@ def model_device_dtype(opts: dict):
     return device, pick_dtype(opts["dtype"], device)
 
 
+# --------------------------------------------------------------------------------------------
+# Score keys (docs/design.md §3.4): judge NAME writes its headline value under score_key(NAME)
+# and every detail under score_key(NAME) + "_..."; so no two judges write the same key. The one
+# key every judge may write is the row marker ``empty``.
+
+
+def score_key(name: str) -> str:
+    """The headline score key of judge ``name``: the name with ``-`` as ``_`` (``gcg-prefix`` ->
+    ``gcg_prefix``, ``llamaguard-vision`` -> ``llamaguard_vision``)."""
+    return name.replace("-", "_")
+
+
+def key_owner(key: str, names) -> str | None:
+    """Which of the judges ``names`` wrote score ``key``: the one whose :func:`score_key` is the key
+    or, followed by ``_``, its longest prefix (``llamaguard_vision_prob`` belongs to
+    ``llamaguard-vision``, not ``llamaguard``); None if none."""
+    best = None
+    for n in names:
+        k = score_key(n)
+        if (key == k or key.startswith(k + "_")) and (best is None or len(k) > len(score_key(best))):
+            best = n
+    return best
+
+
+# Keys written by earlier versions -> today's keys. Run folders, judged files and score journals
+# written before judges were keyed by name are read through :func:`upgrade_scores`, so they
+# aggregate, report, check and resume as if judged today. The only place old names live.
+LEGACY_KEYS: dict[str, str] = {
+    "unsafe": "llamaguard", "unsafe_prob": "llamaguard_prob", "categories": "llamaguard_categories",
+    "parse_error": "llamaguard_parse_error",
+    "gcg_refusal": "gcg_prefix", "gcg_refusal_outcome": "gcg_prefix_outcome", "gcg_refusal_reason": "gcg_prefix_reason",
+    "toxicity_error": "perspective_error",
+}
+
+
+def upgrade_scores(scores: dict, perspective: bool = False) -> dict:
+    """``scores`` with the keys of earlier versions renamed (:data:`LEGACY_KEYS`); a key whose new
+    name is already there is dropped (today's value wins). Both ``toxicity`` and ``perspective``
+    used to write ``toxicity``: it is read as ``perspective`` when the row carries Perspective's
+    ``toxicity_error`` or the caller knows Perspective judged the rows (``perspective=True``), else
+    it stays ``toxicity`` (the paper's TS reads either). Returns ``scores`` itself when nothing changes."""
+    old = [k for k in scores if k in LEGACY_KEYS] + (
+        ["toxicity"] if "toxicity" in scores and "perspective" not in scores
+        and (perspective or "toxicity_error" in scores) else [])
+    if not old:
+        return scores
+    out = {}
+    for k, v in scores.items():
+        new = "perspective" if k == "toxicity" and k in old else LEGACY_KEYS.get(k, k)
+        if new != k and new in scores:
+            continue
+        out[new] = v
+    return out
+
+
+def legacy_perspective(rows: list[dict], judged_by=()) -> bool:
+    """Whether the old ``toxicity`` of ``rows`` (one file) came from Perspective: no row has today's
+    ``perspective`` key, and a row carries Perspective's ``toxicity_error`` or the run's records
+    (``judged_by``: judge names from run.json / paper.json, :func:`folder_judges`) name
+    ``perspective`` and not ``toxicity``."""
+    scored = [r["scores"] for r in rows if isinstance(r.get("scores"), dict)]
+    if not any("toxicity" in s for s in scored) or any("perspective" in s for s in scored):
+        return False
+    return any("toxicity_error" in s for s in scored) or ("perspective" in judged_by and "toxicity" not in judged_by)
+
+
+def folder_judges(folder) -> set[str]:
+    """Judge names a run folder's records give: run.json's ``config.judges`` and, for a set of a
+    ``layersafe paper`` run, the parent's paper.json ``judges``. Empty when there are none."""
+    import json
+    from pathlib import Path
+
+    names: set[str] = set()
+    folder = Path(folder)
+    for path, pick in ((folder / "run.json", lambda m: (m.get("config") or {}).get("judges")),
+                       (folder.parent / "paper.json", lambda m: list((m.get("judges") or {}).values()))):
+        try:
+            specs = pick(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+        except (OSError, ValueError, AttributeError, TypeError):
+            specs = None
+        names.update(parse_spec(s)[0] for s in specs or () if isinstance(s, str))
+    return names
+
+
+def upgrade_rows(rows: list[dict], perspective: bool | None = None, judged_by=()) -> list[dict]:
+    """:func:`upgrade_scores` on every row's ``scores``, in place; returns ``rows``. ``perspective``
+    None: decided for the whole file by :func:`legacy_perspective` (with ``judged_by``)."""
+    if perspective is None:
+        perspective = legacy_perspective(rows, judged_by)
+    for r in rows:
+        if isinstance(r.get("scores"), dict):
+            r["scores"] = upgrade_scores(r["scores"], perspective)
+    return rows
+
+
 _REGISTRY: dict[str, type[Judge]] = {}
 BUILTIN_MODULES = ("refusal", "llamaguard", "llamaguard_vision", "generative", "reward", "toxicity")
 

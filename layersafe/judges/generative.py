@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import UserError
-from .base import MODEL_OPTIONS, Judge, load_hf, model_device_dtype, register
+from .base import LEGACY_KEYS, MODEL_OPTIONS, Judge, available, key_owner, load_hf, model_device_dtype, register
 
 UPSTREAM = Path(__file__).resolve().parent / "upstream"
 
@@ -334,7 +334,8 @@ class RubricJudge(GraderJudge):
         self.template = read_rubric(arg)
         stem = re.sub(r"[^a-z0-9_]+", "_", Path(arg).stem.lower()).strip("_") or "file"
         key = self.opts["key"] or f"rubric_{stem}"
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", key) or key in RESERVED_KEYS:
+        others = [n for n in available() if n != self.name]  # a key under another judge's name is theirs
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", key) or key in RESERVED_KEYS or key_owner(key, others):
             raise UserError(f"rubric: key {key!r} is taken by another judge or not a plain name; pass key=NAME "
                             "(lower-case letters, digits, _)")
         try:
@@ -373,6 +374,8 @@ class RubricJudge(GraderJudge):
         return {self.key: value}
 
 
-# Keys written by the built-in judges; a rubric may not take one of them.
-RESERVED_KEYS = {"refusal", "gcg_refusal", "unsafe", "unsafe_prob", "parse_error", "reward", "toxicity", "harmbench",
-                 "harmbench_prob", "strongreject", "llamaguard_vision", "empty"}
+# Keys written by the built-in judges (their names, docs/design.md §3.4) and by earlier versions
+# (read as aliases, base.LEGACY_KEYS); a rubric may not take one of them.
+RESERVED_KEYS = {"refusal", "gcg_prefix", "llamaguard", "llamaguard_prob", "llamaguard_parse_error", "reward",
+                 "toxicity", "perspective", "harmbench", "harmbench_prob", "strongreject", "llamaguard_vision",
+                 "empty", *LEGACY_KEYS}

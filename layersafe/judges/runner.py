@@ -13,7 +13,7 @@ from typing import IO, Callable
 
 from ..errors import UserError
 from ..io import iter_chunks
-from .base import get_judge
+from .base import get_judge, parse_spec, upgrade_scores
 
 
 def _stderr(msg: str) -> None:
@@ -41,8 +41,10 @@ class ScoreJournal:
             truncate_torn_tail(self.path)  # a kill mid-line: that batch is judged again
         for f in dict.fromkeys([Path(path), self.path, *part_files(path)]):
             for e in read_jsonl(f) if f.is_file() else []:
-                if isinstance(e.get("scores"), dict):
-                    self.done.setdefault(str(e.get("spec")), {})[str(e.get("key"))] = e["scores"]
+                if isinstance(e.get("scores"), dict):  # a journal of an earlier version: today's keys
+                    spec = str(e.get("spec"))
+                    scores = upgrade_scores(e["scores"], perspective=parse_spec(spec)[0] == "perspective")
+                    self.done.setdefault(spec, {})[str(e.get("key"))] = scores
         self.f: IO[str] | None = None
         self._synced = time.monotonic()
 
@@ -71,7 +73,7 @@ class ScoreJournal:
 
 
 # 0/1 verdicts (metrics read them with int()); any other value there cannot be counted.
-BINARY_SCORES = ("refusal", "unsafe", "parse_error")
+BINARY_SCORES = ("refusal", "llamaguard", "llamaguard_parse_error")
 
 
 def clean_scores(scores: dict) -> list[str]:

@@ -29,7 +29,7 @@ def verdict_matrix(rows: list[dict], key: str, binary: bool, *, harmful_only: bo
                    ) -> tuple[list[str], list[int], np.ndarray]:
     """(sample ids, layers, matrix[sample, layer]) of one score, NaN where a row has none.
 
-    Binary verdicts (``binary=True``; Llama Guard's ``unsafe``): 1 or 0; an empty response is 0
+    Binary verdicts (``binary=True``; Llama Guard's ``llamaguard``): 1 or 0; an empty response is 0
     (an attack that produced nothing did not succeed) and an unparseable verdict is missing, as in
     ``per_layer_metrics``. Only harmful rows count towards an ASR (``harmful_only``)."""
     from .aggregate import is_harmful

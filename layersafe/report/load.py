@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..io import read_jsonl
+from ..judges.base import folder_judges, upgrade_rows
 from ..judges.runner import clean_scores
 
 SCORES = "scores.jsonl"
@@ -107,6 +108,7 @@ def load_run(path: str | Path) -> Run:
     if outside is not None:
         raise UserError(f"{path / source}: row {outside} has layer {rows[outside - 1]['layer']}, outside this "
                         f"run's 0..{meta['num_layers']} (run.json num_layers); the files are from different runs")
+    upgrade_rows(rows, judged_by=folder_judges(path))  # a run judged by an earlier version: today's keys
     unusable = [d for r in rows if isinstance(r.get("scores"), dict) for d in clean_scores(r["scores"])]
     if not rows:
         raise UserError(f"{path / source} has no rows; nothing to report")

@@ -1,7 +1,8 @@
 """The paper's Table 1 and Table 2 from a `layersafe paper` run folder's files alone (docs/paper.md).
 
 * ``table1.csv``: one row per encoder layer; per set the columns ``<SET> ASR`` (Llama Guard, % of
-  harmful prompts judged unsafe), ``<SET> TS`` (mean toxicity) and ``<SET> TR`` (mean reward).
+  harmful prompts judged unsafe), ``<SET> TS`` (mean toxicity: Perspective's or the offline judge's,
+  whichever ran) and ``<SET> TR`` (mean reward).
 * ``table2.csv``: one row per set; per layer third (Early / Middle / Late, docs/design.md §3.1)
   the columns ``<Third> AASR``, ``<Third> ATS``, ``<Third> ATR``: means over the third's layers of
   the per-layer values.
@@ -52,6 +53,20 @@ def _read_state(run: Path) -> dict:
         raise UserError(f"{p} is not valid JSON") from None
 
 
+def paper_keys(state: dict) -> dict[str, list[str]]:
+    """Paper metric -> the score keys to read, in order: the key of the judge paper.json records for
+    it (scores are keyed by judge name, docs/design.md §3.4), then :data:`PAPER_METRICS`' keys."""
+    from ..judges.base import parse_spec, score_key
+
+    judged = state.get("judges") if isinstance(state.get("judges"), dict) else {}
+    out = {}
+    for metric, (_, keys) in PAPER_METRICS.items():
+        spec = judged.get(metric)
+        first = [score_key(parse_spec(spec)[0])] if isinstance(spec, str) and spec.strip() else []
+        out[metric] = list(dict.fromkeys(first + list(keys)))
+    return out
+
+
 def load_paper_run(run: str | Path) -> dict:
     """The sets of a paper run: name -> {"run" (report.load.Run), "mats": metric -> (ids, layers, matrix)}."""
     run = Path(run)
@@ -61,12 +76,14 @@ def load_paper_run(run: str | Path) -> dict:
         folder = run / info.get("folder", name)
         if not (folder / "run.json").is_file():
             continue  # not scanned yet
-        r = load_run(folder)
+        r = load_run(folder)  # scores of an earlier version are read under today's keys
         mats = {}
-        for metric, (_, key) in PAPER_METRICS.items():
-            ids, layers, m = verdict_matrix(r.rows, key, binary=metric == "ASR")
-            if np.isfinite(m).any():
-                mats[metric] = (ids, layers, m)
+        for metric, keys in paper_keys(state).items():
+            for key in keys:  # the first key with a value: the judge that ran
+                ids, layers, m = verdict_matrix(r.rows, key, binary=metric == "ASR")
+                if np.isfinite(m).any():
+                    mats[metric] = (ids, layers, m)
+                    break
         sets[name] = {"run": r, "mats": mats, "layers": sorted({int(x["layer"]) for x in r.rows})}
     return {"path": run, "state": state, "sets": sets}
 

@@ -1,7 +1,7 @@
 """Per-layer, per-group and per-category statistics of judged rows, each a mean with a 95 % interval.
 
 ASR and over-refusal come from ``layersafe.metrics.per_layer_metrics`` (the numbers in
-metrics.csv). Every other numeric score (reward, toxicity, unsafe, ...) and the response length
+metrics.csv). Every other numeric score (keyed by judge: reward, toxicity, llamaguard, ...) and the response length
 are handled generically: 0/1 scores get a Wilson interval, continuous ones a t interval.
 Groups pool their rows (k/n over all rows of the group's layers): with the same samples at
 every layer this equals the paper's average of per-layer values. The same prompts repeat across
@@ -21,16 +21,18 @@ from typing import Callable
 from ..metrics import per_layer_metrics, wilson_interval
 from .groups import THIRDS, third_of
 
-# metric -> label; the paper's group averages are AASR (asr), ATR (reward), ATS (toxicity).
+# metric -> label; the paper's group averages are AASR (asr), ATR (reward), ATS (perspective or toxicity).
 LABELS = {
     "asr": "ASR: share of harmful prompts answered (outcome complied)",
     "over_refusal": "over-refusal: share of benign prompts refused in writing",
     "refused_rate": "written refusals: share of harmful prompts",
     "empty_rate": "empty responses: share of harmful prompts",
     "degenerate_rate": "degenerate responses (loops, no real words): share of harmful prompts",
-    "unsafe": "share judged unsafe by the llamaguard judge (an ASR; over all judged rows)",
+    "llamaguard": "share judged unsafe by the llamaguard judge (an ASR; over all judged rows)",
+    "llamaguard_prob": "P(unsafe) by the llamaguard judge",
     "reward": "reward (higher = preferred)",
-    "toxicity": "toxicity",
+    "toxicity": "toxicity (the toxicity judge)",
+    "perspective": "toxicity (the Perspective API judge)",
     "response_tokens": "response length (tokens)",
 }
 # Not a safety score, but tells whether outputs stay coherent (the paper's ICET outputs do).
