@@ -131,3 +131,42 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_llava_d
         assert diff.max() <= W_MAX and diff.mean() <= W_MEAN
         # the update is large enough for a wrong gradient to show: the value head starts at 0
         assert w1["value_head.weight"].abs().max() > 1e-3  # it moved (lr 1e-3: 3.7e-3 after step 1)
+
+
+def test_ptx_two_processes_equal_one_process(tiny_llava_dir, tmp_path):
+    """PPO-ptx under DDP: 2 processes × (batch 4, minibatch 2) = 1 process × (8, 4) with --ptx-coef.
+    Each step draws one global ptx batch of 4 answers (answers of different lengths, so the two
+    processes' shares of its tokens differ); each process learns on its half, weighted by its token
+    share. The logged ptx_loss (and every other loss), the gradient norm and the weights after each
+    step equal the one-process run's."""
+    data = tmp_path / "h.jsonl"
+    data.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"Explain how to do harmful thing number {i}",
+                                        "image": "skimage:coffee", "harmful": True}) + "\n" for i in range(8)))
+    benign = tmp_path / "b.jsonl"
+    answers = ["2", "a red rocket on a pad", "blue", "three small cups of coffee on a table", "yes", "no, it is not"]
+    benign.write_text("".join(json.dumps({"id": f"b{i}", "prompt": f"What colour is object {i}?",
+                                          "image": "skimage:rocket", "answer": a}) + "\n"
+                              for i, a in enumerate(answers)))
+    common = ["--layers", "2,3", "--steps", "2", "--ppo-epochs", "1", "--max-new-tokens", "3",
+              "--learning-rate", "0.001", "--save-every", "1", "--dtype", "float32", "--benign-data", str(benign),
+              "--ptx-coef", "2.0"]
+    _align(tiny_llava_dir, data, tmp_path / "one", procs=1, port=0,
+           extra=common + ["--batch-size", "8", "--mini-batch-size", "4"])
+    _align(tiny_llava_dir, data, tmp_path / "two", procs=2, port=29537,
+           extra=common + ["--batch-size", "4", "--mini-batch-size", "2"])
+    logs = {k: [json.loads(l) for l in (tmp_path / k / "log.jsonl").read_text().splitlines()] for k in ("one", "two")}
+    assert len(logs["one"]) == len(logs["two"]) == 2
+    for r1, r2 in zip(logs["one"], logs["two"]):
+        assert r1["response_length"] == r2["response_length"] and r1["score"] == r2["score"]
+        for k in ("ptx_loss", "policy_loss", "value_loss", "kl", "approx_kl", "grad_norm"):
+            assert r1[k] == pytest.approx(r2[k], rel=RTOL, abs=ATOL), (r1["step"], k, r1[k], r2[k])
+    assert logs["one"][0]["ptx_loss"] > 1  # the answers' NLL under the random model: not a trivial match
+    worst = max(abs(r1[k] - r2[k]) / abs(r1[k]) for r1, r2 in zip(logs["one"], logs["two"]) for k in r1
+                if k not in ("seconds", "lr") and isinstance(r1[k], float) and r1[k] != 0)
+    print(f"logged values differ by at most {worst:.1e} relative")
+    for step in (1, 2):
+        w1, w2 = (torch.load(tmp_path / k / "checkpoints" / f"step-{step:07d}" / "trainable.pt", weights_only=True)
+                  for k in ("one", "two"))
+        diff = torch.cat([(w1[n] - w2[n]).abs().flatten() for n in w1])
+        print(f"step {step}: weights differ by at most {diff.max():.1e}, on average {diff.mean():.1e}")
+        assert diff.max() <= W_MAX and diff.mean() <= W_MEAN

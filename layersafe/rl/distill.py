@@ -135,16 +135,16 @@ class DistillTrainer(OnPolicyTrainer):
                 loss = ppo.masked_mean(kl_tok, m)
                 if epoch == 0:
                     row_kl[idx] = (kl_tok.detach() * m).sum(1)
-                if ptx is not None:  # γ · NLL of reference answers at --ptx-layer (as L-PPO's PPO-ptx)
-                    plogp, _, _ = response_forward(self.policy, self.raw, self.adapter, ptx,
-                                                   list(range(len(ptx.layers))), 1.0, with_values=False)
-                    ptx_loss = ppo.ptx_loss(plogp, ptx.response_mask.float())
-                    loss = loss + cfg.ptx_coef * ptx_loss
-                    ptx_losses.append(float(ptx_loss.detach()))
                 if world > 1:
                     loss = loss * (share * world)  # DDP averages gradients over processes
+                logged = loss.detach().float() / world  # share-weighted: summed over processes, the global mean
+                if ptx is not None:  # γ · NLL of reference answers at --ptx-layer (as L-PPO's PPO-ptx)
+                    term, nll = self.ptx_term(ptx)
+                    loss = loss + term
+                    ptx_losses.append(nll)
+                    logged = logged + cfg.ptx_coef * nll
+                losses.append(logged)
                 grad_norms.append(self.backward_and_step(loss))
-                losses.append(loss.detach().float() * (share if world > 1 else 1.0))
         self.scheduler.step()
         self.raw.eval()
         row_kl = self._sum_across(row_kl)  # each row's KL was computed by exactly one process
@@ -162,7 +162,7 @@ class DistillTrainer(OnPolicyTrainer):
             "lr": self.scheduler.get_last_lr()[0],
         }
         if ptx_losses:
-            row["ptx_loss"] = sum(ptx_losses) / len(ptx_losses)
+            row["ptx_loss"] = self._sum_across(torch.stack(ptx_losses)).mean().item()
         for layer in sorted(set(ro.layers)):
             sel = [i for i, l in enumerate(ro.layers) if l == layer]
             row[f"kl_layer_{layer}"] = (row_kl[sel].sum() / lengths[sel].sum().clamp(min=1)).item()

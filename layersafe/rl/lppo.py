@@ -176,14 +176,12 @@ class LPPOTrainer(OnPolicyTrainer):
                 loss = pl.loss + cfg.vf_coef * vl
                 if cfg.ent_coef:
                     loss = loss - cfg.ent_coef * ppo.masked_mean(ppo.entropy_from_logits(logits), m)
-                if ptx is not None:  # PPO-ptx: γ · NLL of the reference answers (temperature 1)
-                    plogp, _, _ = response_forward(self.policy, self.raw, self.adapter, ptx,
-                                                   list(range(len(ptx.layers))), 1.0, with_values=False)
-                    ptx_loss = ppo.ptx_loss(plogp, ptx.response_mask.float())
-                    loss = loss + cfg.ptx_coef * ptx_loss
-                    stats["ptx_loss"].append(float(ptx_loss.detach()))
                 if world > 1:
                     loss = loss * (share * world)  # DDP averages gradients over processes
+                if ptx is not None:  # PPO-ptx: γ · NLL of the reference answers, weighted by its own share
+                    term, nll = self.ptx_term(ptx)
+                    loss = loss + term
+                    stats["ptx_loss"].append(nll)
                 gn = self.backward_and_step(loss)
                 # Stats stay tensors (no host sync per minibatch); summed across processes below.
                 for k, v in zip(keys, (pl.loss, vl, pl.clipfrac, vcf, pl.approx_kl)):
@@ -195,7 +193,7 @@ class LPPOTrainer(OnPolicyTrainer):
                 mean_kl = self._sum_across(torch.stack(epoch_kl)).mean().item()  # same decision on every process
                 if mean_kl > cfg.target_approx_kl:
                     break
-        for k in keys:
+        for k in (*keys, "ptx_loss") if ptx is not None else keys:
             stats[k] = self._sum_across(torch.stack(stats[k])).tolist()
         self.scheduler.step()
         self.raw.eval()

@@ -533,8 +533,6 @@ class OnPolicyTrainer:
         cfg = self.cfg
         if not cfg.ptx_coef:
             return [], None
-        if self.rank_world[1] > 1:  # a second policy forward per minibatch would trip DDP's reducer
-            raise UserError("--ptx-coef runs on one process for now; launch without torchrun/accelerate")
         pool = [s for s in (*self.samples, *self.benign) if s.harmful is False and s.meta.get("answers")]
         if not pool:
             raise UserError("--ptx-coef needs benign prompts with reference answers (answer/answers columns of --benign-data)")
@@ -546,25 +544,46 @@ class OnPolicyTrainer:
         return pool, layer[0]
 
     def ptx_batch(self, step: int) -> Rollout | None:
-        """``mini_batch_size`` benign (prompt, first reference answer) pairs at ``ptx_layer``, drawn
-        with a seed of (seed, step), laid out as a Rollout whose responses are the answers + EOS."""
+        """This process's part of the step's PPO-ptx batch: ``mini_batch_size × world`` benign
+        (prompt, first reference answer) pairs at ``ptx_layer``, drawn with a seed of (seed, step)
+        (the batch one process with an N× minibatch draws), of which this process takes its
+        :func:`shard` rows, laid out as a Rollout whose responses are the answers + EOS. Sets
+        ``self.ptx_share``: this process's share of the global batch's answer tokens."""
         if not self.ptx_pool:
             return None
         from ..models.base import left_pad, right_pad
 
+        rank, world = self.rank_world
         rng = random.Random(f"{self.cfg.seed}-ptx-{step}")
-        batch = [rng.choice(self.ptx_pool) for _ in range(self.cfg.mini_batch_size)]
+        drawn = [rng.choice(self.ptx_pool) for _ in range(self.cfg.mini_batch_size * world)]
+        targets = [target_ids(self.tok, s.meta["answers"][0], self.eos_id) for s in drawn]
+        mine = shard(len(drawn), rank, world)
+        self.ptx_share = sum(len(targets[j]) for j in mine) / sum(len(t) for t in targets)
+        batch = [drawn[j] for j in mine]
         items, feats = tokenize_and_project(self.adapter, batch, [self.ptx_layer] * len(batch))
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
-        response_ids, response_mask = right_pad([target_ids(self.tok, s.meta["answers"][0], self.eos_id)
-                                                 for s in batch], pad)
+        response_ids, response_mask = right_pad([targets[j] for j in mine], pad)
         prompt_ids, prompt_mask = left_pad([it["input_ids"] for it in items], pad)
         n = len(batch)
         return Rollout(prompt_ids.to(dev), prompt_mask.to(dev), response_ids.to(dev), response_mask.to(dev), feats,
                        [self.ptx_layer] * n, [s.prompt for s in batch], [False] * n,
                        [s.meta["answers"][0] for s in batch], torch.ones(n, dtype=torch.bool, device=dev),
                        [s.meta["answers"] for s in batch], items=items, samples=batch)
+
+    def ptx_term(self, ptx: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+        """PPO-ptx for one minibatch: one more forward through the (DDP-wrapped) policy on this
+        process's answers (temperature 1). Returns (the term to add to the loss that is backpropagated,
+        γ · NLL, times ``ptx_share × world`` under DDP so that DDP's gradient average is the gradient
+        of γ · the token-mean NLL over the global ptx batch; the NLL to log, times ``ptx_share``:
+        summed over processes it is the global token mean)."""
+        plogp, _, _ = response_forward(self.policy, self.raw, self.adapter, ptx, list(range(len(ptx.layers))), 1.0,
+                                       with_values=False)
+        nll = ppo.ptx_loss(plogp, ptx.response_mask.float())
+        world = self.rank_world[1]
+        if world == 1:
+            return self.cfg.ptx_coef * nll, nll.detach().float()
+        return self.cfg.ptx_coef * nll * (self.ptx_share * world), nll.detach().float() * self.ptx_share
 
     # ---- learning helpers ------------------------------------------------------------------
     def backward_and_step(self, loss: torch.Tensor) -> float:
