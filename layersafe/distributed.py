@@ -74,6 +74,23 @@ def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def rank_device(device: str, info: RankInfo) -> str:
+    """The device of this rank's model under a launcher (``--device`` auto, cuda or cpu): GPU
+    LOCAL_RANK, or the CPU. ``cuda:N`` is refused: it would put every process on one device."""
+    if device == "cpu":
+        return "cpu"
+    if device not in ("auto", "cuda"):
+        raise UserError(f"--device {device} would put every process on one device; under torchrun / accelerate "
+                        "launch use --device cuda (process i takes GPU LOCAL_RANK i) or --device cpu")
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{info.local_rank}"
+    if device == "cuda":
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    return "cpu"
+
+
 def setup(use_cuda: bool | None = None) -> RankInfo:
     """Join the launch's process group (once per process) and return :func:`rank_info`.
 

@@ -142,18 +142,9 @@ def _rank_device(cfg: ScanConfig, info) -> str:
     if cfg.device_map:
         raise UserError("--device-map spreads one model over several GPUs within ONE process; under torchrun / "
                         "accelerate launch each process holds a whole model: drop --device-map, or run one process")
-    if cfg.device == "cpu":
-        return "cpu"
-    if cfg.device not in ("auto", "cuda"):
-        raise UserError(f"--device {cfg.device} would put every process on one device; under torchrun / accelerate "
-                        "launch use --device cuda (process i takes GPU LOCAL_RANK i) or --device cpu")
-    import torch
+    from ..distributed import rank_device
 
-    if torch.cuda.is_available():
-        return f"cuda:{info.local_rank}"
-    if cfg.device == "cuda":
-        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
-    return "cpu"
+    return rank_device(cfg.device, info)
 
 
 def row_order(samples, layers: list[int], batch_size: int):
