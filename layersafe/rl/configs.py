@@ -128,7 +128,7 @@ class SFTConfig:
     layers: str = opt("default", "layers whose features training uses (sampled per example)", resume=True)
     out: str = opt("runs/sft", "output folder (new or empty unless --resume)")
     steps: int = opt(100, "optimizer steps", min=1)
-    batch_size: int = opt(8, "examples per step", min=1, resume=True)
+    batch_size: int = opt(8, "examples per step (of the whole launch: N processes share it, docs/scale.md)", min=1, resume=True)
     learning_rate: float = opt(2e-4, "AdamW learning rate", min_exclusive=0, resume=True)
     lora_r: int = opt(16, "LoRA rank", min=1, resume=True)
     lora_alpha: int = opt(32, "LoRA alpha", min=1, resume=True)

@@ -744,6 +744,9 @@ def _make_accelerator():
     """One process: no accelerate needed (None). Under ``accelerate launch``: an Accelerator."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes"):
+        raise UserError("align under accelerate's FSDP is not supported (the encoder and embeddings run outside the "
+                        "model's forward, docs/scale.md); launch with a plain multi-GPU config (data parallel)")
     from accelerate import Accelerator
 
     # Without cpu=True accelerate ignores a multi-process launch on a CPU-only machine and every

@@ -16,11 +16,14 @@ Writes OUT/adapter (peft; ``scan --adapter OUT/adapter`` and ``utility --adapter
 OUT/log.jsonl (step, loss, layer mix), OUT/run.json and OUT/checkpoints/step-N (LoRA weights,
 optimizer, RNG; every ``save_every`` steps). Batches are a pure function of (seed, step), so
 ``--resume`` from the last checkpoint ends with the same adapter and loss log as an uninterrupted
-run. OUT has one writer at a time (layersafe.lock).
+run. OUT has one writer at a time (layersafe.lock). Under ``torchrun`` / ``accelerate launch`` the
+language model's decoder layers are sharded over the processes (:mod:`.fsdp`, docs/scale.md) and
+the run is the one-process run with the same options.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -61,7 +64,12 @@ def training_pairs(samples, cfg: SFTConfig) -> list[tuple]:
 
 
 class SFTTrainer:
-    def __init__(self, cfg: SFTConfig, *, adapter=None, log=print):
+    """LoRA SFT. ``info`` (a launch of N processes, :func:`layersafe.distributed.setup` already
+    joined): the language model is sharded over the processes (:mod:`.fsdp`), every process draws
+    the same global batch and learns on its :func:`~layersafe.rl.onpolicy.shard` rows."""
+
+    def __init__(self, cfg: SFTConfig, *, adapter=None, log=print, info=None):
+        from .. import distributed as dist
         from ..data import load_dataset
         from ..layers import parse_layers
         from ..models import load_vlm
@@ -74,8 +82,13 @@ class SFTTrainer:
         self.pairs = training_pairs(ds.samples, cfg)
         if not self.pairs:
             raise UserError(f"--data {cfg.data}: no usable training prompts")
+        self.info = info or dist.RankInfo()
+        if self.info.world > cfg.batch_size:
+            raise UserError(f"--batch-size {cfg.batch_size} is smaller than the {self.info.world} processes: "
+                            "every process needs a row of each batch")
         if adapter is None:
-            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, allow_pickle=cfg.allow_pickle)
+            device = dist.rank_device(cfg.device, self.info) if self.info.distributed else cfg.device
+            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
         from ..models.templates import set_template
 
         set_template(adapter, cfg.template, cfg.system_prompt)  # every prompt renders with it (models/templates.py)
@@ -98,9 +111,15 @@ class SFTTrainer:
                           target_modules=target, bias="none")
         with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
             self.peft = get_peft_model(self.raw, lcfg)
-        params = [p for p in self.peft.parameters() if p.requires_grad]
-        if not params:
+        if not any(p.requires_grad for p in self.peft.parameters()):
             raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
+        self.sharding = None  # run.json's fsdp summary
+        if self.info.distributed:
+            from .fsdp import shard_language_model, sharding_summary
+
+            shard_language_model(self.peft, adapter.language_model())
+            self.sharding = sharding_summary(self.peft)
+        params = [p for p in self.peft.parameters() if p.requires_grad]  # after sharding: the DTensors
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
         self._target_ids: dict[str, list[int]] = {}
 
@@ -139,27 +158,54 @@ class SFTTrainer:
         return (nll * m).sum() / m.sum()
 
     def train_step(self, step: int) -> dict:
+        """One optimizer step on the global batch of ``step``. With N processes each learns on its
+        shard rows, its loss (token mean over its rows) × its share of the batch's target tokens × N:
+        the averaged gradient is that of the token mean over the whole batch, as one process."""
+        from .onpolicy import NonFiniteError, shard
+
         self.peft.train()
         batch, layers = self.draw(step)
-        loss = self.loss(batch, layers)
-        from .onpolicy import NonFiniteError
+        world = self.info.world
+        if world > 1:
+            n_tok = [len(self._targets(t)) for _, t in batch]
+            mine = shard(len(batch), self.info.rank, world)
+            share = sum(n_tok[j] for j in mine) / sum(n_tok)
+            loss = self.loss([batch[j] for j in mine], [layers[j] for j in mine])
+            from .fsdp import sum_across
 
-        if not torch.isfinite(loss.detach()):  # stop before the weights change: the last checkpoint stays good
-            raise NonFiniteError(f"the loss became {float(loss.detach())} at step {step}; the last checkpoint is kept")
+            logged = sum_across(loss.detach().float() * share)  # the token mean over the global batch
+            loss = loss * (share * world)
+        else:
+            loss = self.loss(batch, layers)
+            logged = loss.detach()
+        if not torch.isfinite(logged):  # stop before the weights change: the last checkpoint stays good
+            raise NonFiniteError(f"the loss became {float(logged)} at step {step}; the last checkpoint is kept")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_([p for p in self.peft.parameters() if p.requires_grad], 1.0)
+        if world > 1:
+            from .fsdp import full
+
+            gn = full(gn)  # FSDP: a DTensor norm
         if not torch.isfinite(gn):
             raise NonFiniteError(f"the gradient norm became {float(gn)} at step {step}; the last checkpoint is kept")
         self.optimizer.step()
         self.peft.eval()
-        return {"step": step, "loss": float(loss.detach()), "grad_norm": float(gn),
+        return {"step": step, "loss": float(logged), "grad_norm": float(gn),
                 "harmful_fraction": sum(s.harmful is not False for s, _ in batch) / len(batch),
                 "layers": sorted(set(layers))}
 
     def save(self, out: Path) -> Path:
+        """OUT/adapter. Sharded: the LoRA weights are gathered (every process) and rank 0 writes."""
         path = out / ADAPTER_DIR
-        self.peft.save_pretrained(path)
+        if not self.info.distributed:
+            self.peft.save_pretrained(path)
+            return path
+        from .fsdp import full_trainable
+
+        weights = full_trainable(self.peft)
+        if self.info.is_main:
+            self.peft.save_pretrained(path, state_dict=weights)
         return path
 
     def save_checkpoint(self, out: Path, step: int) -> None:
@@ -168,13 +214,23 @@ class SFTTrainer:
         from ..io import atomic_write_json
         from . import checkpoint as ckpt
 
-        def write(tmp: Path) -> None:
-            ckpt.save_tensors({n: p.detach().cpu().clone() for n, p in self.peft.named_parameters() if p.requires_grad},
-                              tmp / "trainable.pt")
-            ckpt.save_tensors(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            atomic_write_json(tmp / "trainer_state.json", {"step": step})
+        info = self.info
+        if info.distributed:  # gathered by every process (collectives), written by rank 0
+            from .. import distributed as dist
+            from .fsdp import full_optimizer_state, full_trainable
 
-        ckpt.write_checkpoint(out, step, 1, write)
+            trainable, optim = full_trainable(self.peft), full_optimizer_state(self.peft, self.optimizer)
+        else:
+            trainable = {n: p.detach().cpu().clone() for n, p in self.peft.named_parameters() if p.requires_grad}
+            optim = self.optimizer.state_dict()
+
+        def write(tmp: Path) -> None:
+            ckpt.save_tensors(trainable, tmp / "trainable.pt")
+            ckpt.save_tensors(optim, tmp / "optimizer.pt")
+            atomic_write_json(tmp / "trainer_state.json", {"step": step, "world_size": info.world})
+
+        ckpt.write_checkpoint(out, step, 1, write, rank=info.rank, world=info.world,
+                              barrier=dist.barrier if info.distributed else (lambda: None))
 
     def load_checkpoint(self, path: Path) -> int:
         from . import checkpoint as ckpt
@@ -205,41 +261,69 @@ def _prepare_out(cfg: SFTConfig) -> Path | None:
 
 def train_sft(cfg: SFTConfig, *, adapter=None, progress: bool = True, log=print, _stop_after: int | None = None) -> dict:
     """Train; returns the summary stored in OUT/run.json. ``_stop_after`` (tests) stops after that
-    step as if interrupted (no adapter, run.json stays ``running``)."""
-    from ..lock import locked_out
+    step as if interrupted (no adapter, run.json stays ``running``).
+
+    Under ``torchrun`` / ``accelerate launch`` (WORLD_SIZE > 1) the processes train one run with the
+    language model sharded over them (FSDP, docs/scale.md): rank 0 holds the folder lock and writes
+    everything; the run is the one-process run with the same ``--batch-size``."""
+    from contextlib import ExitStack
+
+    from .. import distributed as dist
+    from ..lock import holder_error, locked_out, read_holder
 
     cfg.validate()
-    with locked_out(cfg.out, log=log):
-        return _train(cfg, adapter=adapter, progress=progress, log=log, _stop_after=_stop_after)
+    info = dist.rank_info()
+    if not info.distributed:
+        with locked_out(cfg.out, log=log):
+            return _train(cfg, _prepare_out(cfg), adapter=adapter, progress=progress, log=log, _stop_after=_stop_after)
+    if cfg.resume:
+        raise UserError("--resume of a sharded (multi-process) sft run is not implemented yet; its checkpoints hold "
+                        "the gathered LoRA weights and optimizer state (docs/scale.md)")
+    device = dist.rank_device(cfg.device, info)  # the same checks on every rank: no rank is left waiting
+    info = dist.setup(use_cuda=device.startswith("cuda"))
+    with ExitStack() as stack:
+        def take_folder():  # rank 0: check OUT, create it and take its lock for the whole launch
+            latest = _prepare_out(cfg)
+            stack.enter_context(locked_out(cfg.out, log=log))
+            return latest, read_holder(Path(cfg.out))
+
+        latest, holder = dist.on_main(take_folder)
+        dist.all_ok(None if info.is_main else holder_error(Path(cfg.out), holder))
+        return _train(cfg, latest, adapter=adapter, progress=progress, log=log, _stop_after=_stop_after, info=info)
 
 
-def _train(cfg: SFTConfig, *, adapter, progress: bool, log, _stop_after: int | None) -> dict:
+def _train(cfg: SFTConfig, latest, *, adapter, progress: bool, log, _stop_after: int | None, info=None) -> dict:
     from tqdm.auto import tqdm
 
+    from .. import distributed as dist
     from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
 
+    info = info or dist.RankInfo()
+    main = info.is_main
     out = Path(cfg.out)
-    latest = _prepare_out(cfg)
-    tr = SFTTrainer(cfg, adapter=adapter, log=log)
+    tr = SFTTrainer(cfg, adapter=adapter, log=log if main else (lambda m: None), info=info)
     start = tr.load_checkpoint(latest) if latest is not None else 0
     if latest is not None:
         log(f"resumed from {latest} (step {start})")
     run = {"config": asdict(cfg), "status": "running", "layers": tr.layers, "n_pairs": len(tr.pairs),
            "n_harmful": sum(s.harmful is not False for s, _ in tr.pairs), "num_layers": tr.adapter.num_layers,
-           "default_layer": tr.adapter.default_layer, "started_step": start}
-    atomic_write_json(out / RUN_JSON, run)
+           "default_layer": tr.adapter.default_layer, "started_step": start, "world_size": info.world,
+           **({"fsdp": tr.sharding} if tr.sharding else {})}
+    if main:
+        atomic_write_json(out / RUN_JSON, run)
     rows = []
     if latest is not None and (out / LOG_JSONL).exists():
         # steps logged after the checkpoint (before the interruption) are redone: drop them
         rows = [r for r in read_jsonl(out / LOG_JSONL) if int(r.get("step", 0)) <= start]
         atomic_write_text(out / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in rows))
     t0 = time.time()
-    with JsonlAppender(out / LOG_JSONL) as w:
+    with (JsonlAppender(out / LOG_JSONL) if main else contextlib.nullcontext()) as w:
         for step in tqdm(range(start + 1, cfg.steps + 1), desc="sft", initial=start, total=cfg.steps,
-                         disable=not progress, dynamic_ncols=True):
+                         disable=not (progress and main), dynamic_ncols=True):
             row = tr.train_step(step)
             rows.append(row)
-            w.write(row)
+            if w is not None:
+                w.write(row)
             if step % cfg.save_every == 0 or step == cfg.steps:
                 tr.save_checkpoint(out, step)
             if _stop_after is not None and step >= _stop_after:
@@ -247,5 +331,6 @@ def _train(cfg: SFTConfig, *, adapter, progress: bool, log, _stop_after: int | N
     path = tr.save(out)
     run.update(status="complete", steps=cfg.steps, first_loss=rows[0]["loss"], last_loss=rows[-1]["loss"],
                adapter=str(path), seconds=round(time.time() - t0, 3))
-    atomic_write_json(out / RUN_JSON, run)
+    if main:
+        atomic_write_json(out / RUN_JSON, run)
     return run

@@ -25,8 +25,12 @@ def add_parser(sub) -> None:
 def cmd_sft(a) -> int:
     from .sft import train_sft
 
+    from ..distributed import rank_info
+
     cfg = config_from_args(SFTConfig, a)
     s = train_sft(cfg, progress=not a.no_progress, log=lambda m: print(m, file=sys.stderr))
+    if not rank_info().is_main:  # a multi-process launch: rank 0 reports
+        return 0
     print(f"sft complete: {cfg.steps} steps on layers {s['layers']}, loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}")
     print(f"adapter: {s['adapter']}  (layersafe scan --adapter {s['adapter']} ...)")
     return 0

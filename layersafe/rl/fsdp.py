@@ -1,0 +1,79 @@
+"""The language model sharded over a launch's processes (torch FSDP2, ``fully_shard``), for LoRA
+training of models whose weights do not fit one GPU (docs/scale.md, "Bigger than one GPU").
+
+Each decoder layer of the language model is one FSDP unit (its weights, LoRA included, are split
+over the processes and gathered for its forward and backward); the wrapped VLM is the root unit.
+Everything outside the decoder layers (vision tower, projector, embeddings, final norm, LM head)
+stays whole on every process: the trainers call the encoder, the projector and the input
+embeddings outside the VLM's forward (encode once, cache the features, build ``inputs_embeds``),
+where FSDP would leave their weights sharded (docs/scale.md says what fails). The decoder layers
+hold nearly all the weights (Vicuna-7B: 6.5 of 7.1 B), so this is what has to be sharded.
+
+Gradients are averaged over the processes as under DDP, so the trainers' token-share weighting
+(each process's loss × its share of the batch's target tokens × N) gives the one-process update.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+
+
+def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module) -> None:
+    """``fully_shard`` each decoder layer of ``language_model`` and then ``root`` (the peft model),
+    leaving every parameter outside the decoder layers unsharded. In place; call before the
+    optimizer is built (the parameters become DTensors)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    layers = getattr(language_model, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList) or not len(layers):
+        raise UserError(f"{type(language_model).__name__} has no decoder-layer list (.layers) to shard")
+    base = next(p.dtype for n, p in layers.named_parameters() if "lora_" not in n)
+    # bf16 base + fp32 LoRA in one unit: gather and compute in the base dtype (FSDP2 all-gathers one
+    # dtype per unit), reduce gradients in fp32.
+    mp = (MixedPrecisionPolicy(param_dtype=base, reduce_dtype=torch.float32)
+          if base in (torch.bfloat16, torch.float16) else MixedPrecisionPolicy())
+    inside = {id(p) for p in layers.parameters()}
+    for layer in layers:
+        fully_shard(layer, mp_policy=mp)
+    fully_shard(root, mp_policy=mp, ignored_params={p for p in root.parameters() if id(p) not in inside})
+
+
+def sharding_summary(model: torch.nn.Module) -> dict:
+    """For run.json: how many parameters are sharded, and how many of them this process holds."""
+    from torch.distributed.tensor import DTensor
+
+    sharded = [p for p in model.parameters() if isinstance(p, DTensor)]
+    return {"sharded_params": sum(p.numel() for p in sharded), "sharded_params_here": sum(p.to_local().numel() for p in sharded),
+            "whole_params": sum(p.numel() for p in model.parameters() if not isinstance(p, DTensor))}
+
+
+def full(t: torch.Tensor) -> torch.Tensor:
+    """A (possibly sharded) tensor in full on this process (a collective for a DTensor)."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def full_trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every trainable parameter in full, on the CPU, under its unsharded name. Every process must
+    call it (one all-gather per sharded parameter); the LoRA weights only, never the base."""
+    return {n: full(p.detach()).cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def full_optimizer_state(model: torch.nn.Module, optimizer) -> dict:
+    """The optimizer state gathered in full on the CPU (keyed by parameter name); every process calls it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def sum_across(t: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum over the processes (one all-reduce), as a detached copy."""
+    import torch.distributed as dist
+
+    t = t.detach().clone()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t
