@@ -20,11 +20,16 @@ import torch
 from ..errors import UserError
 
 
-def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module) -> None:
+def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module, device: torch.device) -> None:
     """``fully_shard`` each decoder layer of ``language_model`` and then ``root`` (the peft model),
-    leaving every parameter outside the decoder layers unsharded. In place; call before the
-    optimizer is built (the parameters become DTensors)."""
+    leaving every parameter outside the decoder layers unsharded, all on ``device`` (this process's
+    GPU, or the CPU). The model may come loaded on the CPU: the parts outside the decoder layers are
+    moved whole, and FSDP moves each decoder layer as it shards it, so no GPU ever holds more than
+    one whole layer. In place; call before the optimizer is built (the parameters become DTensors)."""
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    import torch.distributed as dist
 
     layers = getattr(language_model, "layers", None)
     if not isinstance(layers, torch.nn.ModuleList) or not len(layers):
@@ -34,10 +39,17 @@ def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module)
     # dtype per unit), reduce gradients in fp32.
     mp = (MixedPrecisionPolicy(param_dtype=base, reduce_dtype=torch.float32)
           if base in (torch.bfloat16, torch.float16) else MixedPrecisionPolicy())
-    inside = {id(p) for p in layers.parameters()}
+    inside = {id(t) for t in (*layers.parameters(), *layers.buffers())}
+    with torch.no_grad():
+        for m in root.modules():  # what stays whole goes to the device now
+            for t in (*m._parameters.values(), *m._buffers.values()):
+                if t is not None and id(t) not in inside and t.device != device:
+                    t.data = t.data.to(device)
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     for layer in layers:
-        fully_shard(layer, mp_policy=mp)
-    fully_shard(root, mp_policy=mp, ignored_params={p for p in root.parameters() if id(p) not in inside})
+        fully_shard(layer, mesh=mesh, mp_policy=mp)
+    fully_shard(root, mesh=mesh, mp_policy=mp,
+                ignored_params={p for p in root.parameters() if id(p) not in inside})
 
 
 def sharding_summary(model: torch.nn.Module) -> dict:

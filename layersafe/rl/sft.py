@@ -86,9 +86,15 @@ class SFTTrainer:
         if self.info.world > cfg.batch_size:
             raise UserError(f"--batch-size {cfg.batch_size} is smaller than the {self.info.world} processes: "
                             "every process needs a row of each batch")
+        self.device = torch.device(dist.rank_device(cfg.device, self.info)) if self.info.distributed else None
         if adapter is None:
-            device = dist.rank_device(cfg.device, self.info) if self.info.distributed else cfg.device
-            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
+            if self.device is None:
+                adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, allow_pickle=cfg.allow_pickle)
+            else:  # loaded on the CPU: sharding moves only this process's part to its GPU (rl/fsdp.py)
+                from ..models import pick_dtype
+
+                adapter = load_vlm(cfg.model, dtype=str(pick_dtype(cfg.dtype, self.device)).removeprefix("torch."),
+                                   device="cpu", allow_pickle=cfg.allow_pickle)
         from ..models.templates import set_template
 
         set_template(adapter, cfg.template, cfg.system_prompt)  # every prompt renders with it (models/templates.py)
@@ -117,7 +123,8 @@ class SFTTrainer:
         if self.info.distributed:
             from .fsdp import shard_language_model, sharding_summary
 
-            shard_language_model(self.peft, adapter.language_model())
+            shard_language_model(self.peft, adapter.language_model(), self.device)
+            adapter.device = self.device
             self.sharding = sharding_summary(self.peft)
         params = [p for p in self.peft.parameters() if p.requires_grad]  # after sharding: the DTensors
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
