@@ -273,3 +273,10 @@ def test_train_rm_cli_errors(tiny_base, tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert _train_cli(tiny_base, tmp_path / "o2", "--micro-batch-size", "3") == 2
     assert "multiple of --micro-batch-size" in capsys.readouterr().err
+    # Longer than the base model's 128 positions: one line before any training (it would index
+    # past the position table), no checkpoint or model written.
+    assert _train_cli(tiny_base, tmp_path / "o3", "--max-length", "512") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("layersafe: error:")]
+    assert len(err) == 1 and "--max-length 512 is more than the 128 positions" in err[0], err
+    written = sorted(p.name for p in (tmp_path / "o3").rglob("*")) if (tmp_path / "o3").exists() else []
+    assert written in ([], [".layersafe.lock"]), written

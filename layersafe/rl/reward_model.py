@@ -297,6 +297,12 @@ def _train_reward_model(cfg: RMTrainConfig, progress: bool, log: Callable[[str],
     set_seed(cfg.seed)  # the new score head's init depends on it
     tokenizer, model = load_base(cfg.base, trust_remote_code=cfg.trust_remote_code,
                                  keep_dropout=cfg.keep_dropout, max_length=cfg.max_length, allow_pickle=cfg.allow_pickle)
+    from ..models import context_length
+
+    positions = context_length(model.config)
+    if positions and cfg.max_length > positions:  # longer inputs would index past the position table
+        raise UserError(f"--max-length {cfg.max_length} is more than the {positions} positions {cfg.base} has; "
+                        f"give --max-length {positions} or less")
     log(f"model: {cfg.base} ({type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
         f"params) on {accelerator.device}{' bf16 autocast' if bf16 else ''}; pad token {tokenizer.pad_token!r}")
 
