@@ -256,3 +256,16 @@ def test_forward_mode_matches_generation_without_decoding(lg_random, lg_unsafe, 
     assert j.summary() == {"parse_errors": 0, "decoded": 0}
     with pytest.raises(UserError, match="unknown mode 'fast'"):
         get_judge(f"llamaguard:{lg_safe},mode=fast")
+
+
+def test_truncated_weights_are_one_line(lg_safe, tmp_path):
+    """A judge checkpoint whose safetensors file is cut short (an interrupted copy) is the user's
+    file: one UserError naming the model, not a traceback from the loader."""
+    import shutil
+
+    bad = tmp_path / "cut"
+    shutil.copytree(lg_safe, bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(UserError, match=r"cannot load Llama Guard model '.*cut'"):
+        get_judge(f"llamaguard:{bad},device=cpu").score(ROWS[:1])

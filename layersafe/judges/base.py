@@ -119,9 +119,11 @@ def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kw
     if allow_pickle is not None:
         check_weights(os.path.expanduser(name), allow_pickle, what, flag)
         kwargs.update(weights_kwargs(allow_pickle))
+    from ..safeload import load_errors
+
     try:
         return loader.from_pretrained(name, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError) as e:
+    except load_errors() as e:  # a corrupt or truncated checkpoint is the user's file, not a bug
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag)}") from None
 
