@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable
 
 from .errors import UserError
 
@@ -241,8 +241,3 @@ def merge_parts(path: str | Path, *, identity: Callable[[dict], Hashable],
         p.unlink(missing_ok=True)
     return len(rows) - n_old
 
-
-def shard(items: Iterable, info: RankInfo) -> list:
-    """This rank's share of ``items``: every ``world``-th item from position ``rank`` (round
-    robin, so the shares differ by at most one item)."""
-    return list(items)[info.rank::info.world]

@@ -259,10 +259,12 @@ class LlamaGuardJudge(Judge):
         anything else; and P(unsafe) at that position (docs/design.md §6)."""
         import torch
 
+        from ..models.base import mask_positions
+
         enc = self._encode(texts)
         mask = enc["attention_mask"]
         # Left padding: positions count real tokens only, as generate() computes them.
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        pos = mask_positions(mask.long())
         with torch.inference_mode():
             logits = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos,
                                 logits_to_keep=1).logits[:, -1].float()
