@@ -18,6 +18,7 @@ gathered (docs/lppo.md, Multi-GPU).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from . import ppo
 
 LOG_JSONL = "log.jsonl"
 LOG_CSV = "log.csv"
+TIMING_JSONL = "timing.jsonl"  # per-step phase wall times, rank 0's clock (kept out of the log rows)
 RUN_JSON = "run.json"
 CKPT_DIR = ckpt.CKPT_DIR
 LATEST = ckpt.LATEST
@@ -121,12 +123,18 @@ def draw_batch(samples, benign, cfg, step: int, world: int = 1):
         start = (step - 1) * per_step
         for k in range(start, start + per_step):
             epoch, pos = divmod(k, len(pool))
-            perm = list(range(len(pool)))
-            random.Random(f"{cfg.seed}-{salt}-{epoch}").shuffle(perm)
-            out.append(pool[perm[pos]])
+            out.append(pool[_epoch_order(f"{cfg.seed}-{salt}-{epoch}", len(pool))[pos]])
         return out
 
     return take(samples, n_main, "main") + (take(benign, n_benign, "benign") if n_benign else [])
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_order(key: str, n: int) -> tuple[int, ...]:
+    """The seeded permutation of a pool for one epoch, shuffled once (not once per drawn row)."""
+    perm = list(range(n))
+    random.Random(key).shuffle(perm)
+    return tuple(perm)
 
 
 def draw_layers(layers, weights, n: int, seed: int, step: int) -> list[int]:
@@ -468,18 +476,24 @@ class OnPolicyTrainer:
     # ---- rollout ---------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, step: int) -> Rollout:
-        """The GLOBAL rollout of ``step``, the same on every process: each process draws and
-        encodes the whole global batch (the encoder is cheap next to decoding), generates its
-        own rows (:func:`shard`) with per-row seeds, and the responses are gathered."""
+        """The GLOBAL rollout of ``step``, the same on every process: each process draws the whole
+        global batch, loads and preprocesses the images of its own rows (:func:`shard`; the
+        tokenised rows are gathered), encodes the whole global batch (one encoder call, as one
+        process makes it: the encoder is cheap next to decoding, and the learning phase needs every
+        row's features), generates its own rows with per-row seeds, and the responses are gathered.
+        Sets ``self.rollout_seconds``: wall time of each part."""
         from ..models.base import left_pad, right_pad
 
         cfg, ad = self.cfg, self.adapter
         rank, world = self.rank_world
+        t0 = time.time()
         batch = draw_batch(self.samples, self.benign, cfg, step, world)
         layers = self.row_layers(batch, step)
-        items = tokenize_samples(ad, batch)
-        feats, *extra = project_views(ad, items, [layers, *self.extra_views(len(batch))])
         mine = shard(len(batch), rank, world)
+        items = self._tokenize_global(batch, mine)
+        t_tok = self._clock()
+        feats, *extra = project_views(ad, items, [layers, *self.extra_views(len(batch))])
+        t_enc = self._clock()
         self.raw.eval()
         # The policy-gradient ratio and the sampled reverse KL assume samples from softmax(logits/T):
         # no top-k truncation (transformers fills an unset top_k with 50). Set only around
@@ -493,6 +507,7 @@ class OnPolicyTrainer:
         finally:
             gc.top_k = old_top_k
         ad.release_cache()  # a static KV cache would sit idle through scoring and learning
+        t_dec = self._clock()
         gens = self._gather_rows(gens)
         dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
@@ -508,7 +523,29 @@ class OnPolicyTrainer:
                      torch.tensor([g.finish_reason == "stop" for g in gens], device=dev),
                      [(s.meta.get("answers") or None) if s.harmful is False else None for s in batch],
                      items=items, samples=batch, extra_features=extra)
+        t_end = self._clock()
+        self.rollout_seconds = {"tokenize": t_tok - t0, "encode": t_enc - t_tok, "decode": t_dec - t_enc,
+                                "gather": t_end - t_dec}
         return ro
+
+    def _tokenize_global(self, batch, mine: list[int]) -> list:
+        """Every row of the global batch tokenised with its image, each process preprocessing only
+        its ``mine`` rows (image loading and preprocessing run on the CPU: on every process for
+        every row they would not shrink with more processes). A bad image stops every process
+        with the same line (no process is left waiting in the gather)."""
+        world = self.rank_world[1]
+        if world == 1:
+            return tokenize_samples(self.adapter, batch)
+        from accelerate.utils import gather_object
+
+        try:
+            local, err = tokenize_samples(self.adapter, [batch[j] for j in mine]), None
+        except UserError as e:
+            local, err = [None] * len(mine), str(e)
+        errors = [e for e in gather_object([err]) if e]
+        if errors:
+            raise UserError(errors[0])
+        return self._gather_rows(local)
 
     def _gather_rows(self, x):
         """This process's shard rows (a list, or a tensor with rows on dim 0) -> all global rows, in
@@ -847,12 +884,16 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
         bar = tqdm(total=cfg.steps, initial=start, desc=f"align ({getattr(cfg, 'method', 'lppo')})", unit="step",
                    disable=not (progress and trainer.is_main), dynamic_ncols=True)
         last: dict = {}
+        timing = JsonlAppender(out / TIMING_JSONL) if trainer.is_main else None
+        times: list[dict] = []
         try:
             for step in range(start + 1, cfg.steps + 1):
                 last = trainer.train_step(step)
                 trainer.step = step
+                times.append(step_timing(trainer, step, last))
                 if logger:
                     logger.write(last)
+                    timing.write(times[-1])
                 bar.update(1)
                 bar.set_postfix(**trainer.progress_postfix(last))
                 if step % cfg.save_every == 0 or step == cfg.steps:
@@ -863,6 +904,8 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
             bar.close()
             if logger:
                 logger.close()
+                timing.close()
+            run_info["timing"] = timing_summary(times, cfg.batch_size * trainer.rank_world[1])
         trainer.save_final(out, cfg.merge)
     except BaseException as e:
         if trainer.is_main:
@@ -875,6 +918,30 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
     if trainer.is_main:
         atomic_write_json(out / RUN_JSON, run_info)
     return run_info
+
+
+def step_timing(trainer, step: int, row: dict) -> dict:
+    """One timing.jsonl row: the step's wall time, its phases (``generate``, ``score``, ``learn``;
+    GPU-synced) and the parts of the rollout (``tokenize``: images loaded and preprocessed,
+    ``encode``, ``decode``, ``gather``: responses shared between processes)."""
+    return {"step": step, "seconds": row.get("seconds"),
+            **{k: round(v, 4) for k, v in getattr(trainer, "last_phase_seconds", {}).items()},
+            **{f"rollout_{k}": round(v, 4) for k, v in getattr(trainer, "rollout_seconds", {}).items()}}
+
+
+def timing_summary(times: list[dict], global_batch: int) -> dict:
+    """run.json ``timing``: mean seconds per step and per phase over this launch's steps, the first
+    left out when there are more (CUDA graph capture, allocator and kernel warm-up), and the rollouts
+    per second that makes."""
+    timed = times[1:] if len(times) > 1 else times
+    if not timed:
+        return {}
+    keys = [k for k in timed[0] if k != "step" and all(isinstance(t.get(k), (int, float)) for t in timed)]
+    mean = {k: round(sum(t[k] for t in timed) / len(timed), 4) for k in keys}
+    out = {"steps_timed": [t["step"] for t in timed], "global_batch": global_batch, "mean_s": mean}
+    if mean.get("seconds"):
+        out["samples_per_s"] = round(global_batch / mean["seconds"], 3)
+    return out
 
 
 def fmt(x):
