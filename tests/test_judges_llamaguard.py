@@ -250,10 +250,10 @@ def test_forward_mode_matches_generation_without_decoding(lg_random, lg_unsafe, 
     unsafe = j.score(ROWS)
     assert [s["llamaguard"] for s in unsafe] == [1] * 5 and all(s["llamaguard_prob"] > 0.999 for s in unsafe)
     assert all("llamaguard_categories" not in s and s["llamaguard_parse_error"] == 0 for s in unsafe)
-    assert j.summary() == {"parse_errors": 0, "decoded": 0}
-    j = get_judge(f"llamaguard:{lg_safe},mode=forward")
+    assert j.summary() == {"parse_errors": 0, "decoded": 0, "prefix_rows": 5}
+    j = get_judge(f"llamaguard:{lg_safe},mode=forward,prefix=off")
     assert [(s["llamaguard"], s["llamaguard_parse_error"]) for s in j.score(ROWS)] == [(0, 0)] * 5
-    assert j.summary() == {"parse_errors": 0, "decoded": 0}
+    assert j.summary() == {"parse_errors": 0, "decoded": 0, "prefix_rows": 0}
     with pytest.raises(UserError, match="unknown mode 'fast'"):
         get_judge(f"llamaguard:{lg_safe},mode=fast")
 
@@ -269,3 +269,95 @@ def test_truncated_weights_are_one_line(lg_safe, tmp_path):
     weights.write_bytes(weights.read_bytes()[:200])
     with pytest.raises(UserError, match=r"cannot load Llama Guard model '.*cut'"):
         get_judge(f"llamaguard:{bad},device=cpu").score(ROWS[:1])
+
+
+# ---- mode=forward, prefix reuse -------------------------------------------------------------
+def _random_llama(vocab=97, seed=0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.5,
+                      tie_word_embeddings=False, pad_token_id=0)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _probs(first, rows, bs):
+    import torch
+
+    out = [None] * len(rows)
+    for k in range(0, len(rows), bs):
+        for i, p in zip(range(k, k + bs), torch.softmax(first(rows[k:k + bs]).float(), -1)):
+            out[i] = p
+    return torch.stack(out)
+
+
+def test_prefix_reuse_equals_full_rows():
+    """FirstTokenLogits (docs/judges.md, prefix=auto): the shared token prefix run once + each row's
+    rest against its cache gives the full rows' next-token distribution (fp32, within 1e-5), for
+    rows of different lengths, batch 1, rows whose rest is one token, and a batch mixing them."""
+    import random
+
+    import torch
+
+    from layersafe.judges.llamaguard import FirstTokenLogits
+
+    model = _random_llama()
+    rng = random.Random(0)
+    prefix = [rng.randrange(1, 97) for _ in range(40)]
+    rests = [[5], [7, 8, 9], [rng.randrange(1, 97) for _ in range(23)], [11], [rng.randrange(1, 97) for _ in range(9)]]
+    rows = [prefix + r for r in rests]
+    full = FirstTokenLogits(model, 0, reuse=False)
+    assert full.plan(rows) == 0
+    ref = _probs(full, rows, len(rows))
+    assert torch.allclose(ref, _probs(full, rows, 1), atol=1e-5)  # the plain path: batched = one by one
+    assert (ref[0] - ref[3]).abs().max() > 1e-2  # different rows give different distributions (the test can fail)
+    reuse = FirstTokenLogits(model, 0, reuse=True)
+    assert reuse.plan(rows) == 40 and reuse.prefix == prefix
+    for bs in (1, 2, 5):
+        got = _probs(reuse, rows, bs)
+        assert (got - ref).abs().max().item() < 1e-5, bs
+        assert got.argmax(-1).tolist() == ref.argmax(-1).tolist()
+    # A row that is all shared tokens caps the prefix so every row keeps one token to run.
+    rows2 = rows + [prefix[:36]]
+    fresh = FirstTokenLogits(model, 0, reuse=True)
+    assert fresh.plan(rows2) == 35
+    assert (_probs(fresh, rows2, 3) - _probs(full, rows2, 6)).abs().max().item() < 1e-5
+    # Identical rows: the shared part is all but the last token.
+    same = [prefix + [4]] * 3
+    dup = FirstTokenLogits(model, 0, reuse=True)
+    assert dup.plan(same) == 40 and (_probs(dup, same, 3) - _probs(full, same, 3)).abs().max().item() < 1e-5
+    # A kept prefix is reused while it fits (no second prefix pass), replaced when it does not.
+    kept = fresh.prefix_kv
+    assert fresh.plan(same) == 35 and fresh.prefix_kv is kept
+    assert fresh.plan([prefix[:10] + [1] * 40, prefix[:10] + [2] * 40]) == 0
+    # No shared prefix (or one shorter than min_prefix): the full rows run, same numbers.
+    none = [[1] + r for r in rests] + [[2] + prefix]
+    assert fresh.plan(none) == 0 and fresh.prefix == []
+    assert (_probs(fresh, none, 2) - _probs(full, none, 6)).abs().max().item() < 1e-5
+    short = FirstTokenLogits(model, 0, reuse=True, min_prefix=41)
+    assert short.plan(rows) == 0
+
+
+def test_forward_prefix_auto_equals_off(lg_random, lg_unsafe):
+    """The judge with prefix=auto (default) and prefix=off: same verdicts, P(unsafe) within 1e-5,
+    at batch 1 and 3; summary counts the rows scored against the shared prefix."""
+    spec = f"llamaguard:{lg_random},device=cpu,dtype=float32,mode=forward"
+    off = get_judge(spec + ",batch_size=3,prefix=off")
+    s_off = off.score(ROWS)
+    assert off.summary()["prefix_rows"] == 0
+    for bs in (1, 3):
+        auto = get_judge(spec + f",batch_size={bs}")
+        s_auto = auto.score(ROWS)
+        assert auto.opts["prefix"] == "auto" and auto.summary()["prefix_rows"] == len(ROWS)
+        assert len(auto.first_token.prefix) > 100  # the template's policy text, shared by every row
+        for a, o in zip(s_auto, s_off):
+            assert a["llamaguard"] == o["llamaguard"] and a["llamaguard_parse_error"] == o["llamaguard_parse_error"]
+            assert abs(a["llamaguard_prob"] - o["llamaguard_prob"]) < 1e-5
+    assert len({round(s["llamaguard_prob"], 6) for s in s_off}) > 1  # rows differ
+    j = get_judge(f"llamaguard:{lg_unsafe},batch_size=2,mode=forward")
+    assert [s["llamaguard"] for s in j.score(ROWS)] == [1] * 5
+    assert j.summary() == {"parse_errors": 0, "decoded": 0, "prefix_rows": 5}
+    with pytest.raises(UserError, match="unknown prefix 'on'"):
+        get_judge(f"llamaguard:{lg_random},prefix=on")

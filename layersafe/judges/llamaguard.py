@@ -22,16 +22,31 @@ occasional leading blank line, a model that does not follow the format) is decod
 ``mode=generate``, so it parses or fails exactly as there; ``summary()`` counts those rows.
 One difference remains: "unsafe" followed by text that is not a category line is a parse
 failure when decoded and unsafe here.
+
+``prefix=auto`` (mode=forward; ``prefix=off`` is the plain path above): every Llama Guard prompt
+starts with the same policy text, so the longest token prefix all rows of a ``score`` call share
+(token ids compared, so it is exact) is run once, batch 1, and each batch runs only the rows'
+remaining tokens (right-padded) against that key/value cache, reading the logits at each row's
+last real token only (:class:`FirstTokenLogits`). Used when the shared part is at least
+``PREFIX_MIN_TOKENS`` tokens and the model is a text-only causal LM; ``summary()`` counts the rows
+it scored (``prefix_rows``).
 """
 
 from __future__ import annotations
 
+import inspect
+import os
 import re
+from collections.abc import Sequence
 
 from ..errors import UserError
 from .base import MODEL_OPTIONS, Judge, load_hf, model_device_dtype, register
 
 DEFAULT_MODEL = "meta-llama/Llama-Guard-3-8B"
+# prefix=auto reuses a shared prefix of at least this many tokens. Below it the saving is a few
+# percent of a Llama Guard prompt (~400 tokens) and not worth a second code path; the policy text
+# of every Llama Guard template is hundreds of tokens, so real prompts are always above it.
+PREFIX_MIN_TOKENS = 32
 
 # Exact output grammar: "safe", or "unsafe" optionally followed by one line of category codes
 # (S1..S14 for Llama Guard 2/3, O1..O6 for Llama Guard 1). Anything else is a parse failure.
@@ -155,7 +170,9 @@ class LlamaGuardJudge(Judge):
                "max_new_tokens": (int, 20, "tokens to generate (verdict + categories need < 20)"),
                "mode": (str, "generate", "generate (decode the verdict and categories) or forward (one forward pass "
                                          "per length-sorted batch: verdict and P(unsafe) from the first token, no "
-                                         "categories; much faster)")}
+                                         "categories; much faster)"),
+               "prefix": (str, "auto", f"mode=forward: auto (run the token prefix all rows share once, when it is "
+                                       f">= {PREFIX_MIN_TOKENS} tokens, and per batch only each row's rest) or off")}
 
     def __init__(self, arg=None, **options):
         super().__init__(arg, **options)
@@ -164,7 +181,10 @@ class LlamaGuardJudge(Judge):
             raise UserError(f"llamaguard: unknown format {self.opts['format']!r}; use auto, template, lg1, lg2 or lg3")
         if self.opts["mode"] not in ("generate", "forward"):
             raise UserError(f"llamaguard: unknown mode {self.opts['mode']!r}; use generate or forward")
-        self.model = self.tokenizer = None
+        if self.opts["prefix"] not in ("auto", "off"):
+            raise UserError(f"llamaguard: unknown prefix {self.opts['prefix']!r}; use auto or off")
+        self.model = self.tokenizer = self.first_token = None
+        self.n_prefix_rows = 0  # mode=forward: rows scored against a shared prefix cache
         self.n_parse_errors = 0
         self.n_scored = 0
         self.n_decoded = 0  # mode=forward: rows whose first token was no verdict, decoded instead
@@ -192,9 +212,14 @@ class LlamaGuardJudge(Judge):
         self.unsafe_ids = _first_token_ids(tok, "unsafe")
         self.safe_ids = [i for i in _first_token_ids(tok, "safe") if i not in self.unsafe_ids]
         self.model, self.tokenizer = model, tok
+        # Prefix reuse runs the decoder and the LM head separately: plain causal LMs only (not the
+        # Vision model's cross-attention decoder, nor heads that rescale logits).
+        reuse = (self.opts["prefix"] == "auto" and loader is tf.AutoModelForCausalLM
+                 and getattr(model.config, "final_logit_softcapping", None) is None)
+        self.first_token = FirstTokenLogits(model, tok.pad_token_id, reuse=reuse)
 
     def close(self):
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.first_token = None
 
     # ---- prompts ---------------------------------------------------------------------------
     def render(self, prompt: str, response: str) -> str:
@@ -221,13 +246,17 @@ class LlamaGuardJudge(Judge):
         texts = [self.render(str(r.get("prompt") or ""), str(r.get("response") or "")) for r in rows]
         out: list[dict | None] = [None] * len(texts)
         bs = self.opts["batch_size"]
+        forward = self.opts["mode"] == "forward"
+        ids = self._token_ids(texts) if forward else []
         # Length-sorted batches: little padding (the order of rows in a file is arbitrary).
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]) if forward else len(texts[i]))
+        if forward and self.first_token.plan(ids):
+            self.n_prefix_rows += len(ids)
         for k in range(0, len(order), bs):
             idx = order[k:k + bs]
             batch = [texts[i] for i in idx]
-            if self.opts["mode"] == "forward":
-                verdicts, probs = self._forward(batch)
+            if forward:
+                verdicts, probs = self._forward([ids[i] for i in idx])
                 undecided = [j for j, v in enumerate(verdicts) if v is None]
                 for j, v in enumerate(verdicts):
                     if v is not None:
@@ -247,27 +276,24 @@ class LlamaGuardJudge(Judge):
         self.n_scored += len(rows)
         return [s for s in out if s is not None]
 
-    def _encode(self, texts: list[str]):
-        tok = self.tokenizer
+    def _add_special(self, texts: list[str]) -> bool:
         # Templates write BOS into the text; do not add a second one.
-        bos = tok.bos_token
-        add_special = not (bos and all(t.startswith(bos) for t in texts))
-        return tok(texts, return_tensors="pt", padding=True, add_special_tokens=add_special).to(self.device)
+        bos = self.tokenizer.bos_token
+        return not (bos and all(t.startswith(bos) for t in texts))
 
-    def _forward(self, texts: list[str]) -> tuple[list[int | None], list[float]]:
-        """Greedy first token of each text without decoding: 1 for "unsafe", 0 for "safe", None for
-        anything else; and P(unsafe) at that position (docs/design.md §6)."""
+    def _encode(self, texts: list[str]):
+        return self.tokenizer(texts, return_tensors="pt", padding=True,
+                              add_special_tokens=self._add_special(texts)).to(self.device)
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, add_special_tokens=self._add_special(texts))["input_ids"]
+
+    def _forward(self, ids: list[list[int]]) -> tuple[list[int | None], list[float]]:
+        """Greedy first token after each row of token ids without decoding: 1 for "unsafe", 0 for
+        "safe", None for anything else; and P(unsafe) at that position (docs/design.md §6)."""
         import torch
 
-        from ..models.base import mask_positions
-
-        enc = self._encode(texts)
-        mask = enc["attention_mask"]
-        # Left padding: positions count real tokens only, as generate() computes them.
-        pos = mask_positions(mask.long())
-        with torch.inference_mode():
-            logits = self.model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=pos,
-                                logits_to_keep=1).logits[:, -1].float()
+        logits = self.first_token(ids).float()
         probs = torch.softmax(logits, dim=-1)[:, self.unsafe_ids].sum(-1).tolist()
         top = logits.argmax(-1).tolist()
         verdicts = [1 if t in self.unsafe_ids else 0 if t in self.safe_ids else None for t in top]
@@ -290,7 +316,7 @@ class LlamaGuardJudge(Judge):
 
     def summary(self):
         if self.opts["mode"] == "forward":
-            return {"parse_errors": self.n_parse_errors, "decoded": self.n_decoded}
+            return {"parse_errors": self.n_parse_errors, "decoded": self.n_decoded, "prefix_rows": self.n_prefix_rows}
         return {"parse_errors": self.n_parse_errors}
 
 
@@ -306,3 +332,100 @@ def _first_token_ids(tok, word: str) -> list[int]:
     if not ids:
         raise UserError(f"llamaguard: cannot find a token for {word!r} in this tokenizer")
     return ids
+
+
+class FirstTokenLogits:
+    """Next-token logits after each row of token ids (greedy decoding's first step), one forward
+    pass per batch. With ``reuse``, :meth:`plan` runs the token prefix that all rows share once
+    (batch 1) and each call then runs only the rows' own tokens against that key/value cache.
+
+    Without reuse (or no shared prefix of ``min_prefix`` tokens): left-padded rows, positions from
+    the mask (as ``generate`` computes them), logits of the last position only. With reuse: the
+    rows' rest right-padded, attention mask = the prefix's ones + the rest's mask, positions
+    prefix_len + 0, 1, ...; the LM head is applied to each row's last real token only. The cache is
+    the prefix's tensors expanded over the batch (a view); ``DynamicCache`` copies them once when it
+    is built and once more when each layer appends the batch's keys (``torch.cat``):
+    memory-bound copies, measured by benchmarks/bench_judge.py."""
+
+    def __init__(self, model, pad_id: int | None, reuse: bool = True, min_prefix: int = PREFIX_MIN_TOKENS):
+        self.model, self.pad_id, self.reuse, self.min_prefix = model, pad_id or 0, reuse, max(int(min_prefix), 1)
+        self.device = next(model.parameters()).device
+        # transformers 5.24 renamed the decoder's past_key_values argument to cache (5.17 has only the old name)
+        params = inspect.signature(model.base_model.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.prefix: list[int] = []
+        self.prefix_kv: list[tuple] = []
+
+    def plan(self, rows: Sequence[Sequence[int]]) -> int:
+        """Pick the shared prefix for the rows to come; returns its length (0: none, full rows run).
+        A prefix from an earlier call is kept while it still fits (every row starts with it and
+        has a token after it); otherwise the longest common prefix of ``rows``, capped so each
+        row keeps at least one token of its own, is run when it has ``min_prefix`` tokens."""
+        if not self.reuse or not rows:
+            return 0
+        shortest = min(len(r) for r in rows)
+        n = len(self.prefix)
+        if n and n < shortest and all(list(r[:n]) == self.prefix for r in rows):
+            return n
+        # commonprefix compares the lexicographic min and max row: exact on token id lists.
+        n = min(len(os.path.commonprefix([list(r) for r in rows])), shortest - 1)
+        self.prefix, self.prefix_kv = [], []
+        if n < self.min_prefix:
+            return 0
+        import torch
+
+        from transformers import DynamicCache
+
+        self.prefix = list(rows[0][:n])
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            self.model.base_model(input_ids=torch.tensor([self.prefix], device=self.device), use_cache=True,
+                                  **{self.cache_arg: cache})
+        self.prefix_kv = [tuple(layer) for layer in cache]  # (keys, values, sliding window) per layer
+        return n
+
+    def __call__(self, rows: Sequence[Sequence[int]]):
+        """Logits ``[len(rows), vocab]`` (model dtype) of the token after each row."""
+        n = len(self.prefix)
+        if n and all(len(r) > n and list(r[:n]) == self.prefix for r in rows):
+            return self._suffix(rows, n)
+        return self._full(rows)
+
+    def _full(self, rows):
+        import torch
+
+        from ..models.base import mask_positions
+
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):  # left padding: every row ends at the last position
+            ids[i, width - len(r):] = torch.tensor(list(r))
+            mask[i, width - len(r):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        with torch.inference_mode():
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=mask_positions(mask),
+                              logits_to_keep=1).logits[:, -1]
+
+    def _suffix(self, rows, n: int):
+        import torch
+        from transformers import DynamicCache
+
+        b = len(rows)
+        lens = [len(r) - n for r in rows]
+        width = max(lens)
+        ids = torch.full((b, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((b, n + width), dtype=torch.long)
+        mask[:, :n] = 1
+        for i, r in enumerate(rows):  # right padding: pads come after every real token, so causality hides them
+            ids[i, :lens[i]] = torch.tensor(list(r[n:]))
+            mask[i, n:n + lens[i]] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        pos = torch.arange(n, n + width, device=self.device).repeat(b, 1)
+        cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), *rest)
+                                             for k, v, *rest in self.prefix_kv])
+        last = torch.tensor(lens, device=self.device) - 1
+        with torch.inference_mode():
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                                           **{self.cache_arg: cache}).last_hidden_state
+            return self.model.get_output_embeddings()(hidden[torch.arange(b, device=self.device), last])
