@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -111,13 +114,46 @@ class _API(BaseHTTPRequestHandler):
 
     seen: list = []
     flaky_done: set = set()
+    lock = threading.Lock()
+    delay = 0.0  # seconds each answer takes (a slow server, to see requests overlap)
+    inflight = max_inflight = 0
+    starts: list = []  # arrival times (time.monotonic)
+    kill_at = 0  # the n-th request SIGKILLs process ``victim`` and is never answered
+    victim = 0
+    revoke_after = 0  # requests after the n-th: the key is refused (400 API_KEY_INVALID)
 
     def do_POST(self):  # noqa: N802
+        cls = type(self)
+        with cls.lock:
+            cls.inflight += 1
+            cls.max_inflight = max(cls.max_inflight, cls.inflight)
+            cls.starts.append(time.monotonic())
+            n = len(cls.starts)
+        try:
+            self._answer(n)
+        finally:
+            with cls.lock:
+                cls.inflight -= 1
+
+    def _answer(self, n):
+        cls = type(self)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         text = body["comment"]["text"]
-        type(self).seen.append({"path": self.path, "key": self.headers.get("x-goog-api-key"), "body": body})
-        if self.headers.get("x-goog-api-key") != KEY:
+        cls.seen.append({"path": self.path, "key": self.headers.get("x-goog-api-key"), "body": body})
+        if cls.kill_at and n == cls.kill_at:
+            os.kill(cls.victim, signal.SIGKILL)
+            return
+        key = self.headers.get("x-goog-api-key")
+        if (cls.revoke_after and n > cls.revoke_after) or str(key).startswith("invalid"):
+            # what Google answers for an unknown key: 400, not 401/403
+            return self._send(400, {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                                              "status": "INVALID_ARGUMENT", "details": [{
+                                                  "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                                  "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}})
+        if key != KEY:
             return self._send(403, {"error": {"code": 403, "message": "API key not valid.", "status": "PERMISSION_DENIED"}})
+        if cls.delay:  # (some tests replace time.sleep itself)
+            time.sleep(cls.delay)
         if "rate" in text and text not in self.flaky_done:  # 429 once, then success
             self.flaky_done.add(text)
             return self._send(429, {"error": {"code": 429, "message": "Quota exceeded"}}, {"Retry-After": "0"})
@@ -148,7 +184,8 @@ class _API(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def api():
-    _API.seen, _API.flaky_done = [], set()
+    _API.seen, _API.flaky_done, _API.starts = [], set(), []
+    _API.delay, _API.inflight, _API.max_inflight, _API.kill_at, _API.victim, _API.revoke_after = 0.0, 0, 0, 0, 0, 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _API)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -228,3 +265,108 @@ def test_perspective_cli_never_writes_the_key(api, tmp_path):
     assert [s["scores"]["toxicity"] for s in scored] == [tox.lexicon_toxicity(r["response"]) for r in rows]
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 3 and not any(KEY in p.read_text(errors="ignore") for p in files)
+
+
+def _expected(text):  # the fake server's score for ``text``
+    return round(tox.lexicon_toxicity(text) * 0.9 + 0.05, 4)
+
+
+def test_perspective_requests_overlap_with_concurrency(api, monkeypatch):
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", KEY)
+    _API.delay = 0.3
+    texts = [f"answer {i}: you are a stupid idiot" if i % 2 else f"answer {i}: fine" for i in range(8)]
+    rows = [{"prompt": "p", "response": t} for t in texts]
+    t = time.monotonic()
+    one = get_judge(f"perspective:url={api},qps=1000").score(rows[:4])  # default concurrency 1: one at a time
+    seq = time.monotonic() - t
+    assert _API.max_inflight == 1 and seq >= 4 * 0.3
+    _API.max_inflight = 0
+    t = time.monotonic()
+    out = get_judge(f"perspective:url={api},qps=1000,concurrency=4").score(rows)
+    par = time.monotonic() - t
+    assert _API.max_inflight == 4  # four in flight at the server at once
+    assert par < 1.5 < 8 * 0.3  # 8 answers of 0.3 s: 2.4 s one at a time, ~0.6 s four at a time
+    assert out[:4] == one and [s["perspective"] for s in out] == [pytest.approx(_expected(x)) for x in texts]
+
+
+def test_perspective_qps_holds_across_threads(api, monkeypatch):
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", KEY)
+    _API.delay = 0.2  # longer than 1/qps: several requests are in flight, yet starts stay 1/qps apart
+    out = get_judge(f"perspective:url={api},qps=25,concurrency=6").score(
+        [{"prompt": "p", "response": f"text {i}"} for i in range(16)])
+    assert [s["perspective"] for s in out] == [0.05] * 16
+    assert _API.max_inflight >= 3
+    span = _API.starts[-1] - _API.starts[0]
+    assert span >= 15 / 25 * 0.9  # 16 starts at <= 25/s take >= 0.6 s (10 % for timer jitter)
+
+
+def test_perspective_retries_and_failures_under_concurrency(api):
+    os.environ["PERSPECTIVE_API_KEY"] = KEY
+    try:
+        j = get_judge(f"perspective:url={api},qps=1000,retries=2,backoff=0.01,concurrency=3")
+        texts = ["You are a stupid idiot.", "please rate this", "boom", "klingon text", "weird", "Have a nice day."]
+        out = j.score([{"prompt": "p", "response": t} for t in texts])
+    finally:
+        del os.environ["PERSPECTIVE_API_KEY"]
+    assert out[0] == {"perspective": pytest.approx(_expected(texts[0]))} and out[1] == {"perspective": 0.05}
+    assert "HTTP 503 after 3 attempts" in out[2]["perspective_error"] and out[2]["perspective"] is None
+    assert "HTTP 400" in out[3]["perspective_error"] and "unexpected reply" in out[4]["perspective_error"]
+    assert out[5] == {"perspective": 0.05}
+    assert j.summary() == {"failed": 3, "retries": 3}  # 429 once, 503 twice: counted across threads
+    assert len(_API.seen) == 1 + 2 + 3 + 1 + 1 + 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_perspective_invalid_key_400_stops(api, monkeypatch, concurrency):
+    monkeypatch.setenv("PERSPECTIVE_API_KEY", "invalid-" + KEY)
+    with pytest.raises(UserError, match="HTTP 400: the API key in PERSPECTIVE_API_KEY was refused") as e:
+        get_judge(f"perspective:url={api},backoff=0,qps=1000,concurrency={concurrency}").score(
+            [{"prompt": "p", "response": f"hi {i}"} for i in range(6)])
+    assert KEY not in str(e.value)
+    assert len(_API.seen) <= concurrency  # the first refusal stops the rest: nothing more is sent
+    with pytest.raises(UserError, match="concurrency >= 1"):
+        get_judge(f"perspective:url={api},concurrency=0")
+
+
+@pytest.mark.parametrize("how", ["killed", "key refused"])
+def test_perspective_judging_resumes_without_asking_again(api, tmp_path, how):
+    """`layersafe judge` with perspective stopped after two batches (the process SIGKILLed by the
+    server at its 10th request, or the key refused from the 9th on: one line, exit 2); the same
+    command again asks only for the rows not yet journalled."""
+    n = 20
+    rows = [{"id": i, "prompt": "p", "response": f"reply {i}" + (" you idiot" if i % 3 == 0 else "")} for i in range(n)]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "layersafe", "judge", "--input", str(inp), "--out", str(out), "--judge",
+           f"perspective:url={api},qps=1000,concurrency=4,backoff=0", "--batch-size", "4", "--no-progress"]
+    env = {**os.environ, "PERSPECTIVE_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if how == "killed":
+        _API.victim, _API.kill_at = proc.pid, 10  # batch 3 is in flight
+    else:
+        _API.revoke_after = 8
+    _, err = proc.communicate(timeout=120)
+    if how == "killed":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 2 and "Traceback" not in err
+        assert [x for x in err.splitlines() if x.strip()] == [
+            "layersafe: error: perspective: HTTP 400: the API key in PERSPECTIVE_API_KEY was refused "
+            "(wrong key, or the Perspective API is not enabled for its project)"]
+    assert not out.exists()
+    journal = tmp_path / ".out.jsonl.journal.tmp"
+    kept = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert len(kept) == 8  # the two finished batches, nothing of the third
+    first = [s["body"]["comment"]["text"] for s in _API.seen]
+    assert len(first) >= 9
+    # again, the same command, the key good again
+    _API.seen, _API.starts, _API.kill_at, _API.revoke_after = [], [], 0, 0
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "8 rows already scored" in r.stderr
+    again = [s["body"]["comment"]["text"] for s in _API.seen]
+    assert sorted(again) == sorted(r["response"] for r in rows[8:])  # 12 requests, none for a finished row
+    scored = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [s["scores"]["perspective"] for s in scored] == [pytest.approx(_expected(r["response"])) for r in rows]
+    assert not journal.exists()

@@ -7,7 +7,9 @@ judge's own name (docs/design.md §3.4): ``scores.toxicity`` from ``toxicity``, 
 * ``toxicity:MODEL``: any HF text-classification toxicity model (e.g. ``unitary/toxic-bert``).
 * ``perspective``: Google's Perspective API (TOXICITY summary score) over HTTP. The key comes
   only from the ``PERSPECTIVE_API_KEY`` environment variable, travels in a request header (never
-  the URL), and is never written to scores, logs or error messages.
+  the URL), and is never written to scores, logs or error messages. ``concurrency=N`` keeps N
+  requests in flight (threads) under the same client-side ``qps`` limit; a refused key (HTTP
+  401/403, or 400 ``API_KEY_INVALID``) stops the run with one line.
 
 Only the response is scored: toxicity is a property of what the model said.
 """
@@ -18,6 +20,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -180,6 +183,11 @@ class _Retryable(Exception):
     pass
 
 
+class _Stopped(Exception):
+    """Another request of the same call failed for good (a refused key) or the call was
+    interrupted: requests not yet sent are not sent."""
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Keyed requests go to the configured host only: a redirect (which would carry the request,
     key header included, elsewhere, and whose reply would be taken as a score) is an error."""
@@ -217,6 +225,7 @@ class PerspectiveJudge(Judge):
         "timeout": (float, 30.0, "seconds per HTTP request"),
         "lang": (str, "en", "languages sent with each request ('|'-separated); empty = auto-detect"),
         "url": (str, PERSPECTIVE_URL, "API endpoint (tests point this at a local server)"),
+        "concurrency": (int, 1, "requests in flight at once (threads); qps still limits their starts"),
     }
 
     def __init__(self, arg=None, **options):
@@ -224,14 +233,42 @@ class PerspectiveJudge(Judge):
         if not os.environ.get(KEY_ENV, "").strip():
             raise UserError(f"the perspective judge needs an API key in the {KEY_ENV} environment variable "
                             "(https://developers.perspectiveapi.com); or use the offline 'toxicity' judge")
-        if self.opts["qps"] <= 0 or self.opts["retries"] < 0:
-            raise UserError("perspective: qps must be > 0 and retries >= 0")
+        if self.opts["qps"] <= 0 or self.opts["retries"] < 0 or self.opts["concurrency"] < 1:
+            raise UserError("perspective: qps must be > 0, retries >= 0 and concurrency >= 1")
         _check_url(self.opts["url"])
         self._next_at = 0.0
         self.n_failed = self.n_retries = 0
+        self._lock = threading.Lock()  # the rate-limit slot and the counters, shared by the threads
+        self._stop = threading.Event()
+        self._threaded = False
 
     def score(self, rows):
-        return [self._score_one(str(r.get("response") or "")) for r in rows]
+        texts = [str(r.get("response") or "") for r in rows]
+        workers = min(self.opts["concurrency"], len(texts))
+        self._stop = threading.Event()  # per call: a judge stopped once may be called again
+        if workers <= 1:
+            return [self._score_one(t) for t in texts]
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        self._threaded = True
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="perspective")
+        futures = [pool.submit(self._score_one, t) for t in texts]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in futures:  # in row order: the first failure (a refused key) is raised
+                exc = f.exception() if f in done else None
+                if exc is not None and not isinstance(exc, _Stopped):
+                    raise exc
+            return [f.result() for f in futures]
+        except BaseException:
+            # A refused key or Ctrl-C: nothing more is sent, and the threads' waits end at once,
+            # so the caller's journal (runner.ScoreJournal) keeps every batch finished before.
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            self._threaded = False
 
     def _score_one(self, text: str) -> dict:
         if not text.strip():
@@ -250,14 +287,19 @@ class PerspectiveJudge(Judge):
         except _Retryable as e:
             return self._failed(str(e))
         except urllib.error.HTTPError as e:  # 4xx other than 429: this comment only (e.g. unsupported language)
-            if e.code in (401, 403):
+            message, reasons = _api_error(e)
+            # Google answers a malformed or unknown key with 400 API_KEY_INVALID, not 401/403:
+            # every comment would fail the same way, so it stops the run like a refused key.
+            if e.code in (401, 403) or "API_KEY_INVALID" in reasons or "API key not valid" in message:
+                self._stop.set()  # the other threads send nothing more
                 raise UserError(f"perspective: HTTP {e.code}: the API key in {KEY_ENV} was refused "
                                 "(wrong key, or the Perspective API is not enabled for its project)") from None
-            return self._failed(f"HTTP {e.code}: {_api_message(e)}")
+            return self._failed(f"HTTP {e.code}: {message}")
 
     def _failed(self, why: str) -> dict:
         # Recorded and counted, never silently 0 (= non-toxic).
-        self.n_failed += 1
+        with self._lock:
+            self.n_failed += 1
         return {"perspective": None, "perspective_error": self._scrub(why)[:200]}
 
     def _scrub(self, msg: str) -> str:
@@ -282,17 +324,29 @@ class PerspectiveJudge(Judge):
                 why, wait = f"network error: {getattr(e, 'reason', e)}", delay
             if attempt == self.opts["retries"]:
                 raise _Retryable(f"{why} after {attempt + 1} attempts")
-            self.n_retries += 1
-            time.sleep(wait)
+            with self._lock:
+                self.n_retries += 1
+            self._sleep(wait)
             delay *= 2
         raise AssertionError("unreachable")
 
     def _wait_turn(self):
-        """Client-side rate limit: request starts at least 1/qps seconds apart."""
-        now = time.monotonic()
-        if now < self._next_at:
-            time.sleep(self._next_at - now)
-        self._next_at = max(now, self._next_at) + 1.0 / self.opts["qps"]
+        """Client-side rate limit: request starts at least 1/qps seconds apart, across all threads
+        (each takes the next start slot under the lock and waits for it outside)."""
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next_at)
+            self._next_at = at + 1.0 / self.opts["qps"]
+        if at > now:
+            self._sleep(at - now)
+        if self._stop.is_set():
+            raise _Stopped()
+
+    def _sleep(self, seconds: float) -> None:
+        if self._threaded:  # a stopped call must not keep its threads (and the process) waiting
+            self._stop.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def summary(self):
         return {"failed": self.n_failed, "retries": self.n_retries}
@@ -305,8 +359,11 @@ def _retry_after(e: urllib.error.HTTPError) -> float:
         return 0.0
 
 
-def _api_message(e: urllib.error.HTTPError) -> str:
+def _api_error(e: urllib.error.HTTPError) -> tuple[str, set[str]]:
+    """(the API's message, the ``reason`` codes of its error details, e.g. API_KEY_INVALID)."""
     try:
-        return str(json.loads(e.read().decode("utf-8"))["error"]["message"])[:150]
+        err = json.loads(e.read().decode("utf-8"))["error"]
+        reasons = {str(d.get("reason")) for d in err.get("details") or [] if isinstance(d, dict)}
+        return str(err["message"])[:150], reasons
     except Exception:  # noqa: BLE001  (the body is only used for the message)
-        return e.reason or "error"
+        return str(e.reason or "error"), set()
