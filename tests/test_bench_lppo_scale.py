@@ -1,0 +1,61 @@
+"""benchmarks/bench_lppo_scale.py's plumbing on CPU (the GPU figures come from the same script on 2
+H200s, docs/benchmarks.md): the real `layersafe align` on one process and on two gloo processes with
+the same global batch; the JSON carries each phase's samples/s and phase times, and the two runs'
+logged values agree (fp32: the same run, as tests/test_lppo_multiprocess.py checks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_lppo_scale.py"
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_bench_lppo_scale_runs_one_and_two_processes_on_cpu(tiny_llava_dir, tmp_path):
+    out, work = tmp_path / "bench.json", tmp_path / "work"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--model", str(tiny_llava_dir), "--preset", "tiny", "--device", "cpu",
+                           "--batch-size", "4", "--mini-batch-size", "2", "--new-tokens", "3", "--steps", "2",
+                           "--ppo-epochs", "1", "--prompts", "6", "--json", str(out), "--work", str(work),
+                           "--budget", "400"], env=_env(), capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    one, dp = res["one"], res["data_parallel"]
+    assert (one["world_size"], dp["world_size"]) == (1, 2)
+    assert one["global_batch"] == dp["global_batch"] == res["global_batch"] == 4
+    # align's batch sizes are per process: the global 4 / 2 split over the two processes
+    assert "--batch-size 4 --mini-batch-size 2 " in one["command"] and one["command"].startswith("python -m layersafe")
+    assert "--batch-size 2 --mini-batch-size 1 " in dp["command"]
+    assert dp["command"].startswith("torchrun --nproc_per_node 2 -m layersafe align --model MODEL --data DATA")
+    for ph in (one, dp):
+        assert ph["steps_timed"] == [2] and [s["step"] for s in ph["per_step"]] == [1, 2]  # step 1 = warm-up
+        last = ph["per_step"][-1]
+        assert ph["step_s"] == last["seconds"] > 0
+        assert ph["samples_per_s"] == round(4 / last["seconds"], 3)
+        parts = last["generate"] + last["score"] + last["learn"]
+        assert 0 < parts <= last["seconds"] + 1e-3  # the phases are inside the step's wall time
+        rollout = sum(last[f"rollout_{k}"] for k in ("tokenize", "encode", "decode", "gather"))
+        assert 0 < rollout <= last["generate"] + 1e-3
+        assert ph["load_and_start_s"] > 0
+    assert res["speedup"] == round(dp["samples_per_s"] / one["samples_per_s"], 3)
+    assert res["meets_target"] == (res["speedup"] >= 1.8)
+    assert set(res["phase_speedup"]) >= {"generate", "score", "learn"}
+    logs = res["one_vs_data_parallel_logs"]
+    assert logs["steps"] == 2 and logs["within_tolerance"], logs  # fp32: the same run
+    assert logs["max_abs_diff"]["response_length"] == 0 and logs["max_abs_diff"]["score"] == 0
+
+
+def test_bench_lppo_scale_refuses_a_batch_the_gpus_do_not_divide(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--batch-size", "5", "--work",
+                           str(tmp_path)], env=_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "bench_lppo_scale: error: --batch-size 5 is not a multiple of --gpus 2"
