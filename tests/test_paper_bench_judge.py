@@ -1,5 +1,6 @@
 """benchmarks/bench_judge.py plumbing on the CPU with a tiny Llama of Llama Guard 3's structure:
-both ways of reading P(unsafe) agree, the FLOP count is the formula's, the JSON has its fields."""
+all ways of reading P(unsafe) agree (whole rows, shared prefix reused, generate), the FLOP count is
+the formula's, the JSON has its fields."""
 
 from __future__ import annotations
 
@@ -25,10 +26,18 @@ def test_lengths_follow_the_sweep(bench):
     assert bench.lengths(5, seed=3) == bench.lengths(5, seed=3)
 
 
+def test_rows_share_the_template(bench):
+    rows = bench.make_rows(5, 512, seed=1, template=60, prefix=40)
+    assert [len(r) for r in rows] == bench.lengths(5, seed=1, template=60)
+    assert all(r[:40] == rows[0][:40] and r[-20:] == rows[0][-20:] for r in rows)
+    assert len({r[40] for r in rows}) > 1  # the rows part right after the shared prefix
+
+
 def test_tiny_run_forward_equals_generate(bench, tmp_path, capsys):
     out = tmp_path / "b.json"
     assert bench.main(["--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--n", "6", "--generate-n", "4",
-                       "--batch-size", "2", "--max-new-tokens", "2", "--out", str(out)]) == 0
+                       "--batch-size", "2", "--prefix-batch-sizes", "1,4", "--max-new-tokens", "2",
+                       "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == res
     assert res["max_abs_diff"] < 1e-5 and res["max_rel_diff"] < 1e-3  # one forward = generate's first step
@@ -36,6 +45,15 @@ def test_tiny_run_forward_equals_generate(bench, tmp_path, capsys):
     assert res["forward"]["responses_per_s"] > 0 and 0 <= res["forward"]["padding_share"] < 1
     assert res["gemm_tflops"] is None and res["forward"]["fraction_of_gemm"] is None  # CPU: no GPU limit
     assert res["sweep_minutes_forward"] == pytest.approx(72500 / res["forward"]["responses_per_s"] / 60, rel=0.02)
+    # prefix=auto: the 40 shared tokens run once; each row's rest gives the same P(unsafe) and top token
+    assert [e["batch_size"] for e in res["forward_prefix"]] == [1, 4]
+    for e in res["forward_prefix"]:
+        assert e["prefix_tokens"] == bench.TINY_PREFIX and e["max_abs_diff_vs_off"] < 1e-5 and e["same_top_token_share"] == 1
+        assert e["computed_tokens_per_row_mean"] == pytest.approx(res["tokens_per_row_mean"] - bench.TINY_PREFIX, abs=0.1)
+        assert e["kv_copy_ms_per_batch"] > 0 and e["fraction_of_gemm"] is None and e["equivalent_fraction_of_gemm"] is None
+        assert e["sweep_minutes"] == pytest.approx(72500 / e["responses_per_s"] / 60, rel=0.02)
+    assert res["forward_prefix"][0]["padding_share"] == 0  # batch 1: no padding
+    assert res["sweep_minutes_forward_prefix"] == min(e["sweep_minutes"] for e in res["forward_prefix"])
 
 
 def test_flop_count(bench):
@@ -46,9 +64,18 @@ def test_flop_count(bench):
     # 2 sequences of 10 and 20 real tokens, the lm_head on one position each
     expect = 2 * blocks * 30 + 2 * (100 + 400) * c.hidden_size * c.num_hidden_layers + 2 * head * 2
     assert bench.forward_flops(model, [10, 20], 1) == expect
+    # 4 tokens already cached: 6 + 16 tokens run, attention of those queries over all earlier keys
+    cached = 2 * blocks * 22 + 2 * (100 - 16 + 400 - 16) * c.hidden_size * c.num_hidden_layers + 2 * head * 2
+    assert bench.forward_flops(model, [10, 20], 1, cached=4) == cached
+    # one row: its prefix run alone plus its rest against the cache = the whole row
+    assert bench.forward_flops(model, [8], 0) + bench.forward_flops(model, [20], 1, cached=8) == bench.forward_flops(model, [20], 1)
 
 
 def test_bad_options_exit_2(bench):
     with pytest.raises(SystemExit) as e:
         bench.main(["--shape", "tiny", "--n", "2", "--generate-n", "5"])
     assert e.value.code == 2
+    for bad in ("64,x", "0"):
+        with pytest.raises(SystemExit) as e:
+            bench.main(["--shape", "tiny", "--n", "2", "--prefix-batch-sizes", bad])
+        assert e.value.code == 2
