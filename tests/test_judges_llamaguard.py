@@ -340,7 +340,7 @@ def test_prefix_reuse_equals_full_rows():
     assert short.plan(rows) == 0
 
 
-def test_forward_prefix_auto_equals_off(lg_random, lg_unsafe):
+def test_forward_prefix_auto_equals_off(lg_random, lg_unsafe, monkeypatch):
     """The judge with prefix=auto (default) and prefix=off: same verdicts, P(unsafe) within 1e-5,
     at batch 1 and 3; summary counts the rows scored against the shared prefix."""
     spec = f"llamaguard:{lg_random},device=cpu,dtype=float32,mode=forward"
@@ -359,5 +359,9 @@ def test_forward_prefix_auto_equals_off(lg_random, lg_unsafe):
     j = get_judge(f"llamaguard:{lg_unsafe},batch_size=2,mode=forward")
     assert [s["llamaguard"] for s in j.score(ROWS)] == [1] * 5
     assert j.summary() == {"parse_errors": 0, "decoded": 0, "prefix_rows": 5}
+    # A model family outside PREFIX_MODEL_TYPES (its logits may be more than the bare head) runs whole rows.
+    monkeypatch.setattr("layersafe.judges.llamaguard.PREFIX_MODEL_TYPES", ("mistral",))
+    other = get_judge(f"llamaguard:{lg_unsafe},batch_size=2,mode=forward")
+    assert [s["llamaguard"] for s in other.score(ROWS)] == [1] * 5 and other.summary()["prefix_rows"] == 0
     with pytest.raises(UserError, match="unknown prefix 'on'"):
         get_judge(f"llamaguard:{lg_random},prefix=on")

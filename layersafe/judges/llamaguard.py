@@ -28,8 +28,8 @@ starts with the same policy text, so the longest token prefix all rows of a ``sc
 (token ids compared, so it is exact) is run once, batch 1, and each batch runs only the rows'
 remaining tokens (right-padded) against that key/value cache, reading the logits at each row's
 last real token only (:class:`FirstTokenLogits`). Used when the shared part is at least
-``PREFIX_MIN_TOKENS`` tokens and the model is a text-only causal LM; ``summary()`` counts the rows
-it scored (``prefix_rows``).
+``PREFIX_MIN_TOKENS`` tokens and the model is a text-only causal LM of ``PREFIX_MODEL_TYPES``;
+``summary()`` counts the rows it scored (``prefix_rows``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ DEFAULT_MODEL = "meta-llama/Llama-Guard-3-8B"
 # percent of a Llama Guard prompt (~400 tokens) and not worth a second code path; the policy text
 # of every Llama Guard template is hundreds of tokens, so real prompts are always above it.
 PREFIX_MIN_TOKENS = 32
+# Model types whose causal-LM logits are lm_head(last hidden state), nothing more. Every Llama
+# Guard text model (1, 2, 3-8B, 3-1B) is "llama".
+PREFIX_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 # Exact output grammar: "safe", or "unsafe" optionally followed by one line of category codes
 # (S1..S14 for Llama Guard 2/3, O1..O6 for Llama Guard 1). Anything else is a parse failure.
@@ -212,10 +215,11 @@ class LlamaGuardJudge(Judge):
         self.unsafe_ids = _first_token_ids(tok, "unsafe")
         self.safe_ids = [i for i in _first_token_ids(tok, "safe") if i not in self.unsafe_ids]
         self.model, self.tokenizer = model, tok
-        # Prefix reuse runs the decoder and the LM head separately: plain causal LMs only (not the
-        # Vision model's cross-attention decoder, nor heads that rescale logits).
+        # Prefix reuse runs the decoder and the LM head separately: only causal LMs whose logits are
+        # the bare head of the last hidden state (not the Vision model's cross-attention decoder,
+        # nor families that scale or cap their logits).
         reuse = (self.opts["prefix"] == "auto" and loader is tf.AutoModelForCausalLM
-                 and getattr(model.config, "final_logit_softcapping", None) is None)
+                 and getattr(model.config, "model_type", None) in PREFIX_MODEL_TYPES)
         self.first_token = FirstTokenLogits(model, tok.pad_token_id, reuse=reuse)
 
     def close(self):
