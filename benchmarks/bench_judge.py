@@ -294,16 +294,13 @@ def run(a) -> dict:
             "max_abs_diff_vs_off": max(abs(x - y) for x, y in zip(probs_p, probs_f)),
             "same_top_token_share": round(sum(x == y for x, y in zip(top_p, top_f)) / len(rows), 4),
             "sweep_minutes": round(sweep / (len(rows) / sec_p) / 60, 2)})
-        save()
-    for e in res["forward_prefix"]:  # after the timed runs: the copies alone, at the mean padded rest width
-        if e["prefix_tokens"]:
-            width = round(e["computed_tokens_per_row_mean"] / (1 - e["padding_share"]))
-            ms = kv_copy_ms(model, e["prefix_tokens"], min(e["batch_size"], len(rows)), width, a.device)
+        e = res["forward_prefix"][-1]
+        if cached:  # after the timed run: the copies alone, at the mean padded width of a batch's rests
+            ms = kv_copy_ms(model, cached, min(bs, len(rows)), round(padded_p / len(rows)), a.device)
             e["kv_copy_ms_per_batch"] = round(ms, 2)
-            e["kv_copy_share_of_time"] = round(ms * math.ceil(len(rows) / e["batch_size"]) / 1e3 / e["seconds"], 4)
-    if res["forward_prefix"]:
+            e["kv_copy_share_of_time"] = round(ms * math.ceil(len(rows) / bs) / 1e3 / sec_p, 4)
         res["sweep_minutes_forward_prefix"] = min(e["sweep_minutes"] for e in res["forward_prefix"])
-    save()
+        save()
     if a.generate_n:
         sub = rows[:a.generate_n]
         p_unsafe_generate(model, sub[:a.batch_size], a.batch_size, a.device, 2)  # warm-up
