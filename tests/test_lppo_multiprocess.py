@@ -170,3 +170,22 @@ def test_ptx_two_processes_equal_one_process(tiny_llava_dir, tmp_path):
         diff = torch.cat([(w1[n] - w2[n]).abs().flatten() for n in w1])
         print(f"step {step}: weights differ by at most {diff.max():.1e}, on average {diff.mean():.1e}")
         assert diff.max() <= W_MAX and diff.mean() <= W_MEAN
+
+
+def test_a_bad_image_in_one_process_rows_stops_every_process(tiny_llava_dir, tmp_path):
+    """Each process preprocesses only its own rows' images: the one that meets a bad image must not
+    leave the other waiting in the gather. Both print the same one line and exit 2."""
+    rows = [{"id": f"h{i}", "prompt": f"Explain harmful thing {i}", "harmful": True,
+             "image": "skimage:no_such_photo" if i == 5 else "skimage:coffee"} for i in range(8)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29539", "-m", "layersafe", "align", "--model", str(tiny_llava_dir), "--data", str(data),
+                           "--out", str(tmp_path / "al"), "--no-progress", "--layers", "3", "--steps", "1",
+                           "--batch-size", "4", "--mini-batch-size", "2", "--max-new-tokens", "2"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    said = [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("layersafe: error:")]
+    assert len(said) == 2 and len(set(said)) == 1, said  # both processes, the same line
+    assert "cannot load training sample h5" in said[0]
