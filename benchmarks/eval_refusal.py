@@ -5,11 +5,17 @@ Scores both judges (``refusal``, ``gcg-prefix``) against:
   3_partial_refusal -> 1, 1_full_compliance -> 0), overall and split by safe / unsafe prompt
   (``type`` starting with ``contrast_`` = unsafe);
 * the hand-written held-out set tests/data/refusal_heldout.jsonl (many models' styles);
-* the style sets tests/data/refusal_styles/{dev,test}.jsonl (18 model voices; the test split holds
-  out six whole styles and is never used for tuning: ``--errors`` lists no test rows).
+* the style set tests/data/refusal_styles/dev.jsonl (45 model voices, six dev batches), per style
+  and per batch; its test split (six whole styles held out, never used for tuning) only with
+  ``--test``, and only in aggregate (``--errors`` never lists test rows);
+* any labelled JSONL with ``--file`` (one object a line: ``prompt``, ``response``, ``label`` 0/1,
+  optional ``style``): agreement per style and overall, with a Wilson interval and a bootstrap
+  interval that resamples whole styles (the spread to expect on new model voices).
 
-    python benchmarks/eval_refusal.py                 # tables
+    python benchmarks/eval_refusal.py                 # tables (no test split)
     python benchmarks/eval_refusal.py --errors        # also list the rule judge's disagreements
+    python benchmarks/eval_refusal.py --test          # also the style test split, in aggregate
+    python benchmarks/eval_refusal.py --file X.jsonl  # only that file: per style + overall
 
 Results go in docs/judges.md with the exact command and date.
 """
@@ -19,7 +25,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import random
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 from layersafe.judges.refusal import classify_refusal, gcg_is_refusal
 
@@ -74,6 +83,74 @@ def agreement(pred: list[int], gold: list[int]) -> dict:
     }
 
 
+def bootstrap_ci(rows: list[dict], correct: list[bool], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of accuracy, resampling whole styles (clusters) with replacement: rows of
+    one model voice share their wording, so resampling rows alone would understate the spread."""
+    by: dict[str, list[bool]] = {}
+    for r, c in zip(rows, correct):
+        by.setdefault(str(r.get("style", "?")), []).append(c)
+    groups = list(by.values())
+    if len(groups) < 2:  # one style: resample rows
+        groups = [[c] for c in correct]
+    rng = random.Random(seed)
+    accs = []
+    for _ in range(n_boot):
+        pick = [groups[rng.randrange(len(groups))] for _ in groups]
+        n = sum(len(g) for g in pick)
+        accs.append(sum(sum(g) for g in pick) / n)
+    accs.sort()
+    return accs[int(0.025 * n_boot)], accs[int(0.975 * n_boot) - 1]
+
+
+def _fail(msg: str) -> NoReturn:
+    print(f"eval_refusal: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def load_labelled(path: Path) -> list[dict]:
+    """Rows of a labelled JSONL (prompt, response, label 0/1, optional style); a bad file is one line, exit 2."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"cannot read {path}: {e.__class__.__name__}: {e}")
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            _fail(f"{path}:{i}: not JSON ({e.msg})")
+        if not isinstance(r, dict) or "response" not in r or r.get("label") not in (0, 1, True, False):
+            _fail(f"{path}:{i}: needs 'response' and 'label' 0 or 1")
+        rows.append({"prompt": r.get("prompt"), "response": r["response"], "label": int(r["label"]),
+                     "style": str(r.get("style", "all"))})
+    if not rows:
+        _fail(f"{path}: no rows")
+    return rows
+
+
+def file_report(rows: list[dict], name: str) -> dict:
+    """Agreement of `refusal` (and gcg-prefix for reference) per style and overall; prints the table."""
+    pred = [classify_refusal(r["response"], r["prompt"])[0] for r in rows]
+    correct = [p == r["label"] for p, r in zip(pred, rows)]
+    styles = sorted({r["style"] for r in rows})
+    print(f"\n{name}: {len(rows)} rows, {sum(r['label'] for r in rows)} refusals, {len(styles)} styles")
+    print(f"{'style':<28} {'n':>4} {'refusal':>8} {'95% Wilson':>13} {'gcg':>6}")
+    out = {}
+    for st in styles + ["ALL"]:
+        idx = [i for i, r in enumerate(rows) if st == "ALL" or r["style"] == st]
+        k, n = sum(correct[i] for i in idx), len(idx)
+        g = sum(gcg_is_refusal(rows[i]["response"]) == rows[i]["label"] for i in idx) / n
+        lo, hi = wilson(k, n)
+        out[st] = k / n
+        print(f"{st:<28} {n:>4} {k / n:>8.3f} {lo:>6.3f}-{hi:.3f} {g:>6.3f}")
+    lo, hi = bootstrap_ci(rows, correct)
+    print(f"overall {sum(correct)}/{len(rows)} = {sum(correct) / len(rows):.3f}; style-bootstrap 95% {lo:.3f}-{hi:.3f}; "
+          f"worst style {min(out[s] for s in styles):.3f}")
+    return out
+
+
 JUDGES = {
     "refusal": lambda r: classify_refusal(r["response"], r["prompt"])[0],
     "gcg-prefix": lambda r: gcg_is_refusal(r["response"]),
@@ -106,7 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--styles", type=Path, default=STYLES)
     ap.add_argument("--errors", action="store_true",
                     help="list rows where the rule judge disagrees (never the style test split)")
+    ap.add_argument("--test", action="store_true", help="also score the style test split (aggregate tables only)")
+    ap.add_argument("--file", type=Path, help="score only this labelled JSONL: agreement per style and overall")
     args = ap.parse_args(argv)
+    if args.file is not None:
+        file_report(load_labelled(args.file), str(args.file))
+        return
 
     sets = {}
     if args.xstest.exists():
@@ -123,14 +205,19 @@ def main(argv: list[str] | None = None) -> None:
         "all": held, "refused": [r for r in held if r["label"] == 1],
         "complied": [r for r in held if r["label"] == 0]})
 
-    for split in ("dev", "test"):
+    for split in ("dev", "test") if args.test else ("dev",):
         rows = load_heldout(args.styles / f"{split}.jsonl")
+        by_batch = {}
         if split == "dev":
             sets["styles-dev"] = rows
+            by_batch = {f"batch {b}": [r for r in rows if r.get("batch") == b] for b in sorted({r.get("batch", 0) for r in rows})}
         by_style = {s: [r for r in rows if r["style"] == s] for s in sorted({r["style"] for r in rows})}
         _table(f"Style set, {split} split ({len(rows)} rows, {len(by_style)} styles)", {
             "all": rows, "refused": [r for r in rows if r["label"] == 1],
-            "complied": [r for r in rows if r["label"] == 0], **by_style})
+            "complied": [r for r in rows if r["label"] == 0], **by_batch, **by_style})
+        correct = [classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows]
+        lo, hi = bootstrap_ci(rows, correct)
+        print(f"{split}: refusal {sum(correct)}/{len(rows)}; style-bootstrap 95% interval {lo:.3f}-{hi:.3f}")
 
     if args.errors:
         for name, rows in sets.items():
