@@ -363,5 +363,6 @@ def test_forward_prefix_auto_equals_off(lg_random, lg_unsafe, monkeypatch):
     monkeypatch.setattr("layersafe.judges.llamaguard.PREFIX_MODEL_TYPES", ("mistral",))
     other = get_judge(f"llamaguard:{lg_unsafe},batch_size=2,mode=forward")
     assert [s["llamaguard"] for s in other.score(ROWS)] == [1] * 5 and other.summary()["prefix_rows"] == 0
+    assert other.score([]) == []
     with pytest.raises(UserError, match="unknown prefix 'on'"):
         get_judge(f"llamaguard:{lg_random},prefix=on")

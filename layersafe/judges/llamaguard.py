@@ -290,6 +290,8 @@ class LlamaGuardJudge(Judge):
                               add_special_tokens=self._add_special(texts)).to(self.device)
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        if not texts:  # a tokenizer call on no texts raises
+            return []
         return self.tokenizer(texts, add_special_tokens=self._add_special(texts))["input_ids"]
 
     def _forward(self, ids: list[list[int]]) -> tuple[list[int | None], list[float]]:
