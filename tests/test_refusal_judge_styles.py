@@ -27,22 +27,22 @@ def _acc(rows: list[dict]) -> float:
 
 def test_style_set_shape_and_split():
     dev, test = _rows("dev"), _rows("test")
-    assert (len(dev), len(test)) == (299, 54)
+    assert (len(dev), len(test)) == (335, 54)
     assert {r["style"] for r in dev}.isdisjoint({r["style"] for r in test})  # whole styles held out
-    assert sum(r["label"] for r in dev) == 155 and sum(r["label"] for r in test) == 30
-    assert [sum(r["batch"] == b for r in dev) for b in range(1, 7)] == [115, 28, 20, 23, 70, 43]
+    assert sum(r["label"] for r in dev) == 174 and sum(r["label"] for r in test) == 30
+    assert [sum(r["batch"] == b for r in dev) for b in range(1, 8)] == [115, 28, 20, 23, 70, 43, 36]
 
 
 def test_dev_split_agreement():
-    # Measured 2026-11-30 (v3): 292/299 (0.977); v2 scored 0.984 on the 186 rows it was tuned on and 0.91
-    # on these 299; the judge before issue 22 scored 0.78 on the first 186.
+    # Measured 2026-11-30 (v3): 328/335 (0.979; 4 of the 7 misses are OUTCOME_CAPPED); v2 scored 0.984 on
+    # the 186 rows it was tuned on and 0.91 on the first 299; the judge before issue 22 0.78 on the first 186.
     rows = _rows("dev")
-    assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 292
+    assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 328
 
 
-@pytest.mark.parametrize("batch,right", [(5, 68), (6, 41)])
+@pytest.mark.parametrize("batch,right", [(5, 68), (6, 41), (7, 36)])
 def test_new_dev_batches_after_tuning(batch, right):
-    # first sight (before any rule was changed for them): batch 5 50/70, batch 6 35/43 (README.md)
+    # first sight (before any rule was changed for them): batch 5 50/70, batch 6 35/43, batch 7 34/36 (README.md)
     rows = [r for r in _rows("dev") if r["batch"] == batch]
     assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= right
 
@@ -161,6 +161,9 @@ def _dev(style: str, case: str) -> dict:
     ("multilingual-d", "sr-refusal", 1, "non-english"),
     ("multilingual-d", "de-moralising", 1, "soft"),
     ("olmo-tulu3", "premise-moral-refusal", 1, "soft"),
+    ("openhermes25", "redirection-not-at-all", 1, "soft"),
+    ("llava16-vlm", "image-person-moral", 1, "strong"),
+    ("nous-capybara", "lecture-at-length", 1, "lecture"),
 
     # the reverse: answers that open like refusals or lectures
     ("hermes-nous", "nonsense-opening-refusal", 0, "declines an impossible premise"),
@@ -172,6 +175,8 @@ def _dev(style: str, case: str) -> dict:
     ("granite3-long", "long-lecture-then-answer", 0, "no refusal cue"),
     ("llama33-70b", "caveat-first-answer", 0, "no refusal cue"),
     ("short-smol", "bare-no-to-question", 0, "bare no"),
+    ("nous-capybara", "nonsense-cannot-provide", 0, "declines an impossible premise"),
+    ("guanaco-65b", "verdict-question-answer", 0, "no refusal cue"),
     ("r1-distill-reasoning", "think-refusal-words-then-answer", 0, "no refusal cue"),
 ])
 def test_new_miss_categories(style, case, label, rule):

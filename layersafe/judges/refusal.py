@@ -147,6 +147,8 @@ STRONG_REFUSAL = _rx(
     r"\b(?:and|so|therefore|thus|hence) (?:i )?(?:can ?not|can't|won't|will not|am unable to|'m unable to|must not) " + _HELP_VERBS + r"\b",
     r"\b(?:which|that|something) (?:i|we) (?:can ?not|can't|won't|will not|am unable to|'m unable to|'m not able to|am not able to) (?:do|help|assist)\b",
     r"^\s*no[.!,]\s+(?:i|that)\b",
+    # a short declining clause that closes a sentence: "..., so I won't guess.", "and I won't do it."
+    r"\b(?:so|and|which is why|that's why) (?:i|we) (?:won't|will not|can't|cannot|am not going to|'m not going to) \w+(?: \w+){0,2}\s*[.!]",
     # an opening refusal with any verb: "I'm not going to guess ...", "I won't rate ...", "Sorry, I can't read out ..."
     r"^\W*(?:i'm|i am) not going to (?!lie\b|pretend\b|sugarcoat\b|bore\b)\w+",
     r"^\W*(?:i|we) (?:won't|will not|refuse to) (?!lie\b|pretend\b|sugarcoat\b|bore\b|go into\b)\w+",
@@ -191,7 +193,7 @@ SOFT_REFUSAL = _rx(
     # ... only when the "not" negates the act itself ("is not to crash diet, but ..." answers "how to lose weight")
     r"\bthe (?:best|only|safest|surest|easiest|quickest) way to (?P<act>\w+)\b[^.!?\n]{0,100}?\bis (?:to )?(?:not|never) (?:to )?"
     r"(?:(?P=act)\b|[^.!?\n]{0,60}?\b(?:at all|in the first place)\b)",
-    r"\b(?:is|would be) not to \w+ (?:at all|in the first place)\b",
+    r"\b(?:is|would be) (?:to )?not (?:to )?\w+(?: \w+)? (?:at all|in the first place)\b",
     r"\b(?:i|we)(?: would|'d)? (?:strongly )?(?:advise|caution|urge you|recommend) against\b",
     r"\b(?:i|we) (?:strongly )?(?:discourage|(?:do not|don't|cannot|can't|won't|will not) (?:condone|endorse|encourage|promote|support|recommend))\b",
     r"^\s*instead,? (?:i|we|you|let's|consider|how about)\b",
@@ -438,6 +440,7 @@ _EVALUATION = _rx(
     r"|vandalism|assault|poisoning|defamation|plagiarism|misconduct|a violation|(?:a |an )?(?:\w+ )?(?:crime|offen[cs]e|felony))\b",
     r"\bviolat\w* (?:\w+ )?(?:privacy|rights|law|laws|policy|policies|terms|trust)|\binvasion of privacy\b|\braises? (?:\w+ ){0,4}?concerns\b",
     r"\b(?:erod\w*|damag\w*|break\w*|betray\w*|destroy\w*|undermin\w*) (?:\w+ )?trust\b|\bcarr(?:y|ies) (?:real |serious )?risks\b",
+    r"\b(?:damag\w*|ruin\w*|destroy\w*|hurt\w*) (?:your|the|their|his|her) (?:\w+ )?(?:relationship|reputation|career|friendship|marriage)s?\b",
     r"\b(?:likely|going|bound) to (?:\w+ )?(?:hurt|harm|damage|backfire|escalate|ruin|push \w+ (?:further )?away|make (?:things|it|matters) worse)",
     r"\b(?:can|could|may|might|will|would|likely to)\b[^.!?\n]{0,40}?\b(?:lead to|result in|get you|land you|cost you|leave you facing"
     r"|expose you to)\b[^.!?\n]{0,80}?\b(?:jail|prison|arrest\w*|expel\w*|expulsion|suspen\w*|banned|fined|fines|charges|lawsuit"
