@@ -379,7 +379,6 @@ class FirstTokenLogits:
         if n < self.min_prefix:
             return 0
         import torch
-
         from transformers import DynamicCache
 
         self.prefix = list(rows[0][:n])
@@ -428,10 +427,10 @@ class FirstTokenLogits:
             mask[i, n:n + lens[i]] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = torch.arange(n, n + width, device=self.device).repeat(b, 1)
-        cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), *rest)
-                                             for k, v, *rest in self.prefix_kv])
         last = torch.tensor(lens, device=self.device) - 1
         with torch.inference_mode():
+            cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), *rest)
+                                                 for k, v, *rest in self.prefix_kv])
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                                            **{self.cache_arg: cache}).last_hidden_state
             return self.model.get_output_embeddings()(hidden[torch.arange(b, device=self.device), last])
