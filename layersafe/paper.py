@@ -1,6 +1,7 @@
 """``layersafe paper``: the paper's Table 1 and Table 2 in one resumable command (docs/paper.md).
 
-Stages, each recorded in RUN/paper.json as it finishes, so ``--resume`` continues after a kill:
+Stages, each recorded in RUN/paper.json as it finishes (with its wall time, ``seconds``), so
+``--resume`` continues after a kill:
 
 1. **scan** every evaluation set (the registered tasks of ``layersafe.data.tasks``: RT, MR, AC,
    CP) at every requested encoder layer into RUN/<SET>/, an ordinary scan folder (resumable row
@@ -257,8 +258,10 @@ def run_paper(cfg: PaperConfig, *, progress: bool = True, log=None, say=None) ->
         _judge_stage(out, sets, judges, state, progress, log, say, cfg.judge_batch_size)
         from .report.paper_tables import build_paper_tables
 
+        t0 = time.perf_counter()
         summary = build_paper_tables(out, compare=cfg.compare, n_boot=cfg.n_boot, seed=cfg.seed)
-        state.data.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        state.data.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          tables_seconds=round(time.perf_counter() - t0, 3))
         state.save()
     return summary
 
@@ -276,12 +279,16 @@ def _scan_stage(cfg, out, sets, state, progress, log, say) -> None:
     from .models import load_vlm
     from .scan.engine import ScanConfig, run_scan
 
+    t0 = time.perf_counter()
     adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, trust_remote_code=cfg.trust_remote_code,
                        adapter=cfg.adapter, allow_pickle=cfg.allow_pickle)
     template = resolve_template(cfg.template, adapter.family)
     state.data["template"] = {"name": template, "system_prompt": cfg.system_prompt, "asked": cfg.template}
+    # Loading is paid once for all sets, so it is kept apart from the sets' scan times.
+    state.data["load_model_seconds"] = round(time.perf_counter() - t0, 3)
     state.save()
     for task, spec in todo:
+        t0 = time.perf_counter()
         folder = out / task.name
         from .lock import is_empty
 
@@ -295,7 +302,8 @@ def _scan_stage(cfg, out, sets, state, progress, log, say) -> None:
         st = run["stats"]
         say(f"{task.name}: scan complete ({st['generated']} new generations, {st['failed']} failed rows, "
             f"{st['skipped_done']} already done)")
-        state.mark(f"scan:{task.name}", generated=st["generated"], failed=st["failed"])
+        state.mark(f"scan:{task.name}", generated=st["generated"], failed=st["failed"],
+                   seconds=round(time.perf_counter() - t0, 3))
     del adapter
     _free_memory()
 
@@ -309,8 +317,10 @@ def _judge_stage(out, sets, judges, state, progress, log, say, batch_size: int) 
             if state.done(stage):
                 continue
             log(f"paper: judging {task.name} with {spec} ({metric})")
+            t0 = time.perf_counter()
             judge_run(out / task.name, [spec], progress=progress, log=log, batch_size=batch_size)
-            state.mark(stage, metric=metric)
+            # loading the judge's model included: the runner loads it for every set
+            state.mark(stage, metric=metric, seconds=round(time.perf_counter() - t0, 3))
             say(f"{task.name}: {metric} judged ({spec})")
         _free_memory()
 
