@@ -59,3 +59,14 @@ def test_bench_lppo_scale_refuses_a_batch_the_gpus_do_not_divide(tmp_path):
                            str(tmp_path)], env=_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "bench_lppo_scale: error: --batch-size 5 is not a multiple of --gpus 2"
+
+
+def test_a_resumed_run_drops_the_timing_rows_of_the_steps_it_redoes(tmp_path):
+    from layersafe.rl.onpolicy import TIMING_JSONL, _timing_file
+
+    (tmp_path / TIMING_JSONL).write_text("".join(json.dumps({"step": s, "seconds": 1.0}) + "\n" for s in (1, 2, 3)))
+    f = _timing_file(tmp_path, 2)  # resumed from the step-2 checkpoint: step 3 is redone
+    f.write({"step": 3, "seconds": 2.0})
+    f.close()
+    rows = [json.loads(l) for l in (tmp_path / TIMING_JSONL).read_text().splitlines()]
+    assert [(r["step"], r["seconds"]) for r in rows] == [(1, 1.0), (2, 1.0), (3, 2.0)]

@@ -47,6 +47,14 @@ def test_two_process_align_trains_one_run(tiny_llava_dir, tmp_path):
     assert [r["step"] for r in log] == [1, 2]
     state = torch.load(ckpt / "trainable.pt", weights_only=True)
     assert state and all(torch.isfinite(v).all() for v in state.values())
+    # rank 0's phase times, one row per step; run.json's summary leaves the warm-up step out
+    timing = [json.loads(l) for l in (out / "timing.jsonl").read_text().splitlines()]
+    assert [t["step"] for t in timing] == [1, 2]
+    for t in timing:
+        assert 0 < t["generate"] + t["score"] + t["learn"] <= t["seconds"] + 1e-3
+        assert 0 < sum(t[f"rollout_{k}"] for k in ("tokenize", "encode", "decode", "gather")) <= t["generate"] + 1e-3
+    assert run["timing"]["steps_timed"] == [2] and run["timing"]["global_batch"] == 8
+    assert run["timing"]["samples_per_s"] == round(8 / timing[1]["seconds"], 3)
 
 
 # Measured on CPU (float32, gloo, 2026-11-29): logged values differ by at most 1.9e-5 relative

@@ -884,7 +884,7 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
         bar = tqdm(total=cfg.steps, initial=start, desc=f"align ({getattr(cfg, 'method', 'lppo')})", unit="step",
                    disable=not (progress and trainer.is_main), dynamic_ncols=True)
         last: dict = {}
-        timing = JsonlAppender(out / TIMING_JSONL) if trainer.is_main else None
+        timing = _timing_file(out, start) if trainer.is_main else None
         times: list[dict] = []
         try:
             for step in range(start + 1, cfg.steps + 1):
@@ -918,6 +918,15 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
     if trainer.is_main:
         atomic_write_json(out / RUN_JSON, run_info)
     return run_info
+
+
+def _timing_file(out: Path, start: int) -> JsonlAppender:
+    """OUT/timing.jsonl, its rows past ``start`` (steps a resumed run redoes) dropped, as the log's."""
+    path = out / TIMING_JSONL
+    if path.exists():
+        rows = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= start]
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return JsonlAppender(path)
 
 
 def step_timing(trainer, step: int, row: dict) -> dict:
