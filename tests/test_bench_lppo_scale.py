@@ -45,7 +45,7 @@ def test_bench_lppo_scale_runs_one_and_two_processes_on_cpu(tiny_llava_dir, tmp_
         assert 0 < parts <= last["seconds"] + 1e-3  # the phases are inside the step's wall time
         rollout = sum(last[f"rollout_{k}"] for k in ("tokenize", "encode", "decode", "gather"))
         assert 0 < rollout <= last["generate"] + 1e-3
-        assert ph["load_and_start_s"] > 0
+        assert ph["outside_steps_s"] > 0  # loading, start-up, checkpoint and adapter writing
     assert res["speedup"] == round(dp["samples_per_s"] / one["samples_per_s"], 3)
     assert res["meets_target"] == (res["speedup"] >= 1.8)
     assert set(res["phase_speedup"]) >= {"generate", "score", "learn"}
