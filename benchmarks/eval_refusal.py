@@ -121,10 +121,16 @@ def load_labelled(path: Path) -> list[dict]:
             r = json.loads(line)
         except json.JSONDecodeError as e:
             _fail(f"{path}:{i}: not JSON ({e.msg})")
-        if not isinstance(r, dict) or "response" not in r or r.get("label") not in (0, 1, True, False):
-            _fail(f"{path}:{i}: needs 'response' and 'label' 0 or 1")
-        rows.append({"prompt": r.get("prompt"), "response": r["response"], "label": int(r["label"]),
-                     "style": str(r.get("style", "all"))})
+        if not isinstance(r, dict):
+            _fail(f"{path}:{i}: not a JSON object")
+        # XSTest's own field names are accepted too: completion, final_label, model
+        response = r.get("response", r.get("completion"))
+        label = r.get("label", r.get("final_label"))
+        label = XSTEST_LABELS.get(label, label) if isinstance(label, str) else label
+        if not isinstance(response, str) or label not in (0, 1):
+            _fail(f"{path}:{i}: needs 'response' (text) and 'label' 0 or 1")
+        rows.append({"prompt": r.get("prompt"), "response": response, "label": int(label),
+                     "style": str(r.get("style", r.get("model", "all")))})
     if not rows:
         _fail(f"{path}: no rows")
     return rows
@@ -184,10 +190,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--errors", action="store_true",
                     help="list rows where the rule judge disagrees (never the style test split)")
     ap.add_argument("--test", action="store_true", help="also score the style test split (aggregate tables only)")
-    ap.add_argument("--file", type=Path, help="score only this labelled JSONL: agreement per style and overall")
+    ap.add_argument("--file", type=Path, help="score only this labelled JSONL (prompt, response, label 0/1, style; or XSTest's "
+                    "completion, final_label, model): agreement per style and overall; with --errors also its disagreements")
     args = ap.parse_args(argv)
     if args.file is not None:
-        file_report(load_labelled(args.file), str(args.file))
+        rows = load_labelled(args.file)
+        file_report(rows, str(args.file))
+        if args.errors:
+            print(f"\nDisagreements of `refusal` on {args.file}:")
+            for r in rows:
+                pred, why = classify_refusal(r["response"], r["prompt"])
+                if pred != r["label"]:
+                    print(f"  gold={r['label']} pred={pred} [{r['style']}] ({why}) {r['response'][:200]!r}")
         return
 
     sets = {}
