@@ -154,7 +154,7 @@ def build_models(preset: str, device: str, out: Path, prompts: dict[str, list[st
     tiny.build_tokenizer = lambda *a, **k: word_tokenizer(lines)
     try:
         t = time.perf_counter()
-        sizes = dict(tiny.LLAVA15_7B) if P["llava"] == "7b" else {"vocab_size": 2000}
+        sizes = dict(tiny.LLAVA15_7B) if P["llava"] == "7b" else {"vocab_size": 4000}  # padded with dummies, as the 7B's is
         model, processor = tiny.make_random_llava(seed=0, dtype=dtype, device=device, **sizes)
     finally:
         tiny.build_tokenizer = make_tok
@@ -461,6 +461,9 @@ def main(argv=None) -> int:
         if err:
             return _finish(res, a, {"error": "layersafe paper: " + err})
         state = json.loads((run / "paper.json").read_text())
+        # the raw figures first, so a later step that fails or runs out of budget still leaves them
+        res["paper_seconds"] = {"load_model": state.get("load_model_seconds"), "tables": state.get("tables_seconds"),
+                                **{k.replace(str(work), "WORK"): v.get("seconds") for k, v in state["stages"].items()}}
         specs = {"llamaguard": state["judges"]["ASR"], "reward": state["judges"]["TR"]}
         res["judge_specs"] = {k: v.replace(str(work), "WORK") for k, v in specs.items()}
         proc, err = _call([sys.executable, __file__, "--preset", a.preset, "--limit", str(a.limit), "--measure-fixed",
