@@ -11,8 +11,10 @@ import pytest
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("dtype,tol", [("float32", 1e-4), ("bfloat16", 3e-2)])
-def test_prefix_reuse_on_cuda(dtype, tol):
+# bf16 at initializer_range 0.5 gives logits of ~100 whose one-ulp rounding flips near-tied
+# probabilities (failed at 3e-2 on the H200); 0.2 keeps rows distinct with moderate logits.
+@pytest.mark.parametrize("dtype,init,tol", [("float32", 0.5, 1e-4), ("bfloat16", 0.2, 5e-3)])
+def test_prefix_reuse_on_cuda(dtype, init, tol):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -20,7 +22,7 @@ def test_prefix_reuse_on_cuda(dtype, tol):
 
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=1000, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=1024, initializer_range=0.5,
+                      num_key_value_heads=2, max_position_embeddings=1024, initializer_range=init,
                       tie_word_embeddings=False, pad_token_id=0)
     model = LlamaForCausalLM(cfg).to("cuda", getattr(torch, dtype)).eval()
     rng = random.Random(0)
