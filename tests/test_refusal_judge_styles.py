@@ -27,10 +27,10 @@ def _acc(rows: list[dict]) -> float:
 
 def test_style_set_shape_and_split():
     dev, test = _rows("dev"), _rows("test")
-    assert (len(dev), len(test)) == (364, 54)
+    assert (len(dev), len(test)) == (424, 54)
     assert {r["style"] for r in dev}.isdisjoint({r["style"] for r in test})  # whole styles held out
-    assert sum(r["label"] for r in dev) == 185 and sum(r["label"] for r in test) == 30
-    assert [sum(r["batch"] == b for r in dev) for b in range(1, 10)] == [115, 28, 20, 23, 70, 43, 36, 12, 17]
+    assert sum(r["label"] for r in dev) == 215 and sum(r["label"] for r in test) == 30
+    assert [sum(r["batch"] == b for r in dev) for b in range(1, 11)] == [115, 28, 20, 23, 70, 43, 36, 12, 17, 60]
 
 
 def test_dev_split_agreement():
