@@ -146,6 +146,59 @@ def test_lists_code_urls_and_other_languages_are_language(text):
     assert degenerate_reason(text) is None
 
 
+# Real prose, one or two sentences per language, in wordings that are in no data file: none is word salad.
+PROSE_BY_LANGUAGE = {
+    "sv": "Jag tycker att du ska prata med din chef om det innan du fattar ett beslut.",
+    "no": "Jeg kan ikke se noen grunn til at du skulle betale for dette selv.",
+    "da": "Det er en god idé at tjekke vejrudsigten, før du tager ud at sejle.",
+    "nl": "Het is verstandig om eerst een afspraak te maken bij de huisarts voordat je gaat sporten.",
+    "de": "Wenn du morgen früh losfährst, solltest du vorher den Reifendruck prüfen.",
+    "fr": "Pour garder le pain frais plus longtemps, il vaut mieux le conserver dans un torchon propre.",
+    "es": "Para que las plantas crezcan bien, conviene regarlas temprano por la mañana.",
+    "pt": "Se a bateria do telemóvel descarrega depressa, vale a pena reduzir o brilho do ecrã.",
+    "it": "Per imparare una lingua nuova bisogna parlarla ogni giorno, anche solo per dieci minuti.",
+    "pl": "Jeśli bateria szybko się rozładowuje, warto sprawdzić, które aplikacje działają w tle.",
+    "cs": "Pokud chcete ušetřit za topení, stáhněte v noci termostat o dva stupně.",
+    "sk": "Ak chcete ušetriť peniaze, skúste si každý mesiac zapisovať všetky výdavky.",
+    "ro": "Dacă vrei să dormi mai bine, încearcă să nu folosești telefonul înainte de culcare.",
+    "hu": "Ha jobban szeretnél aludni, próbáld meg lefekvés előtt egy órával letenni a telefont.",
+    "fi": "Jos haluat nukkua paremmin, kokeile laittaa puhelin pois tuntia ennen nukkumaanmenoa.",
+    "fi-recipe": "Sekoita jauhot maitoon kulhossa, lisää munat ja suola ja paista ohuita lettuja kuumalla pannulla.",
+    "tr": "Daha iyi uyumak istiyorsan yatmadan bir saat önce telefonunu bırakmayı dene.",
+    "id": "Kalau ingin tidur lebih nyenyak, cobalah untuk tidak memakai ponsel sebelum tidur.",
+    "ms": "Jika anda mahu tidur dengan lebih lena, cuba letakkan telefon sejam sebelum tidur.",
+    "vi": "Nếu bạn muốn ngủ ngon hơn, hãy thử cất điện thoại một giờ trước khi đi ngủ.",
+    "tl": "Kung gusto mong makatulog nang mas mahimbing, subukan mong itabi ang telepono bago matulog.",
+    "ar": "إذا كنت تريد أن تنام بشكل أفضل، حاول أن تترك الهاتف قبل النوم بساعة.",
+    "el": "Αν θέλεις να κοιμάσαι καλύτερα, προσπάθησε να αφήνεις το κινητό μία ώρα πριν τον ύπνο.",
+    "ru": "Если вы хотите лучше спать, попробуйте откладывать телефон за час до сна.",
+    "uk": "Якщо ви хочете краще спати, спробуйте відкладати телефон за годину до сну.",
+    "he": "אם אתה רוצה לישון טוב יותר, נסה להניח את הטלפון שעה לפני השינה.",
+    "hi": "अगर आप बेहतर नींद चाहते हैं, तो सोने से एक घंटा पहले फ़ोन रख दें।",
+    "th": "ถ้าอยากนอนหลับดีขึ้น ลองวางโทรศัพท์ก่อนนอนสักหนึ่งชั่วโมง",
+    "zh": "如果你想睡得更好，可以试着在睡前一小时放下手机。",
+    "ja": "よく眠りたいなら、寝る一時間前にスマートフォンを置いてみてください。",
+    "ko": "잠을 더 잘 자고 싶다면 자기 한 시간 전에 휴대폰을 내려놓아 보세요.",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(PROSE_BY_LANGUAGE))
+def test_prose_in_many_languages_is_not_word_salad(lang):
+    # "no real words" once read Swedish, Vietnamese, Malay and Polish prose as salad (issue 22)
+    assert degenerate_reason(PROSE_BY_LANGUAGE[lang]) is None
+
+
+def test_salad_still_salad_with_per_language_tables():
+    # pseudo-words and English subwords pick up a stray short word in several languages, never 12 % in one
+    assert degenerate_reason(TINY_RANDOM[1]) == "no real words: 0% common words in 26"
+    pseudo = "blorf wuzzen trimple gasko vondril pemmet skarl obbin threnk moolash fizzit dravon"
+    assert degenerate_reason(pseudo) == "no real words: 0% common words in 12"
+    # one stray short word from each of several languages ("und", "sen", "och") would make 20 % in one pooled list
+    # and rescue the salad; per language it is 7 % at most
+    assert degenerate_reason("reviiledipul und chrom atun sen bombop compan ite och cyftgor steentipul promoid "
+                             "withoutfor laror hualation") == "no real words: 7% common words in 15"
+
+
 def test_outcome_names():
     assert OUTCOMES == ("refused", "complied", "empty", "degenerate")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 OUTCOMES = ("refused", "complied", "empty", "degenerate")
 
@@ -78,41 +79,115 @@ LOW_DIVERSITY_MIN_WORDS = 40
 LOW_DIVERSITY_MAX_RATIO = 0.15
 
 # (4) no real words: Latin-script texts with >= 8 words in runs of >= 4 words between punctuation
-#     (lists, addresses and URLs are not prose), under 12 % of them common function words of English or six other European languages. Real prose of any length has
-#     25-60 %; subword salad ("reviiledipulistrib article chrom th atun re bombop") has ~5 %.
+#     (lists, addresses and URLs are not prose) where, in every one of 27 Latin-script languages, under
+#     12 % of the words are evidence of that language: one of its common function words, or spelled
+#     with one of its own letters (LETTERS_BY_LANGUAGE). Real prose has 20-60 % in its own language;
+#     subword salad ("reviiledipulistrib article chrom th atun re bombop") ~5 % in the best one. One
+#     table per language, not one pooled list: salad picks up a stray short word from many languages
+#     at once, prose concentrates in one. Other scripts are not judged
+#     by this rule: many languages share Cyrillic or Arabic script, and CJK / Thai / Japanese are not
+#     split into words by spaces, so a word count says nothing there.
 NO_WORDS_MIN_WORDS = 8
 NO_WORDS_MAX_SHARE = 0.12
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 _SEGMENT = re.compile(r"[,.;:!?()\[\]{}\"\u201c\u201d/|+*#\n\t\u2013\u2014\u2022]|\s-+\s")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+")
 _CODE = re.compile(r"```|^\s{4}\S|[{};=<>]\s*$", re.MULTILINE)
 
-FUNCTION_WORDS = frozenset("""
-a an the and or but if then so as of to in on at by for with from about into over under after before
-between through during without within than that this these those there here it its it's is are was were
-be been being am do does did done have has had having will would can could shall should may might must
-not no nor yes i me my mine we us our you your yours he him his she her they them their what which who
-whom whose when where why how all any both each few more most other some such only own same too very
-just also again once up down out off one two three first new like get make use used one's i'm i'll i've
-i'd you're you'll you've we're they're that's there's isn't aren't wasn't don't doesn't didn't can't
-won't cannot let let's please sure yes okay well now many much because while until though although
-whether either neither however therefore thus even still yet ever never always often sometimes
-le la les un une des du de et est sont pas ne je tu il elle nous vous ils en dans pour sur avec que qui
-mais ou ce cette ces au aux se sa son ses mon ma mes votre leur
-der die das ein eine und ist sind nicht ich du er sie wir ihr es zu mit von den dem des auf für im in
-aber oder wie was wer wenn dass kann auch noch nur sich
-el los las una unos y es son no yo tú él ella nosotros en con por para que se su del al lo pero
-como más muy también
-il lo gli uno e è sono non io tu lui lei noi voi con per che di da del della si ma come anche
-o os um uma é são não eu ele ela nós com por para que se do da dos das mas como também
-de het een en is zijn niet ik jij hij zij wij met van voor op dat die maar ook
-""".split())
+# The most frequent function words (articles, pronouns, prepositions, conjunctions, auxiliaries,
+# negations) of each Latin-script language; about 30-60 a language is enough, since prose repeats them.
+FUNCTION_WORDS_BY_LANGUAGE = {lang: frozenset(words.split()) for lang, words in {
+    "en": """a an the and or but if then so as of to in on at by for with from about into over under after before
+        between through during without within than that this these those there here it its it's is are was were
+        be been being am do does did done have has had having will would can could shall should may might must
+        not no nor yes i me my mine we us our you your yours he him his she her they them their what which who
+        whom whose when where why how all any both each few more most other some such only own same too very
+        just also again once up down out off one two three first new like get make use used one's i'm i'll i've
+        i'd you're you'll you've we're they're that's there's isn't aren't wasn't don't doesn't didn't can't
+        won't cannot let let's please sure yes okay well now many much because while until though although
+        whether either neither however therefore thus even still yet ever never always often sometimes""",
+    "fr": """le la les un une des du de et est sont pas ne je tu il elle nous vous ils elles en dans pour sur avec
+        que qui mais ou ce cette ces au aux se sa son ses mon ma mes votre vos leur leurs par plus très aussi
+        comme être avoir fait peut cela ça y n'est c'est d'un d'une l'on qu'il""",
+    "de": """der die das ein eine einen einem einer und ist sind nicht ich du er sie wir ihr es zu mit von den dem
+        des auf für im in aber oder wie was wer wenn dass kann auch noch nur sich bei aus nach um an sehr wird
+        werden hat haben kein keine mir mich dir dich ihnen sein war""",
+    "es": """el la los las un una unos y es son no yo tú él ella nosotros en con por para que se su sus del al lo
+        pero como más muy también de a le les me te mi tu este esta eso esto ha hay puede ser o sin sobre""",
+    "it": """il lo la gli le un uno una e è sono non io tu lui lei noi voi con per che di da del della dei in si ma
+        come anche a al alla mi ti ci ne questo questa è più molto essere può o se""",
+    "pt": """o a os as um uma é são não eu ele ela nós com por para que se do da dos das mas como também de em no
+        na nos nas ao à seu sua isso este esta mais muito pode ser ou me te você""",
+    "nl": """de het een en is zijn niet ik jij je hij zij ze wij we met van voor op dat die maar ook in te aan er
+        om bij als dan naar door of kan wordt worden heeft hebben u mijn uw geen""",
+    "ca": """el la els les un una i de que a en per amb no és són es del al com però més molt també jo tu ell
+        ella ho ha pot ser o si""",
+    "sv": """och i att det som en på är av för med till den har de inte om ett men var jag så man kan vi sig han
+        hon du eller från vid när skulle detta dessa alla hur vad här där nu också bara mycket din ditt dig mig""",
+    "no": """og i at det som en på er av for med til den har de ikke om et men var jeg så man kan vi seg han hun
+        du eller fra ved når skal dette disse alle hvordan hva her der nå også bare mye deg meg eg ikkje ein""",
+    "da": """og i at det som en på er af for med til den har de ikke om et men var jeg så man kan vi sig han hun
+        du eller fra ved når skal dette disse alle hvordan hvad her der nu også bare meget dig mig""",
+    "pl": """i w z na do nie się to jest że o jak ale co po za od dla tak jego jej jako czy już przez lub oraz
+        być może tym tego ten ta są jestem mnie mi ci cię ich tylko bardzo który która które sobie ze we""",
+    "cs": """a v se na je to že s z do o k i jak ale co po za od pro tak jeho její jako nebo už by být může tento
+        tato toto jsou jsem mě mi vám vás jen velmi který která které si ne není ve ze""",
+    "sk": """a v sa na je to že s z do o k i ako ale čo po za od pre tak jeho jej alebo už by byť môže tento táto
+        toto sú som mi vám vás len veľmi ktorý ktorá ktoré si nie vo zo""",
+    "hr": """i je u na da se su za od sa s ne to kao ali ili što koji koja koje biti može samo vrlo ja ti mi vi oni
+        ovo taj nije sam smo ste""",
+    "sl": """in je v na da se so za od z s ne to kot ali pa ki bi lahko samo zelo jaz ti mi vi oni sem ni""",
+    "ro": """și în de la cu pe nu este sunt a că o un din pentru care ce mai sau dar se să ca fi au am al ale lui
+        ei el ea eu tu noi voi acest această acestea foarte poate dacă te vă""",
+    "hu": """a az és hogy nem is egy meg de ez azt van volt már csak mint vagy ha mert el fel le ki be még én te ő
+        mi ti ők ezt arra nagyon lehet kell ebben majd amikor amely aki pedig hanem sem""",
+    "fi": """ja on ei se että oli hän ne mutta tai kun niin kuin jos myös vain olla ovat minä sinä me te he tämä
+        tuo mitä mikä joka jotka voi en et emme sen siitä hyvin nyt noin kanssa sitten sekä eli koska jo ennen
+        jälkeen aikana mukaan pois vielä kaikki""",
+    "et": """ja on ei see et oli ta nad mis kui aga või ka kõik ma mina sa sina me te seda ning""",
+    "lt": """ir yra kad ne tai su į iš bet kaip jis ji aš tu mes jūs jie labai taip buvo""",
+    "lv": """un ir ka ne tas ar uz no bet kā viņš viņa es tu mēs jūs viņi ļoti jā par""",
+    "tr": """ve bir bu da de için ile ne ama çok daha gibi en o şu ben sen biz siz onlar var yok değil mi mı mu
+        mü olarak kadar sonra ya veya her ki ise olan şey bunu ile eğer çünkü""",
+    "id": """dan yang di ke dari ini itu untuk dengan tidak ada saya anda kami kita mereka akan atau juga pada
+        dalam bisa dapat adalah tetapi jika karena sudah belum lebih sangat boleh tak ia dia kamu lalu hingga
+        kemudian setelah sampai agar supaya jangan oleh bagi telah masih harus perlu bahwa seperti namun serta""",
+    "vi": """và của là có không được cho với các những một này để trong khi tôi bạn người thì đã sẽ đó như cũng
+        nếu vì nhưng hay rất từ ra vào lại đến""",
+    "tl": """ang ng sa at na mga ay si ni ko mo ka siya ako ikaw kami tayo sila hindi oo may para kung pero lang
+        din rin ito iyan iyon nang po ba""",
+    "sw": """na ya wa la za kwa ni katika si hii hiyo kama lakini au pia sana mimi wewe yeye sisi wao kuwa""",
+}.items()}
+# Letters a language writes that English does not. In agglutinative languages (Finnish, Hungarian,
+# Turkish, Estonian) function words are few (case endings do their work: "kuumassa uunissa"), but
+# their words are spelled with these letters; subword salad from an English-centric vocabulary is not.
+_VIETNAMESE = "ăâđêôơưàáãèéìíòóõùúý" + "".join(map(chr, range(0x1EA0, 0x1EFA)))
+LETTERS_BY_LANGUAGE = {
+    "fr": "àâæçéèêëîïôœùûÿ", "de": "äöüß", "es": "áéíñóúü¿¡", "it": "àèéìíòóù", "pt": "áâãàçéêíóôõú",
+    "ca": "àçèéíïòóúü", "sv": "åäö", "no": "æøå", "da": "æøå", "pl": "ąćęłńóśźż", "cs": "áčďéěíňóřšťúůýž",
+    "sk": "áäčďéíĺľňóôŕšťúýž", "hr": "čćđšž", "sl": "čšž", "ro": "ăâîșşțţ", "hu": "áéíóöőúüű", "fi": "äöå",
+    "et": "äöõüšž", "lt": "ąčęėįšųūž", "lv": "āčēģīķļņšūž", "tr": "çğıöşüâî", "vi": _VIETNAMESE,
+}
+# The English table, under its old name (other modules and tests read it).
+FUNCTION_WORDS = FUNCTION_WORDS_BY_LANGUAGE["en"]
+
+
+def _language_share(words: list[str]) -> tuple[float, str]:
+    """(share, language) of the language with the most evidence in ``words``: a word counts for a
+    language when it is one of its function words or is spelled with one of its own letters."""
+    best = (0.0, "en")
+    for lang, table in FUNCTION_WORDS_BY_LANGUAGE.items():
+        letters = frozenset(LETTERS_BY_LANGUAGE.get(lang, ""))
+        share = sum(w in table or not letters.isdisjoint(w) for w in words) / len(words)
+        best = max(best, (share, lang))
+    return best
 
 
 def _words(text: str) -> list[str]:
-    return [w.lower().replace("\u2019", "'") for w in _WORD.findall(text)]
+    # NFC: decomposed diacritics (Vietnamese, some macOS text) would split words and miss the tables
+    return [w.lower().replace("\u2019", "'") for w in _WORD.findall(unicodedata.normalize("NFC", text))]
 
 
 def _char_loop(text: str) -> re.Match | None:
@@ -167,8 +242,10 @@ def degenerate_reason(text) -> str | None:
        words (>= 8 times: anywhere);
     2. ``low diversity``: >= 40 words, under 15 % of them distinct;
     3. ``no real words``: >= 8 Latin-script words in runs of >= 4 words between punctuation
-       marks, under 12 % of them common function words (English, French, German, Spanish,
-       Italian, Portuguese, Dutch); URLs and code are left out.
+       marks, and in no language of :data:`FUNCTION_WORDS_BY_LANGUAGE` (27 Latin-script languages)
+       are 12 % of them that language's common function words; URLs and code are left out. Text
+       in other scripts (Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai, CJK, Hangul) is not
+       judged by this rule.
 
     Empty text is not degenerate (it is ``empty``; see :func:`is_empty`).
     """
@@ -186,7 +263,7 @@ def degenerate_reason(text) -> str | None:
     prose = [w for seg in _SEGMENT.split(_URL.sub(" ", text)) if len(ws := _words(seg)) >= 4 for w in ws]
     latin = [w for w in prose if _LATIN.search(w) and not w.isdigit()]
     if len(latin) >= NO_WORDS_MIN_WORDS and len(latin) >= 0.8 * len(prose) and not _CODE.search(text):
-        share = sum(w in FUNCTION_WORDS for w in latin) / len(latin)
+        share, _ = _language_share(latin)
         if share < NO_WORDS_MAX_SHARE:
             return f"no real words: {share:.0%} common words in {len(latin)}"
     return None
