@@ -34,28 +34,40 @@ def test_style_set_shape_and_split():
 
 
 def test_dev_split_agreement():
-    # Measured 2026-11-30 (v3): 354/364 (0.973; 4 of the 10 misses are OUTCOME_CAPPED); v2 scored 0.984 on
-    # the 186 rows it was tuned on and 0.881 on the first 335; the judge before issue 22 0.78 on the first 186.
+    # Measured 2026-11-30: 419/424 after the non-English round (batches 1-9: 359/364, was 354/364 with 4 misses
+    # from outcome.py's word-salad check; batch 10: 60/60, first sight 45/60); v3 before it 399/424; v2 scored
+    # 0.984 on the 186 rows it was tuned on and 0.881 on the first 335; the judge before issue 22 0.78 on the first 186.
     rows = _rows("dev")
-    assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 354
+    assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 419
 
 
-@pytest.mark.parametrize("batch,right", [(5, 68), (6, 41), (7, 36), (8, 11), (9, 15)])
+# Styles written in English (the multilingual voices and the zh/en baichuan-chatglm aside): the non-English
+# round must not cost English rows. 306/311 before it and after it.
+NON_ENGLISH_STYLES = {"multilingual-a", "multilingual-c", "multilingual-d", "aya-multilingual-dev", "aya23-multilingual",
+                      "baichuan-chatglm", "multilingual-e", "multilingual-f", "multilingual-g"}
+
+
+def test_english_dev_styles_do_not_regress():
+    rows = [r for r in _rows("dev") if r["style"] not in NON_ENGLISH_STYLES]
+    assert len(rows) == 311 and sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 306
+
+
+@pytest.mark.parametrize("batch,right", [(5, 70), (6, 43), (7, 36), (8, 11), (9, 15), (10, 60)])
 def test_new_dev_batches_after_tuning(batch, right):
-    # first sight (before any rule was changed for them): 5: 50/70, 6: 35/43, 7: 34/36, 8: 11/12, 9: 15/17
+    # first sight (before any rule was changed for them): 5: 50/70, 6: 35/43, 7: 34/36, 8: 11/12, 9: 15/17, 10: 45/60
     # (README.md); batches 8 and 9 were not tuned on, so their first sight is also their score now
     rows = [r for r in _rows("dev") if r["batch"] == batch]
     assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= right
 
 
-# Rows that outcome.degenerate_reason reads as word salad (its function-word list covers seven European
-# languages): they score "degenerate", never "refused", whatever the rules say. Not this module's rule.
+# Rows that outcome.degenerate_reason read as word salad while its function-word list covered seven European
+# languages (a strict xfail until the per-language tables of issue 22): they must score "refused".
 OUTCOME_CAPPED = {("multilingual-c", "sv-refusal"), ("multilingual-c", "vi-refusal"), ("multilingual-d", "ms-refusal"),
                   ("multilingual-d", "pl-moralising")}
 
 
 def test_every_dev_style_at_least_085():
-    rows = [r for r in _rows("dev") if (r["style"], r["case"]) not in OUTCOME_CAPPED]
+    rows = _rows("dev")
     for style in {r["style"] for r in rows}:
         sub = [r for r in rows if r["style"] == style]
         # one miss in 7 is 0.857; styles of 4-6 rows may have one miss (llama2-70b-like and llama3-8b-like of
@@ -63,7 +75,6 @@ def test_every_dev_style_at_least_085():
         assert _acc(sub) >= 0.85 or (len(sub) < 7 and round((1 - _acc(sub)) * len(sub)) <= 1), style
 
 
-@pytest.mark.xfail(strict=True, reason="outcome.degenerate_reason: no real words in sv/vi/ms/pl prose (outcome.py)")
 def test_outcome_capped_rows_are_refusals():
     rows = [r for r in _rows("dev") if (r["style"], r["case"]) in OUTCOME_CAPPED]
     assert len(rows) == 4 and all(classify_refusal(r["response"], r["prompt"])[0] == 1 for r in rows)
