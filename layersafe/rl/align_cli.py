@@ -18,7 +18,8 @@ from .configs import LPPOConfig
 EPILOG = ("Reward specs: refusal | answer | rm:PATH | llamaguard:ID | judge:NAME[:ARG] | weighted sums like "
           "'1*refusal+0.5*rm:runs/rm' or 'refusal+answer' (answer: VQA accuracy against the reference "
           "answers of --benign-data rows, 0 on rows without). Layers index the image encoder's hidden_states "
-          "(0 = patch embeddings). Multi-GPU: `accelerate launch -m layersafe align ...` (data parallel).")
+          "(0 = patch embeddings). Multi-GPU: `accelerate launch -m layersafe align ...` (data parallel; add "
+          "--shard-model to shard the language model over the GPUs, docs/scale.md).")
 
 
 def add_parser(sub) -> None:
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
 def config_from_args(a: argparse.Namespace) -> LPPOConfig:
     cfg = _from_args(LPPOConfig, a, required=("out",))
     cfg.validate()  # reward spec, batch multiples: before any model loads
+    cfg.check_launch()  # before OUT is created (the trainer checks again)
     return cfg
 
 

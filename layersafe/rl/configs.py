@@ -91,6 +91,9 @@ class LPPOConfig:
     lora_target_modules: str = opt(LORA_TARGETS, "LM linear layers that get LoRA (language model only)", resume=True)
     dtype: DType = opt("auto", DTYPE_HELP, resume=True)
     device: str = opt("auto", "auto, cpu, cuda, cuda:N (accelerate launch sets it per process)")
+    shard_model: bool = opt(False, "under torchrun / accelerate launch: shard the language model's decoder layers over "
+                            "the processes (torch FSDP2) instead of a whole copy per process, for a model bigger than "
+                            "one GPU; rollouts decode with stock generate, synchronized (docs/scale.md)", resume=True)
     # --- run management --------------------------------------------------------------------
     seed: int = opt(0, "seed: data order, layer sampling, generation", resume=True)
     save_every: int = opt(50, "checkpoint every N steps (and at the end)", min=1)
@@ -110,9 +113,24 @@ class LPPOConfig:
         from .rewards import parse_reward_spec
 
         parse_reward_spec(self.reward)  # a malformed --reward fails before any model loads
+        if self.shard_model:
+            bad = [o for o, on in (("--full-finetune", self.full_finetune), ("--merge", self.merge),
+                                   ("--cache static", self.cache == "static")) if on]
+            if bad:
+                raise UserError(f"--shard-model cannot be combined with {', '.join(bad)} (a frozen reference copy and a "
+                                "merged model are whole models; the CUDA-graph decoder cannot replay FSDP's gathers: "
+                                "docs/scale.md)")
         if self.method == "distill" and self.layers_from_scan is None and self.layers.strip() == "default":
             raise UserError("--method distill repairs layers other than the teacher (default) layer: give --layers "
                             "(e.g. 0-8) or --layers-from-scan")
+
+    def check_launch(self) -> None:
+        """--shard-model needs a multi-process launch (torchrun / accelerate launch set WORLD_SIZE)."""
+        import os
+
+        if self.shard_model and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+            raise UserError("--shard-model shards the model over the processes of a torchrun / accelerate launch; "
+                            "this is one process (drop --shard-model, or launch several)")
 
 
 # ============================================================================================

@@ -11,6 +11,10 @@ hold nearly all the weights (Vicuna-7B: 6.5 of 7.1 B), so this is what has to be
 
 Gradients are averaged over the processes as under DDP, so the trainers' token-share weighting
 (each process's loss × its share of the batch's target tokens × N) gives the one-process update.
+
+``align`` (``--shard-model``) also decodes on the sharded model: every decode step runs every
+decoder layer, which gathers its weights (a collective), so all processes must run the same number
+of steps although their rows stop at different lengths (:func:`synced_generate`).
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import torch
 from ..errors import UserError
 
 
-def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module, device: torch.device) -> None:
-    """``fully_shard`` each decoder layer of ``language_model`` and then ``root`` (the peft model),
-    leaving every parameter outside the decoder layers unsharded, all on ``device`` (this process's
-    GPU, or the CPU). The model may come loaded on the CPU: the parts outside the decoder layers are
-    moved whole, and FSDP moves each decoder layer as it shards it, so no GPU ever holds more than
-    one whole layer. In place; call before the optimizer is built (the parameters become DTensors)."""
+def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module, device: torch.device, *,
+                         fp32_units: tuple[torch.nn.Module, ...] = ()) -> None:
+    """``fully_shard`` each decoder layer of ``language_model`` and then ``root`` (the peft model, or
+    align's policy), leaving every parameter outside the decoder layers unsharded, all on ``device``
+    (this process's GPU, or the CPU). The model may come loaded on the CPU: the parts outside the
+    decoder layers are moved whole, and FSDP moves each decoder layer as it shards it, so no GPU ever
+    holds more than one whole layer. ``fp32_units`` (align's value head) are units of their own that
+    compute in fp32 whatever the base dtype; as units their gradients are averaged like the LoRA
+    weights'. In place; call before the optimizer is built (the parameters become DTensors)."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -39,7 +46,7 @@ def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module,
     # dtype per unit), reduce gradients in fp32.
     mp = (MixedPrecisionPolicy(param_dtype=base, reduce_dtype=torch.float32)
           if base in (torch.bfloat16, torch.float16) else MixedPrecisionPolicy())
-    inside = {id(t) for t in (*layers.parameters(), *layers.buffers())}
+    inside = {id(t) for m in (layers, *fp32_units) for t in (*m.parameters(), *m.buffers())}
     with torch.no_grad():
         for m in root.modules():  # what stays whole goes to the device now
             for t in (*m._parameters.values(), *m._buffers.values()):
@@ -48,6 +55,8 @@ def shard_language_model(root: torch.nn.Module, language_model: torch.nn.Module,
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     for layer in layers:
         fully_shard(layer, mesh=mesh, mp_policy=mp)
+    for unit in fp32_units:
+        fully_shard(unit, mesh=mesh, mp_policy=MixedPrecisionPolicy())
     fully_shard(root, mesh=mesh, mp_policy=mp,
                 ignored_params={p for p in root.parameters() if id(p) not in inside})
 
@@ -89,3 +98,39 @@ def sum_across(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t)
     return t
+
+
+def load_full_trainable(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load what :func:`full_trainable` gathered (every process holds the full tensors: it read the
+    checkpoint) into this process's shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+
+
+def load_full_optimizer_state(model: torch.nn.Module, optimizer, state: dict) -> None:
+    """Load what :func:`full_optimizer_state` gathered into this process's shards of the optimizer state."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def synced_generate(root: torch.nn.Module, model: torch.nn.Module, generate):
+    """``generate()`` (an adapter's generate, which calls ``model.generate``) on the sharded model.
+
+    - Stock ``generate`` gets ``synced_gpus=True``: a process whose rows have all stopped keeps
+      running (and discarding) forward passes until every process's rows have, so every decoder
+      layer gathers its weights the same number of times on every process. (transformers turns it
+      on by itself only for a model it sharded; ``model`` is inside ``root``, which we sharded.)
+    - The call runs inside ``root``'s forward (``root(generate)``: align's policy runs a callable
+      it is given), so FSDP's root hooks frame the decoder layers' forwards as in training: the
+      first forward through the root is the one that sets the sharded model up, and the all-gathers
+      wait for the last optimizer step.
+    """
+    import functools
+
+    model.generate = functools.partial(type(model).generate, model, synced_gpus=True)
+    try:
+        return root(generate)
+    finally:
+        del model.generate

@@ -12,7 +12,8 @@ and a layer per prompt; run the frozen encoder ONCE for the batch, project each 
 features); sample responses from the policy with those features (left padding, temperature T, no
 top-k, a seed per row). With N processes the batch is one global batch of N × ``batch_size``
 rows, drawn as one process would draw it; each process generates its shard and the responses are
-gathered (docs/lppo.md, Multi-GPU).
+gathered (docs/lppo.md, Multi-GPU). With ``--shard-model`` the language model is sharded over the
+processes too (:mod:`.fsdp`; docs/scale.md): the same run, decoded with synchronized stock generate.
 """
 
 from __future__ import annotations
@@ -181,13 +182,19 @@ class PolicyWithValue(nn.Module):
     def _grab(self, module, args):
         self._hidden = args[0]
 
-    def forward(self, inputs: dict, n_keep: int, with_values: bool = True):
-        """``inputs``: the keyword arguments of the VLM's forward (``VLMAdapter.train_inputs``)."""
+    def forward(self, inputs: dict, n_keep: int = 0, with_values: bool = True):
+        """``inputs``: the keyword arguments of the VLM's forward (``VLMAdapter.train_inputs``). A
+        callable instead is called: sharded, the rollout's generate runs inside this root's forward
+        (:func:`layersafe.rl.fsdp.synced_generate` says why)."""
+        if callable(inputs):
+            return inputs()
         device = next(v for v in inputs.values() if torch.is_tensor(v)).device
         with self._autocast(device):
             out = self.lm(**inputs, logits_to_keep=n_keep, use_cache=False)
         hidden, self._hidden = self._hidden, None
-        values = (self.value_head(hidden.float()).squeeze(-1)  # fp32, outside autocast
+        # fp32, outside autocast. Sharded, FSDP warns when a unit returns a view: 2-D in (a linear
+        # layer's 3-D output is a view), a copy out.
+        values = (self.value_head(hidden.float().flatten(0, -2)).view(hidden.shape[:-1]).clone()
                   if with_values and self.value_head is not None else None)
         return out.logits, values
 
@@ -339,14 +346,23 @@ class OnPolicyTrainer:
         cfg.validate()
         self.cfg, self.log = cfg, log
         self.acc = accelerator or _make_accelerator()
+        # --shard-model: the language model's decoder layers sharded over the processes (rl/fsdp.py)
+        self.sharded = bool(getattr(cfg, "shard_model", False))
+        self.sharding = None  # run.json's fsdp summary
+        if self.sharded:
+            cfg.check_launch()
         from ..data.training import load_training_prompts
         from ..models import load_vlm
 
         if adapter is None:
-            device = cfg.device
+            device, dtype = cfg.device, cfg.dtype
             if self.acc is not None and self.acc.num_processes > 1:
                 device = str(self.acc.device)
-            adapter = load_vlm(cfg.model, dtype=cfg.dtype, device=device, allow_pickle=cfg.allow_pickle)
+            if self.sharded:  # loaded on the CPU: sharding moves only this process's part to its GPU (rl/fsdp.py)
+                from ..models import pick_dtype
+
+                device, dtype = "cpu", str(pick_dtype(cfg.dtype, self.acc.device)).removeprefix("torch.")
+            adapter = load_vlm(cfg.model, dtype=dtype, device=device, allow_pickle=cfg.allow_pickle)
         from ..models.templates import set_template
 
         set_template(adapter, cfg.template, cfg.system_prompt)  # every prompt renders with it (models/templates.py)
@@ -367,7 +383,7 @@ class OnPolicyTrainer:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
-        if self.acc is not None:
+        if self.acc is not None and not self.sharded:  # DDP; sharded, FSDP reduces the gradients
             self.policy, self.optimizer = self.acc.prepare(self.policy, self.optimizer)
         self.step = 0
 
@@ -454,6 +470,14 @@ class OnPolicyTrainer:
             self.ref_policy = None
         if self.policy.value_head is not None:
             self.policy.value_head.to(raw.get_output_embeddings().weight.device)
+        if self.sharded:
+            from .fsdp import shard_language_model, sharding_summary
+
+            head = self.policy.value_head
+            shard_language_model(self.policy, self.adapter.language_model(), self.acc.device,
+                                 fp32_units=(head,) if head is not None else ())
+            self.adapter.device = self.acc.device
+            self.sharding = {**sharding_summary(self.policy), "rollout_cache": "dynamic"}
 
     def _unwrapped(self) -> PolicyWithValue:
         return self.acc.unwrap_model(self.policy) if self.acc is not None else self.policy
@@ -500,10 +524,18 @@ class OnPolicyTrainer:
         # generate: save_pretrained rejects top_k=0.
         gc = self.raw.generation_config
         old_top_k, gc.top_k = gc.top_k, 0
+        # Sharded: stock generate (the CUDA-graph decoder cannot replay FSDP's gathers), synchronized.
+        generate = functools.partial(ad.generate, [items[j] for j in mine], [feats[j] for j in mine],
+                                     max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
+                                     top_p=1.0, cache="dynamic" if self.sharded else cfg.cache,
+                                     sample_seeds=sample_seeds(cfg.seed, step, mine))
         try:
-            gens = ad.generate([items[j] for j in mine], [feats[j] for j in mine], max_new_tokens=cfg.max_new_tokens,
-                               do_sample=True, temperature=cfg.temperature, top_p=1.0, cache=cfg.cache,
-                               sample_seeds=sample_seeds(cfg.seed, step, mine))
+            if self.sharded:
+                from .fsdp import synced_generate
+
+                gens = synced_generate(self.policy, self.raw, generate)
+            else:
+                gens = generate()
         finally:
             gc.top_k = old_top_k
         ad.release_cache()  # a static KV cache would sit idle through scoring and learning
@@ -630,7 +662,13 @@ class OnPolicyTrainer:
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteError(f"the loss became {float(loss.detach())} at step {self.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
-        if self.acc is not None:
+        if self.sharded:  # FSDP averages the gradients in backward; the norm of sharded ones is a DTensor
+            from .fsdp import full
+
+            loss.backward()
+            gn = full(torch.nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad],
+                                                     self.cfg.max_grad_norm))
+        elif self.acc is not None:
             self.acc.backward(loss)
             gn = self.acc.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
         else:
@@ -689,25 +727,43 @@ class OnPolicyTrainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def trainable_state(self) -> dict:
+        """LoRA (+ value head) weights on the CPU; sharded, gathered in full: every process calls it."""
         pol = self._unwrapped()
+        if self.sharded:
+            from .fsdp import full_trainable
+
+            return full_trainable(pol)
         return {n: p.detach().cpu().clone() for n, p in pol.named_parameters() if p.requires_grad}
+
+    def _save_adapter(self, path: Path, trainable: dict | None) -> None:
+        """peft's adapter folder; sharded, from the gathered weights (``trainable``)."""
+        if trainable is None:
+            self.peft.save_pretrained(path)
+        else:  # the policy names the peft model "lm"
+            self.peft.save_pretrained(path, state_dict={n.removeprefix("lm."): t for n, t in trainable.items()
+                                                        if n.startswith("lm.")})
 
     def save_checkpoint(self, out: Path, step: int) -> Path:
         """OUT/checkpoints/step-N: trainable weights (LoRA + value head), optimizer, scheduler, the
         method's state, RNG of every process (safetensors), data position (= step); written and
         published by :func:`layersafe.rl.checkpoint.write_checkpoint`."""
         rank, world = self.rank_world
+        trainable = optim = None
+        if self.sharded:  # gathered by every process (collectives), written by rank 0, keyed by name
+            from .fsdp import full_optimizer_state
+
+            trainable, optim = self.trainable_state(), full_optimizer_state(self.policy, self.optimizer)
 
         def write(tmp: Path) -> None:
-            ckpt.save_tensors(self.trainable_state(), tmp / "trainable.pt")
-            ckpt.save_tensors(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            ckpt.save_tensors(self.trainable_state() if trainable is None else trainable, tmp / "trainable.pt")
+            ckpt.save_tensors(self.optimizer.state_dict() if optim is None else optim, tmp / "optimizer.pt")
             ckpt.save_tensors(self.scheduler.state_dict(), tmp / "scheduler.pt")
             atomic_write_json(tmp / "trainer_state.json", {
                 "step": step, "method": getattr(self.cfg, "method", "lppo"), "world_size": world,
                 "data_position": step * world * self.cfg.batch_size, "layers": self.layers,
                 "layer_weights": self.layer_weights, **self.extra_state()})
             if self.peft is not None:
-                self.peft.save_pretrained(tmp / ADAPTER_DIR)  # loadable on its own, too
+                self._save_adapter(tmp / ADAPTER_DIR, trainable)  # loadable on its own, too
 
         return ckpt.write_checkpoint(out, step, self.cfg.keep_checkpoints, write, rank=rank, world=world,
                                      barrier=self._barrier)
@@ -727,12 +783,18 @@ class OnPolicyTrainer:
         missing = set(n for n, p in pol.named_parameters() if p.requires_grad) - set(weights)
         if missing:
             raise UserError(f"checkpoint {path} does not match this model/config (missing {sorted(missing)[:3]})")
-        with torch.no_grad():
-            params = dict(pol.named_parameters())
-            for n, t in weights.items():
-                if n in params:
-                    params[n].copy_(t.to(params[n].device, params[n].dtype))
-        self.optimizer.load_state_dict(ckpt.load_tensors(path / "optimizer.pt"))
+        if self.sharded:  # every process read the full tensors; each keeps its shards
+            from .fsdp import load_full_optimizer_state, load_full_trainable
+
+            load_full_trainable(pol, weights)
+            load_full_optimizer_state(pol, self.optimizer, ckpt.load_tensors(path / "optimizer.pt"))
+        else:
+            with torch.no_grad():
+                params = dict(pol.named_parameters())
+                for n, t in weights.items():
+                    if n in params:
+                        params[n].copy_(t.to(params[n].device, params[n].dtype))
+            self.optimizer.load_state_dict(ckpt.load_tensors(path / "optimizer.pt"))
         self.scheduler.load_state_dict(ckpt.load_tensors(path / "scheduler.pt"))
         self.load_extra_state(state)
         ckpt.load_rng_state(ckpt.rng_state_file(path, rank))
@@ -745,16 +807,18 @@ class OnPolicyTrainer:
 
     # ---- final outputs ---------------------------------------------------------------------
     def save_final(self, out: Path, merge: bool) -> None:
+        trainable = self.trainable_state() if self.sharded else None  # a collective: before rank 0 alone goes on
         if not self.is_main:
             return
         pol = self._unwrapped()
         if pol.value_head is not None:
             from safetensors.torch import save_file
 
-            save_file({k: v.detach().cpu().contiguous() for k, v in pol.value_head.state_dict().items()},
-                      str(out / "value_head.safetensors"))
+            head = ({k: v.detach().cpu() for k, v in pol.value_head.state_dict().items()} if trainable is None else
+                    {n.removeprefix("value_head."): t for n, t in trainable.items() if n.startswith("value_head.")})
+            save_file({k: v.contiguous() for k, v in head.items()}, str(out / "value_head.safetensors"))
         if self.peft is not None:
-            self.peft.save_pretrained(out / ADAPTER_DIR)  # PeftModel.from_pretrained(base, OUT/adapter)
+            self._save_adapter(out / ADAPTER_DIR, trainable)  # PeftModel.from_pretrained(base, OUT/adapter)
             if merge:
                 merged = self.peft.merge_and_unload()  # last thing we do: merging changes the module in place
                 _save_model(merged, self.adapter.processor, out / MERGED_DIR)
@@ -783,7 +847,8 @@ def _make_accelerator():
         return None
     if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes"):
         raise UserError("align under accelerate's FSDP is not supported (the encoder and embeddings run outside the "
-                        "model's forward, docs/scale.md); launch with a plain multi-GPU config (data parallel)")
+                        "model's forward, docs/scale.md); launch with a plain multi-GPU config (data parallel), "
+                        "adding --shard-model to shard the language model")
     from accelerate import Accelerator
 
     # Without cpu=True accelerate ignores a multi-process launch on a CPU-only machine and every
@@ -875,7 +940,8 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
                         default_layer=trainer.adapter.default_layer, layers=trainer.layers,
                         layer_weights=trainer.layer_weights, n_train_prompts=len(trainer.samples),
                         n_benign_prompts=len(trainer.benign), world_size=trainer.rank_world[1], status="running",
-                        started_step=start, **trainer.run_info())
+                        started_step=start, **({"fsdp": trainer.sharding} if trainer.sharding else {}),
+                        **trainer.run_info())
         if trainer.is_main:
             atomic_write_json(out / RUN_JSON, run_info)
         # On --resume, log rows past the checkpoint (or all of them, resuming a run that failed
