@@ -9,7 +9,8 @@ than one GPU"). Two phases, one JSON object:
 2. ``big``: 2 L-PPO steps of the same command on a random model of real size (``--preset
    llava-1.5-7b``: CLIP ViT-L/14-336 + a 32-layer 4096-wide Llama, bf16, built and saved once),
    sharded over the N GPUs: each process's peak GPU memory next to the model's size, the step
-   times, the fsdp summary of run.json, finite losses, the checkpoint written.
+   times (run.json's timing: generate / score / learn), the fsdp summary, finite losses, the
+   checkpoint written.
 
     python benchmarks/check_align_sharded.py --gpus 2 --json $OUT/align_sharded.json    # 2 GPUs, nccl
     python benchmarks/check_align_sharded.py --device cpu --gpus 2 --preset tiny          # CPU plumbing, gloo
@@ -131,7 +132,7 @@ def big_phase(a, work: Path, left) -> dict:
     run = json.loads((work / "big" / "run.json").read_text())
     ranks = [json.loads((work / "big" / f"peak-{r}.json").read_text()) for r in range(a.gpus)]
     bytes_per = 2 if facts["dtype"] in ("bfloat16", "float16") else 4
-    res.update(fsdp=run.get("fsdp"), model_gb=round(facts["params"] * bytes_per / 1e9, 2),
+    res.update(fsdp=run.get("fsdp"), timing=run.get("timing"), model_gb=round(facts["params"] * bytes_per / 1e9, 2),
                peak_gb_per_rank=[r["peak_gb"] for r in ranks], step_s=[r["seconds"] for r in log],
                losses=[r["policy_loss"] for r in log], response_length=[r["response_length"] for r in log],
                checkpoint=(work / "big" / "checkpoints" / "step-0000002" / "trainable.pt").is_file())
