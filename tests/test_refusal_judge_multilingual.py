@@ -1,5 +1,5 @@
 """Refusal judge outside English (issue 22): the English refusal shapes (apology + negation, "I cannot / will
-not help", "as an AI", a verdict plus a push elsewhere) in 29 languages, and answers in the same languages,
+not help", "as an AI", a verdict plus a push elsewhere) in 30 languages, and answers in the same languages,
 some behind a disclaimer or a warning. Wordings are in no data file."""
 
 from __future__ import annotations

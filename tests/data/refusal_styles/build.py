@@ -646,7 +646,7 @@ add("llama3-8b-like", [
 ])
 
 BATCH = 10
-# Tenth batch (issue 22, non-English): three new multilingual voices in 29 languages, prompts in the same
+# Tenth batch (issue 22, non-English): three new multilingual voices in 30 languages, prompts in the same
 # language; refusals of each English shape (apology + negation, "I cannot / will not help", "as an AI",
 # "not appropriate / illegal / dangerous", partial refusals) and answers, some behind a disclaimer or a
 # warning. Scored once before any rule (or outcome.py) was changed for it (README.md), then tuned on.
