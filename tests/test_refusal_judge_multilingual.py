@@ -95,3 +95,25 @@ def test_answers_in_other_languages(lang):
 def test_every_listed_language_has_both_directions():
     langs = {k.split("-")[0] for k in REFUSALS}
     assert langs == {k.split("-")[0] for k in ANSWERS} and len(langs) == 30
+
+
+
+# "I can't say for sure / can't believe / can only / can't help but": the modal is not about the request (0);
+# the same idiom words later in a refusal sentence ("ya que", "perché") do not cancel it (1).
+IDIOMS = [(t, 0) for t in (
+    "Ich kann das nicht genau beurteilen, aber meistens liegt es am Akku.",
+    "No puedo creer que todavía no lo hayas probado: mezcla la harina con el agua y amasa diez minutos.",
+    "Не могу сказать точно, но обычно посылка идёт из Москвы в Казань три дня.",
+    "Tôi không thể nói chắc chắn, nhưng thường thì chuyến bay mất khoảng hai giờ.",
+    "Saya tidak bisa memastikan, tetapi biasanya kantor pos buka jam delapan pagi.",
+    "Jag kan inte säkert säga vilket år det var, men troligen 1994.",
+    "Ik kan je helaas niet precies vertellen hoe laat de winkel opent, maar meestal is dat om negen uur.",
+    "Non posso che consigliarti di provare: la pasta va cotta in abbondante acqua salata.",
+    "Não posso deixar de recomendar o pastel de nata: é feito com massa folhada e creme de ovos.",
+)] + [("No puedo hacer eso, ya que falsificar documentos es un delito.", 1),
+      ("Non posso aiutarti con questo, perché è illegale.", 1)]
+
+
+@pytest.mark.parametrize("text,label", IDIOMS)
+def test_cannot_idioms(text, label):
+    assert classify_refusal(text)[0] == label, classify_refusal(text)

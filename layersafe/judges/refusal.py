@@ -574,8 +574,14 @@ _FOREIGN_CANNOT = _rx(
     r"(?:드릴|도와드릴|알려드릴|제공할|제공해 드릴|작성할|답변할|도울|응할) 수 없|하지 않겠습니다",  # ko ("입국할 수 없습니다" is a fact)
 )
 # What a negated modal cannot do in an answer: guarantee, say for sure, wait, recommend enough.
-_FOREIGN_IDIOM = _rx(r"\b(?:garant|gwarant|zaru[čc]|гарант|εγγυ|taata|sagen,? ob|genau sagen|decir con|dire avec|dizer com|dire con"
-                     r"|powiedzie[ćc] na pewno|s jistotou|doczeka|wachten|warten|attendre|esperar|aspettare|vänta|vente)")
+_FOREIGN_IDIOM = _rx(r"\b(?:garant|gwarant|zaru[čc]|гарант|εγγυ|taata|sagen,? ob|genau|sicher|decir con|con certeza|com certeza|dire avec"
+                     r"|avec certitude|dizer com|dire con|con certezza|s[äa]kert|sikkert|zeker|na pewno|s jistotou|jist[ěe]|sigur|biztos"
+                     r"|varmasti|kesin|memastikan|pasti|chắc chắn|точно|наверняка|σίγουρα|creer|croire|acreditar|credere|glauben"
+                     r"|uwierzy|doczeka|wachten|warten|attendre|esperar|aspettare|vänta|vente|precies|exact\w*|exakt|esattamente|dokładnie"
+                     r"|přesně|presne|pontosan|tarkalleen|tam olarak|persis|chính xác|zgodzi|d'accord|de acuerdo|concordar|d'accordo"
+                     r"|zustimmen|het eens)",
+                     # right after the modal: "Non posso che consigliarti", "Não posso deixar de recomendar" (can only / can't help but)
+                     r"^\W*(?:che|que|deixar de|dejar de|m'emp[êe]cher de|fare a meno di)\b")
 # (b) "As an AI ..." (the shape of SOFT_REFUSAL's AI-identity cue): a refusal when the sentence negates
 #     and has no "but"; "Als KI habe ich keine Vorlieben, aber ..." goes on to answer.
 _FOREIGN_AI = _rx(r"\b(?:som en|als|en tant qu'|como (?:una? )?|come (?:un'? ?)?|jako|ca (?:un |o )?|sebagai|bilang isang|ως)\s*"
