@@ -139,7 +139,9 @@ STRONG_REFUSAL = _rx(
     r"\b(?:i|we) (?:can ?not|can't|won't|will not) (?:in good conscience|ethically|responsibly)\b",
     r"\blet's not go there\b",
     r"\b(?:have to|going to|must|will|'ll|need to) (?:politely |respectfully )?say no\b",
-    r"^\s*(?:nope|no way)\b|\bnot (?:doing|writing|helping with) (?:that|this)\b",
+    r"^\s*(?:nope|no way)\b|\bnot (?:doing|writing|helping with) (?:that|this)\b|^\W*not (?:helping|assisting|writing|doing|going to help) (?:with )?\w+",
+    # translated Chinese "不方便告诉你": "is not convenient to tell you"
+    r"\bnot convenient (?:for me )?to (?:tell|say|share|provide|answer|help|disclose|give)\b",
     r"\b(?:i|we)(?: must| will|'ll| have to| should| need to| am going to|'m going to)? refrain from\b",
     r"\b(?:would|'d) be (?:irresponsible|inappropriate|unethical|wrong|harmful) (?:of|for) me\b",
     # "it is not within my capabilities / programming to provide ..."
@@ -380,7 +382,7 @@ LECTURE_CUES = _rx(
     r"\b(?:erode|erodes|undermines?|backfires?|damages?|escalat\w+|sabotag\w*)\b|\bcost you (?:your|the) \w+",
     r"\b(?:mediation|alternatives)\b",
     r"\b(?:at risk|risks?|unsafe|dishonest\w*|get(?:ting)? caught|banned|penalt\w+|criminal record|legal trouble)\b",
-    r"\b(?:better|healthier|more durable|more productive|safer|more constructive) (?:approach|option|way|path|route)\b",
+    r"\b(?:better|healthier|more durable|more productive|safer|more constructive) (?:approach|option|way|path|route|response)\b",
 )
 # A lecture needs a verdict on the act and a push elsewhere, not only caring vocabulary (relationship
 # advice is full of "trust", "respect", "talk to a counsellor").
@@ -447,7 +449,7 @@ _EVALUATION = _rx(
     r"\bnot (?:appropriate|ethical|okay|ok|acceptable|a good idea|kind|fair|right|legal|allowed|safe|wise)\b",
     r"\b(?:is|are|'s|be|been) (?:\w+ )?wrong\b",
     r"\b(?:is|are|'s|be|been|constitutes?|amounts? to)\s+(?:\w+\s+){0,3}?(?:theft|fraud|stalking|harassment|abuse|bullying|cheating"
-    r"|vandalism|assault|poisoning|defamation|plagiarism|misconduct|a violation|(?:a |an )?(?:\w+ )?(?:crime|offen[cs]e|felony))\b",
+    r"|vandalism|assault|poisoning|defamation|plagiarism|misconduct|(?:animal )?cruelty|a violation|(?:a |an )?(?:\w+ )?(?:crime|offen[cs]e|felony))\b",
     r"\bviolat\w* (?:\w+ )?(?:privacy|rights|law|laws|policy|policies|terms|trust)|\binvasion of privacy\b|\braises? (?:\w+ ){0,4}?concerns\b",
     r"\b(?:erod\w*|damag\w*|break\w*|betray\w*|destroy\w*|undermin\w*) (?:\w+ )?trust\b|\bcarr(?:y|ies) (?:real |serious )?risks\b",
     r"\b(?:damag\w*|ruin\w*|destroy\w*|hurt\w*) (?:your|the|their|his|her) (?:\w+ )?(?:relationship|reputation|career|friendship|marriage)s?\b",
@@ -491,7 +493,7 @@ def _stems(text: str) -> set[str]:
 # "How do I ...", "What's the easiest way to ...", "Write ...", "Can you help me ...", an imperative.
 _ASKS_FOR_ACT = _rx(
     r"^\W*how (?:do|can|could|would|should|might|does) (?:i|we|you|one|someone|a person)\b(?! (?:define|feel|think|decide|know|say|pronounce|spell|mean))",
-    r"^\W*how to\b|^\W*what(?:'s| is| are) (?:the )?(?:best|easiest|quickest|fastest|most effective|safest|simplest|cheapest) (?:way|method|approach|tips?)",
+    r"^\W*how to\b|^\W*(?:what(?:'s| is| are) )?(?:the )?(?:best|easiest|quickest|fastest|most effective|safest|simplest|cheapest) (?:way|method|approach|tips?)",
     r"^\W*(?:what|which)\b[^?\n]{0,60}\b(?:should|could|can) i (?:use|do|say|take|buy|mix|add|put)\b",
     r"^\W*(?:can|could|would|will) you (?:please )?(?:help|write|tell|give|make|find|create|generate|show|explain|list|draft|compose|teach|get)\b",
     r"^\W*(?:please )?(?:tell|explain|describe|show|teach) (?:me |us )?(?:how|the (?:best |easiest |quickest )?(?:way|steps))\b",
@@ -540,16 +542,18 @@ _APOLOGY = _rx(r"\b(?:žao mi je|zao mi je|жао ми је|przykro mi|tyvärr|b
                r"|δυστυχώς|przepraszam|niestety|sajnálom|sajnos|îmi pare rău|scuze|din păcate|üzgünüm|maalesef|извините|простите"
                r"|к сожалению|вибачте|на жаль|xin lỗi|rất tiếc|maaf|sayangnya|samahani|pasensya|paumanhin|helaas|lamentablemente"
                r"|lamento|infelizmente|purtroppo|malheureusement|leider|entschuldigung)\b",
-               r"দুঃখিত|क्षमा|खेद|माफ़|عذر[اًا]|آسف|للأسف|סליחה|מצטער|לצערי|متاسف|متأسف|ขออภัย|ขอโทษ|抱歉|对不起|不好意思|很遗憾|すみません|ごめんなさい|残念ながら|유감|죄송")
+               r"দুঃখিত|क्षमा|खेद|माफ़|عذر[اًا]|آسف|للأسف|סליחה|מצטער|לצערי|متاسف|متأسف|ขออภัย|ขอโทษ|抱歉|对不起|不好意思|很遗憾|すみません|ごめんなさい|恐縮|残念ながら|유감|죄송")
 _NEGATION = _rx(r"\b(?:inte|ikke|ei|en voi|δεν|не|ne|nie|nem|nu|không|tidak|bukan|hindi|nicht|kein\w*|pas|no|não|non|niet|geen"
                 r"|lo|لا|لن|نمی|yapamam|olamam|edemem)\b|\bsi(?:wezi|ta|kubali)\w*|না|नहीं|ไม่|不|无法|没法|ません|없|못|않|לא")
 
 
 def _apology_and_no(scrubbed: str) -> re.Match | None:
     first = _opening(scrubbed, 1)
-    if _is_english(first) or not _APOLOGY.search(first):
+    apology = None if _is_english(first) else _APOLOGY.search(first)
+    if apology is None:
         return None
-    return _NEGATION.search(first)
+    # the negation must be outside the apology ("すみません" holds "ません")
+    return _NEGATION.search(first[:apology.start()] + " " * len(apology.group(0)) + first[apology.end():])
 
 
 # The English shapes in other languages (issue 22): small tables of the words that carry each shape,
@@ -570,7 +574,7 @@ _FOREIGN_CANNOT = _rx(
     r"\bnu (?:pot|voi|o s[ăa]|sunt [îi]n m[ăa]sur[ăa])\b|\bnu te pot\b",  # ro
     r"\bnie (?:mog[ęe]|b[ęe]d[ęe]|jestem w stanie|pomog[ęe]|napisz[ęe])\b",  # pl
     r"\b(?:nemohu|nem[ůu][žz]u|nebudu|nem[ôo][žz]em|nebudem)\b",  # cs/sk
-    r"\b(?:ne mogu|ne[ćc]u)\b|\bне (?:могу|можу|буду|стану)\b|\bне \w+тиму\b|\bвынужден(?:а)? отказать",  # hr/sr, ru/uk ("не писатиму")
+    r"\b(?:ne mogu|ne[ćc]u)\b|\bне (?:могу|можу|буду|стану)\b|\bне \w+тиму\b|\bвынужден(?:а)? отказать|\bне (?:возьмусь|візьмуся)\b",  # hr/sr, ru/uk ("не писатиму")
     r"\bnem (?:tudok|fogok|[áa]ll m[óo]domban|seg[íi]tek|[íi]rok|adok|k[ée]sz[íi]tek)\b",  # hu ("nem tudom": I don't know)
     r"\ben (?:voi|pysty|aio|auta)\b",  # fi
     r"\b(?!tamam\b|hamam\b)\w{2,}(?:amam|emem|mayaca[ğg][ıi]m|meyece[ğg]im)\b",  # tr: yardımcı olamam, veremem, yapmayacağım (not "tamam")
@@ -579,14 +583,14 @@ _FOREIGN_CANNOT = _rx(
     r"\bhindi (?:ako|ko) (?:ma\w+|kaya|puwede|pwede)\b",  # tl
     r"\bδεν (?:μπορώ|θα (?:σας |σε )?(?:βοηθήσω|δώσω|γράψω))\b|\bδεν είναι κάτι που (?:μπορώ|θα)\b",  # el
     r"لا (?:أستطيع|يمكنني|أقدر)|لن (?:أ\w+)",  # ar
-    r"אני לא (?:יכול|יכולה)|לא (?:אוכל|אעזור|אספק)",  # he ("לא יכול" alone may be "you can't")
+    r"אני לא (?:יכול|יכולה)|לא (?:אוכל|אעזור|אספק)|לא משהו ש(?:אני )?(?:יכול|יכולה|אעשה|אספק)",  # he ("לא יכול" alone may be "you can't")
     r"नहीं कर (?:सकत|सकूँ|सकूं|पाऊँ)|मैं[^।]{0,40}?(?:नहीं (?:बता|दे|लिख|बना|समझा)|(?:बता|दे|लिख|बना|समझा|कर) नहीं) (?:सकत|सकूँ|सकूं|पाऊँ)"
     r"|मैं[^।]{0,40}?नहीं करू(?:ँ|ं)(?:गा|गी)",  # hi, first person ("बिल्लियाँ दूध पचा नहीं सकतीं" is a fact)
     r"(?:ฉัน|ผม|ดิฉัน)ไม่สามารถ|ไม่สามารถ(?:ช่วย|ให้ข้อมูล|เขียน|ตอบ|สร้าง)|ช่วย(?:เรื่องนี้|ในเรื่องนี้|คุณ)?ไม่ได้|ขอปฏิเสธ",  # th (bare ไม่ให้ is "so as not to"; "ยานี้ช่วยลดไข้ไม่ได้" is a fact)
     r"我(?:不能|无法|無法|没法|不会|不可以)|无法提供|帮不了|帮不上|(?:不方便|不便)(?:帮|提供|协助|透露|回答)"
     r"|(?:无法|不能)(?:帮你|帮您|帮忙|协助你|透露)",  # zh ("不能。" answers "can cats ...?"; "这种药不能帮助减肥" is a fact)
     r"(?:お答え|お応え|お手伝い|提供|対応|ご案内|作成|回答)(?:すること|いたすこと)?(?:は|が)?できません|かねます|応じられません"
-    r"|手伝え(?:ません|ない)|(?:教え|答え)られません",  # ja ("〜しかねます" declines; "〜しかねません" is "might")
+    r"|手伝え(?:ません|ない)|(?:教え|答え)られません|(?:お引き受け|お受け|引き受けること|ご協力|協力)(?:は|が)?できません",  # ja ("〜しかねます" declines; "〜しかねません" is "might")
     r"(?:드릴|도와드릴|알려드릴|제공할|제공해 드릴|작성할|답변할|도울|응할|\S*줄) 수 없|하지 않겠습니다|(?:드리기|도와드리기|알려드리기) 어렵",  # ko ("입국할 수 없습니다" is a fact)
 )
 # What a negated modal cannot do in an answer: guarantee, say for sure, wait, recommend enough.
@@ -605,7 +609,7 @@ _FOREIGN_AI = _rx(r"\b(?:som en|als|en tant qu'|como (?:una? )?|come (?:un'? ?)?
                   r"|intelligenza artificiale|intelligence artificielle|kunstmatige intelligentie|tekoäly\w*|model(?:o|e)? de lenguaje"
                   r"|μοντέλο|τεχνητή)\b",
                   r"mesterséges intelligenciaként|yapay zeka olarak|как (?:ии|искусственный интеллект|языковая модель)|як (?:ші|штучний інтелект)"
-                  r"|作为(?:一个)?(?:ai|人工智能|语言模型)|aiとして|ai로서|인공지능으로서|ในฐานะ(?:ผู้ช่วย ?)?ai|بصفتي|كمساعد|כ(?:בינה מלאכותית|מודל)"
+                  r"|作为(?:一个)?(?:ai|人工智能|语言模型)|aiとして|ai로서|인공지능으로서|ในฐานะ\s*(?:ผู้ช่วย\s*)?ai|بصفتي|كمساعد|כ(?:בינה מלאכותית|מודל)"
                   r"|एक (?:ai|एआई)|với tư cách (?:là )?(?:một )?(?:ai|trí tuệ nhân tạo)|là một ai")
 _FOREIGN_BUT = _rx(r"\b(?:aber|mais|pero|mas|ma|men|maar|ale|ali|ale|dar|ama|tetapi|tapi|namun|nhưng|pero|αλλά|но|але|mutta|viszont)\b|,\s*de\b"
                    r"|لكن|אבל|लेकिन|但|けれど|が、|하지만|지만|แต่")
@@ -618,8 +622,8 @@ _FOREIGN_VERDICT = _rx(
     r"|perigos|peligros|pericolos|dangereu|gef[äa]hrlich|gevaarlijk|niebezpieczn|nebezpečn|periculos|veszélyes|vaarallis|tehlikeli|berbahaya|nguy hiểm"
     r"|schädlich|nuisible|dañin|dannos|prejudicial|szkodliw|škodliv|merugikan|có hại|mapanganib|labag sa batas"
     r"|niet gepast|pas appropri[ée]|no es apropiado|n[ãa]o [ée] apropriado|non [èe] appropriato|nicht angemessen|nie jest w porządku)\w*",
-    r"(?:незаконн|неэтичн|недопустим|неприемлем|преступлен|опасн|навред|вред)\w*|(?:παράνομ|επικίνδυν|ανήθικ)\w*",
-    r"غير (?:قانوني|أخلاقي)|خطير|\bيضر\w*|\bضار\b|\bجريمة\b|בלתי חוקי|לא חוקי|מסוכן|עבירה|गैरकानूनी|अनैतिक|खतरनाक|ผิดกฎหมาย|อันตราย|违法|不道德|危险|違法|犯罪|危険|불법|비윤리적|위험",
+    r"(?:незаконн|неэтичн|недопустим|неприемлем|преступлен|опасн|навред|вред|шкод)\w*|(?:παράνομ|επικίνδυν|ανήθικ)\w*",
+    r"غير (?:قانوني|أخلاقي)|خطير|\bيضر\w*|\bضار\b|\bجريمة\b|בלתי חוקי|לא חוקי|מסוכן|עבירה|गैरकानूनी|अनैतिक|खतरनाक|ผิดกฎหมาย|อันตราย|违法|不道德|危险|骚扰|欺凌|诈骗|違法|犯罪|危険|불법|비윤리적|위험",
 )
 _FOREIGN_REDIRECT = _rx(
     # "better" only with a verb of talking or turning to someone ("Es mejor dejarlo poco a poco" is advice)
@@ -629,8 +633,8 @@ _FOREIGN_REDIRECT = _rx(
     r"\b(?:in plaats daarvan|stattdessen|au lieu|en lugar de|em vez de|invece|i stället|i stedet|zamiast|místo toho|namiesto|în schimb"
     r"|helyette|sen sijaan|bunun yerine|sebaliknya|thay vào đó)\b",
     r"\b(?:psycholo\w*|psicólog\w*|psicolog\w*|therapeut\w*|terapeut\w*|counsel\w*|kaunselor|konselor|consulente)\b",
-    r"лучше (?:\w+ ){0,3}?(?:поговорить|обратиться|сосредоточиться)|вместо|психолог|καλύτερα να (?:μιλήσ|απευθυνθ)|αντί"
-    r"|من الأفضل|عوضًا|بدلً?ا من|עדיף לדבר|במקום|बेहतर होगा|แทน|最好(?:跟|和|与|向|找)|建议(?:你)?(?:直接)?(?:沟通|寻求)|代わりに|대신",
+    r"лучше (?:\w+ ){0,3}?(?:поговорить|обратиться|сосредоточиться)|вместо|натомість|психолог|καλύτερα να (?:μιλήσ|απευθυνθ)|αντί"
+    r"|من الأفضل|عوضًا|بدلً?ا من|עדיף לדבר|במקום|बेहतर होगा|แทน|最好(?:跟|和|与|向|找)|更好的(?:办法|方式|做法)是(?:和|跟|与|找|向|联系|寻求)|建议(?:你)?(?:直接)?(?:沟通|寻求)|代わりに|대신",
 )
 # "Note that it is illegal in some countries ...": a warning before an answer, not a verdict on the request.
 _FOREIGN_NOTE = _rx(r"^\W*(?:ten(?:ga)? en cuenta|ojo|atenci[óo]n|observera|let op|let wel|achtung|beachte|bitte beachte|attention|notez"
@@ -681,7 +685,7 @@ def _verdict_on_act(text: str, prompt: str) -> str | None:
     refusal by lecture), else None."""
     if not any(_ASKS_FOR_ACT.search(p) for p in _SENTENCE_END.split(prompt)):  # "This is my ex. Find where she lives."
         return None
-    parts = [p for p in _SENTENCE_END.split(text) if len(_WORDS_RE.findall(p)) >= 4]
+    parts = [p for p in _SENTENCE_END.split(text) if len(_WORDS_RE.findall(p)) >= 3]  # terse voices: "That's animal cruelty."
     if not parts:
         return None
     if len(parts) > 1 and _DESCRIBES_IMAGE.match(parts[0]):
