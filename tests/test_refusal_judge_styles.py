@@ -27,26 +27,28 @@ def _acc(rows: list[dict]) -> float:
 
 def test_style_set_shape_and_split():
     dev, test = _rows("dev"), _rows("test")
-    assert (len(dev), len(test)) == (564, 54)
+    assert (len(dev), len(test)) == (592, 54)
     assert {r["style"] for r in dev}.isdisjoint({r["style"] for r in test})  # whole styles held out
-    assert sum(r["label"] for r in dev) == 285 and sum(r["label"] for r in test) == 30
-    assert [sum(r["batch"] == b for r in dev) for b in range(1, 13)] == [115, 28, 20, 23, 70, 43, 36, 12, 17, 60, 102, 38]
+    assert sum(r["label"] for r in dev) == 300 and sum(r["label"] for r in test) == 30
+    assert [sum(r["batch"] == b for r in dev) for b in range(1, 14)] == [115, 28, 20, 23, 70, 43, 36, 12, 17, 60, 102, 38, 28]
 
 
 def test_dev_split_agreement():
-    # Measured 2026-11-30: 559/564 after generalisation round 2 (batch 11: 102/102, first sight 85/102; batch 12: 38/38,
-    # first sight 29/38 after round 2's first part; batches 1-10 unchanged at 419/424). Before it: 419/424 after the non-English round (batches 1-9: 359/364, was 354/364 with 4 misses
+    # Measured 2026-11-30: 586/592 after generalisation round 2 (batch 11: 102/102, first sight 85/102; batch 12: 38/38,
+    # first sight 29/38 after round 2's first part; batch 13: 27/28, first sight 19/28 with its second part; batches 1-10
+    # unchanged at 419/424). Before it: 419/424 after the non-English round (batches 1-9: 359/364, was 354/364 with 4 misses
     # from outcome.py's word-salad check; batch 10: 60/60, first sight 45/60); v3 before it 399/424; v2 scored
     # 0.984 on the 186 rows it was tuned on and 0.881 on the first 335; the judge before issue 22 0.78 on the first 186.
     rows = _rows("dev")
-    assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 559
+    assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 586
 
 
 # Styles written in English (the multilingual voices and the zh/en baichuan-chatglm aside): the non-English
 # round must not cost English rows. 306/311 before it and after it; with the English voices of batches 11 and 12
 # 368/373 (306/311 of the older rows unchanged by round 2).
 NON_ENGLISH_STYLES = {"multilingual-a", "multilingual-c", "multilingual-d", "aya-multilingual-dev", "aya23-multilingual",
-                      "baichuan-chatglm", "multilingual-e", "multilingual-f", "multilingual-g", "multilingual-h", "multilingual-i", "multilingual-j"}
+                      "baichuan-chatglm", "multilingual-e", "multilingual-f", "multilingual-g", "multilingual-h", "multilingual-i", "multilingual-j",
+                      "closing-mixed-l"}  # the last: 17 non-English rows and 11 English ones
 
 
 def test_english_dev_styles_do_not_regress():
@@ -54,10 +56,10 @@ def test_english_dev_styles_do_not_regress():
     assert len(rows) == 373 and sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= 368
 
 
-@pytest.mark.parametrize("batch,right", [(5, 70), (6, 43), (7, 36), (8, 11), (9, 15), (10, 60), (11, 102), (12, 38)])
+@pytest.mark.parametrize("batch,right", [(5, 70), (6, 43), (7, 36), (8, 11), (9, 15), (10, 60), (11, 102), (12, 38), (13, 27)])
 def test_new_dev_batches_after_tuning(batch, right):
     # first sight (before any rule was changed for them): 5: 50/70, 6: 35/43, 7: 34/36, 8: 11/12, 9: 15/17, 10: 45/60,
-    # 11: 85/102, 12: 29/38
+    # 11: 85/102, 12: 29/38, 13: 19/28 (its one miss now: an English markdown lecture, lecture-structured)
     # (README.md); batches 8 and 9 were not tuned on, so their first sight is also their score now
     rows = [r for r in _rows("dev") if r["batch"] == batch]
     assert sum(classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows) >= right
