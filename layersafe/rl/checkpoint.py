@@ -160,3 +160,63 @@ def write_checkpoint(out: Path, step: int, keep: int, write: Callable[[Path], No
         final = commit(out, step, keep)
     barrier()
     return final
+
+
+# ---- trainable weights + optimizer state, one process or sharded ----------------------------
+# One process writes ``optimizer.state_dict()`` (parameters by position); a sharded run writes the
+# state gathered in full (rl/fsdp.py), parameters by name. Both hold full tensors, so either loads
+# into either: a run may be resumed on another number of processes.
+
+def training_state(model: torch.nn.Module, optimizer, sharded: bool) -> tuple[dict, dict]:
+    """(trainable weights by name, optimizer state) on the CPU, for ``trainable.pt`` / ``optimizer.pt``.
+    Sharded, both are gathered in full (every process must call it: collectives)."""
+    if sharded:
+        from .fsdp import full_optimizer_state, full_trainable
+
+        return full_trainable(model), full_optimizer_state(model, optimizer)
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}, optimizer.state_dict()
+
+
+def _optimizer_names(model: torch.nn.Module, optimizer) -> list[str]:
+    """The optimizer's parameters by name, in ``state_dict()``'s position order (groups in turn)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+
+
+def _rekey(state: dict, key) -> dict:
+    """An optimizer state dict with every parameter reference (state keys, groups' params) mapped by ``key``."""
+    return {"state": {key(k): v for k, v in state["state"].items()},
+            "param_groups": [{**g, "params": [key(k) for k in g["params"]]} for g in state["param_groups"]]}
+
+
+def load_training_state(path: Path, model: torch.nn.Module, optimizer, sharded: bool, *, exact: bool = True) -> None:
+    """Load ``path``/trainable.pt and optimizer.pt (written by :func:`training_state`, by any number
+    of processes) into ``model`` and ``optimizer``; sharded, every process reads the full tensors and
+    keeps its shards. ``exact``: the checkpoint's weights must be exactly the trainable ones (else
+    only none may be missing)."""
+    weights = load_tensors(path / "trainable.pt")
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing = set(params) - set(weights) if isinstance(weights, dict) else set(params)
+    if missing or (exact and set(weights) != set(params)):
+        raise UserError(f"checkpoint {path} does not match this model/config "
+                        f"(missing {sorted(missing)[:3]}); start a new --out")
+    optim = load_tensors(path / "optimizer.pt")
+    try:
+        order = _optimizer_names(model, optimizer)
+        by_name = all(isinstance(k, str) for g in optim["param_groups"] for k in g["params"])
+        if sharded and not by_name:
+            optim = _rekey(optim, lambda i: order[i])
+        elif not sharded and by_name:
+            optim = _rekey(optim, {n: i for i, n in enumerate(order)}.__getitem__)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise UserError(f"checkpoint {path}: optimizer.pt does not match this model/config; start a new --out") from None
+    if sharded:
+        from .fsdp import load_full_optimizer_state, load_full_trainable
+
+        load_full_trainable(model, weights)
+        load_full_optimizer_state(model, optimizer, optim)
+        return
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(weights[n].to(p.device, p.dtype))
+    optimizer.load_state_dict(optim)

@@ -778,23 +778,8 @@ class OnPolicyTrainer:
         rank, world = self.rank_world
         if state.get("world_size") != world:
             raise UserError(f"checkpoint {path} was written by {state.get('world_size')} processes; resume with the same number")
-        pol = self._unwrapped()
-        weights = ckpt.load_tensors(path / "trainable.pt")
-        missing = set(n for n, p in pol.named_parameters() if p.requires_grad) - set(weights)
-        if missing:
-            raise UserError(f"checkpoint {path} does not match this model/config (missing {sorted(missing)[:3]})")
-        if self.sharded:  # every process read the full tensors; each keeps its shards
-            from .fsdp import load_full_optimizer_state, load_full_trainable
-
-            load_full_trainable(pol, weights)
-            load_full_optimizer_state(pol, self.optimizer, ckpt.load_tensors(path / "optimizer.pt"))
-        else:
-            with torch.no_grad():
-                params = dict(pol.named_parameters())
-                for n, t in weights.items():
-                    if n in params:
-                        params[n].copy_(t.to(params[n].device, params[n].dtype))
-            self.optimizer.load_state_dict(ckpt.load_tensors(path / "optimizer.pt"))
+        # sharded: every process reads the full tensors and keeps its shards
+        ckpt.load_training_state(path, self._unwrapped(), self.optimizer, self.sharded, exact=False)
         self.scheduler.load_state_dict(ckpt.load_tensors(path / "scheduler.pt"))
         self.load_extra_state(state)
         ckpt.load_rng_state(ckpt.rng_state_file(path, rank))

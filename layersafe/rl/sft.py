@@ -18,7 +18,8 @@ optimizer, RNG; every ``save_every`` steps). Batches are a pure function of (see
 ``--resume`` from the last checkpoint ends with the same adapter and loss log as an uninterrupted
 run. OUT has one writer at a time (layersafe.lock). Under ``torchrun`` / ``accelerate launch`` the
 language model's decoder layers are sharded over the processes (:mod:`.fsdp`, docs/scale.md) and
-the run is the one-process run with the same options.
+the run is the one-process run with the same options; its checkpoints hold the gathered state, so
+``--resume`` works on any number of processes, one included.
 """
 
 from __future__ import annotations
@@ -216,20 +217,17 @@ class SFTTrainer:
         return path
 
     def save_checkpoint(self, out: Path, step: int) -> None:
-        """OUT/checkpoints/step-N (LoRA weights, optimizer, RNG as safetensors), published atomically
-        by :func:`layersafe.rl.checkpoint.write_checkpoint`. One is enough: steps are cheap to redo."""
+        """OUT/checkpoints/step-N (LoRA weights, optimizer, RNG of every process as safetensors, step =
+        data position: batches are a pure function of (seed, step)), published atomically by
+        :func:`layersafe.rl.checkpoint.write_checkpoint`. Sharded, the LoRA weights and the AdamW
+        state are gathered by every process (collectives) and rank 0 writes them, keyed by name. One
+        is enough: steps are cheap to redo."""
+        from .. import distributed as dist
         from ..io import atomic_write_json
         from . import checkpoint as ckpt
 
         info = self.info
-        if info.distributed:  # gathered by every process (collectives), written by rank 0
-            from .. import distributed as dist
-            from .fsdp import full_optimizer_state, full_trainable
-
-            trainable, optim = full_trainable(self.peft), full_optimizer_state(self.peft, self.optimizer)
-        else:
-            trainable = {n: p.detach().cpu().clone() for n, p in self.peft.named_parameters() if p.requires_grad}
-            optim = self.optimizer.state_dict()
+        trainable, optim = ckpt.training_state(self.peft, self.optimizer, info.distributed)
 
         def write(tmp: Path) -> None:
             ckpt.save_tensors(trainable, tmp / "trainable.pt")
@@ -240,21 +238,21 @@ class SFTTrainer:
                               barrier=dist.barrier if info.distributed else (lambda: None))
 
     def load_checkpoint(self, path: Path) -> int:
+        """Every process reads the checkpoint (written by any number of processes: the state is
+        whole) and, sharded, keeps its shards. Its own RNG state, else rank 0's (the RNG drives only
+        LoRA dropout, 0 by default: the batches are a function of (seed, step))."""
         from . import checkpoint as ckpt
 
-        weights = ckpt.load_tensors(path / "trainable.pt")
-        params = {n: p for n, p in self.peft.named_parameters() if p.requires_grad}
-        if not isinstance(weights, dict) or set(params) != set(weights):
-            raise UserError(f"checkpoint {path} does not match this model/LoRA settings; start a new --out")
-        with torch.no_grad():
-            for n, t in weights.items():
-                params[n].copy_(t.to(params[n].device, params[n].dtype))
-        self.optimizer.load_state_dict(ckpt.load_tensors(path / "optimizer.pt"))
-        ckpt.load_rng_state(ckpt.rng_state_file(path, 0))  # safetensors: never unpickled
         try:
-            return int(json.loads((path / "trainer_state.json").read_text())["step"])
+            state = json.loads((path / "trainer_state.json").read_text())
+            step = int(state["step"])
         except (OSError, ValueError, KeyError, TypeError):
             raise UserError(f"checkpoint {path}: trainer_state.json is unreadable; start a new --out") from None
+        ckpt.load_training_state(path, self.peft, self.optimizer, self.info.distributed)
+        rng = ckpt.rng_state_file(path, self.info.rank)
+        ckpt.load_rng_state(rng if rng.is_file() else ckpt.rng_state_file(path, 0))  # safetensors: never unpickled
+        self.resumed_world = state.get("world_size", 1)
+        return step
 
 
 def _prepare_out(cfg: SFTConfig) -> Path | None:
@@ -283,9 +281,6 @@ def train_sft(cfg: SFTConfig, *, adapter=None, progress: bool = True, log=print,
     if not info.distributed:
         with locked_out(cfg.out, log=log):
             return _train(cfg, _prepare_out(cfg), adapter=adapter, progress=progress, log=log, _stop_after=_stop_after)
-    if cfg.resume:
-        raise UserError("--resume of a sharded (multi-process) sft run is not implemented yet; its checkpoints hold "
-                        "the gathered LoRA weights and optimizer state (docs/scale.md)")
     device = dist.rank_device(cfg.device, info)  # the same checks on every rank: no rank is left waiting
     info = dist.setup(use_cuda=device.startswith("cuda"))
     with ExitStack() as stack:
@@ -310,8 +305,10 @@ def _train(cfg: SFTConfig, latest, *, adapter, progress: bool, log, _stop_after:
     out = Path(cfg.out)
     tr = SFTTrainer(cfg, adapter=adapter, log=log if main else (lambda m: None), info=info)
     start = tr.load_checkpoint(latest) if latest is not None else 0
-    if latest is not None:
-        log(f"resumed from {latest} (step {start})")
+    if latest is not None and main:
+        was = tr.resumed_world
+        log(f"resumed from {latest} (step {start})" + (f"; written by {was} process(es), continued on {info.world}"
+                                                         if was != info.world else ""))
     run = {"config": asdict(cfg), "status": "running", "layers": tr.layers, "n_pairs": len(tr.pairs),
            "n_harmful": sum(s.harmful is not False for s, _ in tr.pairs), "num_layers": tr.adapter.num_layers,
            "default_layer": tr.adapter.default_layer, "started_step": start, "world_size": info.world,
@@ -322,7 +319,8 @@ def _train(cfg: SFTConfig, latest, *, adapter, progress: bool, log, _stop_after:
     if latest is not None and (out / LOG_JSONL).exists():
         # steps logged after the checkpoint (before the interruption) are redone: drop them
         rows = [r for r in read_jsonl(out / LOG_JSONL) if int(r.get("step", 0)) <= start]
-        atomic_write_text(out / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in rows))
+        if main:  # rank 0 alone: another rank's replace could land after rank 0 opened the log to append
+            atomic_write_text(out / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in rows))
     t0 = time.time()
     with (JsonlAppender(out / LOG_JSONL) if main else contextlib.nullcontext()) as w:
         for step in tqdm(range(start + 1, cfg.steps + 1), desc="sft", initial=start, total=cfg.steps,
