@@ -328,6 +328,16 @@ def test_perspective_invalid_key_400_stops(api, monkeypatch, concurrency):
         get_judge(f"perspective:url={api},concurrency=0")
 
 
+def _judge_cmd(tmp_path, api, rows, opts: str, batch: int):
+    """A `layersafe judge` command over ``rows`` with perspective at the fake ``api``."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "layersafe", "judge", "--input", str(inp), "--out", str(out), "--judge",
+           f"perspective:url={api},{opts}", "--batch-size", str(batch), "--no-progress"]
+    return cmd, {**os.environ, "PERSPECTIVE_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}, out
+
+
 @pytest.mark.parametrize("how", ["killed", "key refused"])
 def test_perspective_judging_resumes_without_asking_again(api, tmp_path, how):
     """`layersafe judge` with perspective stopped after two batches (the process SIGKILLed by the
@@ -335,12 +345,7 @@ def test_perspective_judging_resumes_without_asking_again(api, tmp_path, how):
     command again asks only for the rows not yet journalled."""
     n = 20
     rows = [{"id": i, "prompt": "p", "response": f"reply {i}" + (" you idiot" if i % 3 == 0 else "")} for i in range(n)]
-    inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp_path / "out.jsonl"
-    cmd = [sys.executable, "-m", "layersafe", "judge", "--input", str(inp), "--out", str(out), "--judge",
-           f"perspective:url={api},qps=1000,concurrency=4,backoff=0", "--batch-size", "4", "--no-progress"]
-    env = {**os.environ, "PERSPECTIVE_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
+    cmd, env, out = _judge_cmd(tmp_path, api, rows, "qps=1000,concurrency=4,backoff=0", 4)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if how == "killed":
         _API.victim, _API.kill_at = proc.pid, 10  # batch 3 is in flight
@@ -370,3 +375,25 @@ def test_perspective_judging_resumes_without_asking_again(api, tmp_path, how):
     scored = [json.loads(x) for x in out.read_text().splitlines()]
     assert [s["scores"]["perspective"] for s in scored] == [pytest.approx(_expected(r["response"])) for r in rows]
     assert not journal.exists()
+
+
+def test_perspective_kill_in_a_large_batch_reasks_few_rows(api, tmp_path):
+    """With --batch-size 64 the runner still hands Perspective 2 x concurrency rows per call and
+    journals each call, so a SIGKILL at the 10th request (rows 8-9 in flight) keeps 8 rows and the
+    same command asks only for the other 12 (with one 64-row call it kept none and asked all 20)."""
+    n = 20
+    rows = [{"id": i, "prompt": "p", "response": f"answer {i}"} for i in range(n)]
+    cmd, env, out = _judge_cmd(tmp_path, api, rows, "qps=1000,concurrency=2,backoff=0", 64)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _API.victim, _API.kill_at = proc.pid, 10
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    kept = (tmp_path / ".out.jsonl.journal.tmp").read_text().splitlines()
+    assert len(kept) == 8  # two finished calls of 4 rows; the third was in flight
+    _API.seen, _API.starts, _API.kill_at = [], [], 0
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    again = [s["body"]["comment"]["text"] for s in _API.seen]
+    assert sorted(again) == sorted(x["response"] for x in rows[8:])
+    assert [json.loads(x)["scores"]["perspective"] for x in out.read_text().splitlines()] == [
+        pytest.approx(_expected(x["response"])) for x in rows]

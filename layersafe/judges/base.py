@@ -60,6 +60,12 @@ class Judge:
         """Return one ``{metric: value}`` dict per row, in order."""
         raise NotImplementedError
 
+    def journal_rows(self) -> int | None:
+        """At most this many rows per call to :meth:`score` (the runner journals after each call),
+        for judges that pay per row, e.g. an API quota: a kill then re-asks at most this many
+        rows. None: the runner's batch size."""
+        return None
+
     def score_empty(self, row: dict) -> dict:
         """Scores of a row whose response is empty (:func:`outcome.is_empty`): there is nothing
         to judge, so every metric is None, never a silent "safe" 0 or "refused" 1. The refusal

@@ -171,8 +171,10 @@ def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log,
             put(i, s)
     if book is not None and len(left) < len(todo) and log:
         log(f"judge {judge.name}: {len(todo) - len(left)} rows already scored in {book.path.name}, {len(left)} to go")
-    # Batches as one process forms them, batch k to rank k % world: the same scores.
-    mine = list(iter_chunks(left, batch_size))[info.rank::info.world]
+    # Batches as one process forms them, batch k to rank k % world: the same scores. A judge that
+    # pays per row (an API) takes smaller batches, so a kill re-asks few rows.
+    step = min(batch_size, judge.journal_rows() or batch_size)
+    mine = list(iter_chunks(left, step))[info.rank::info.world]
     desc = f"judge {judge.name}" + (f" rank {info.rank}/{info.world}" if info.distributed else "")
     bar = tqdm(total=sum(map(len, mine)), desc=desc, unit="row", disable=not progress, position=info.rank)
     done = []

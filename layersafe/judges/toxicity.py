@@ -242,6 +242,11 @@ class PerspectiveJudge(Judge):
         self._stop = threading.Event()
         self._threaded = False
 
+    def journal_rows(self) -> int:
+        # Two rounds of requests in flight per journalled call: a kill re-asks at most that many
+        # rows (quota), while the threads rarely wait for a call's slowest request.
+        return 2 * self.opts["concurrency"]
+
     def score(self, rows):
         texts = [str(r.get("response") or "") for r in rows]
         workers = min(self.opts["concurrency"], len(texts))
