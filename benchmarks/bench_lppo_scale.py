@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -39,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import LAUNCH_ENV, ROOT, write_dataset  # noqa: E402  (same folder: model build, prompts)
+from bench_scale import ROOT, launcher, phase_env, run_phase, write_dataset  # noqa: E402  (same folder: model build, prompts, phases)
 
 TARGET = 1.8
 RTOL, ATOL = 1e-4, 2e-6  # one vs N processes, as tests/test_lppo_multiprocess.py
@@ -55,11 +54,8 @@ def free_port() -> int:
 
 
 def env_for(a, gpus: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    if a.device == "cuda":
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(gpus)))
-    else:  # torchrun gives each process one thread; the one-process phase gets the same
+    env = phase_env(gpus, a.device == "cuda")
+    if a.device != "cuda":  # torchrun gives each process one thread; the one-process phase gets the same
         env["OMP_NUM_THREADS"] = "1"
     return env
 
@@ -74,8 +70,7 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
     """One phase: `layersafe align` in its own process(es), the global batch split over ``procs``;
     its figures from run.json and timing.jsonl (``outside_steps_s``: the phase's wall time not in a
     step: loading, start-up, checkpoint and adapter writing). It may use ``share`` of the budget left."""
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_port",
-               str(free_port())] if procs > 1 else [sys.executable])
+    launch = launcher(procs, free_port())
     # Batch sizes of align are per process: the global batch and minibatch divided by N.
     cmd = launch + ["-m", "layersafe", "align", "--model", str(model), "--data", str(data), "--benign-data",
                     str(benign), "--batch-size", str(a.batch_size // procs), "--mini-batch-size",
@@ -87,19 +82,11 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
         shown = shown.replace(str(path), name)
     res: dict = {"command": (f"torchrun --nproc_per_node {procs} " if procs > 1 else "python ") + shown,
                  "processes": procs, "gpus": procs if a.device == "cuda" else 0}
-    limit = remaining(a, share)
-    if limit < 30:
-        return {**res, "error": "skipped: --budget spent"}
-    t = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, env=env_for(a, procs), capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        return {**res, "error": f"timed out after {limit} s"}
-    res["wall_s"] = round(time.perf_counter() - t, 1)
-    if proc.returncode != 0:  # align's own one-line errors first, else the end of the traceback
-        tail = [l.strip() for l in proc.stderr.splitlines() if l.strip()]
-        said = sorted({l for l in tail if l.startswith("layersafe: error")})
-        return {**res, "error": f"exit {proc.returncode}: " + " | ".join(said or tail[-6:])}
+    # align's own one-line errors first, else the end of the traceback
+    errors = lambda lines: sorted({l.strip() for l in lines if l.strip().startswith("layersafe: error")}) or [  # noqa: E731
+        l.strip() for l in lines[-6:]]
+    if run_phase(cmd, env_for(a, procs), remaining(a, share), res, errors) is None:
+        return res
     run = json.loads((out / "run.json").read_text())
     steps = [json.loads(l) for l in (out / "timing.jsonl").read_text().splitlines() if l.strip()]
     timing = run["timing"]

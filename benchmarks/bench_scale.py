@@ -69,35 +69,56 @@ def write_dataset(path: Path, n: int) -> Path:
     return path
 
 
-def scan(a, model: Path, data: Path, out: Path, *, procs: int, device_map: bool, layers: str, port: int) -> dict:
-    """One phase: the `layersafe scan` command in its own process(es); its run.json's figures."""
+def phase_env(gpus: int, cuda: bool) -> dict:
+    """A phase's environment: no inherited launcher variables, this checkout importable, GPUs 0..gpus-1."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    gpus = procs if not device_map else a.gpus
-    if a.device == "cuda":
+    if cuda:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(gpus)))
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_port",
-               str(port)] if procs > 1 else [sys.executable])
-    cmd = launch + ["-m", "layersafe", "scan", "--model", str(model), "--data", str(data), "--layers", layers,
-                    "--max-new-tokens", str(a.new_tokens), "--batch-size", str(a.batch_size), "--dtype", a.dtype,
-                    "--judge", "none", "--no-report", "--no-progress", "--out", str(out)]
+    return env
+
+
+def launcher(procs: int, port: int) -> list[str]:
+    """python, or torchrun with ``procs`` processes."""
+    return ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_port",
+             str(port)] if procs > 1 else [sys.executable])
+
+
+def run_phase(cmd: list[str], env: dict, limit: int, res: dict, cause) -> subprocess.CompletedProcess | None:
+    """Run one phase's command within ``limit`` seconds; records ``wall_s`` in ``res``, or ``error``
+    (skipped under 30 s, timed out, or the exit code with ``cause(stderr lines)``) and returns None."""
+    if limit < 30:
+        res["error"] = "skipped: --budget spent"
+        return None
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        res["error"] = f"timed out after {limit} s"
+        return None
+    res["wall_s"] = round(time.perf_counter() - t, 1)
+    if proc.returncode != 0:
+        res["error"] = f"exit {proc.returncode}: " + " | ".join(cause([l for l in proc.stderr.splitlines() if l.strip()]))
+        return None
+    return proc
+
+
+def scan(a, model: Path, data: Path, out: Path, *, procs: int, device_map: bool, layers: str, port: int) -> dict:
+    """One phase: the `layersafe scan` command in its own process(es); its run.json's figures."""
+    gpus = procs if not device_map else a.gpus
+    cmd = launcher(procs, port) + ["-m", "layersafe", "scan", "--model", str(model), "--data", str(data), "--layers",
+                                   layers, "--max-new-tokens", str(a.new_tokens), "--batch-size", str(a.batch_size),
+                                   "--dtype", a.dtype, "--judge", "none", "--no-report", "--no-progress", "--out",
+                                   str(out)]
     cmd += ["--device-map", "auto"] if device_map else ["--device", a.device]
     shown = " ".join(cmd[cmd.index("layersafe") - 1:]).replace(str(model), "MODEL").replace(str(data), "DATA")
     res: dict = {"command": (f"torchrun --nproc_per_node {procs} " if procs > 1 else "python ") + shown,
                  "processes": procs, "gpus": gpus if a.device == "cuda" else 0}
     limit = a.phase_timeout if a.deadline is None else min(a.phase_timeout, int(a.deadline - time.monotonic()))
-    if limit < 30:
-        return {**res, "error": "skipped: --budget spent"}
-    t = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        return {**res, "error": f"timed out after {limit} s"}
-    res["wall_s"] = round(time.perf_counter() - t, 1)
-    if proc.returncode != 0:
-        lines = [l for l in proc.stderr.splitlines() if l.strip()]
-        cause = [l for l in lines if any(w in l for w in ("error", "Error", "terminate", "abort", "Signal"))]
-        return {**res, "error": f"exit {proc.returncode}: " + " | ".join((cause or lines)[:8])}
+    errors = lambda lines: ([l for l in lines if any(w in l for w in ("error", "Error", "terminate", "abort", "Signal"))]  # noqa: E731
+                            or lines)[:8]
+    if run_phase(cmd, phase_env(gpus, a.device == "cuda"), limit, res, errors) is None:
+        return res
     run = json.loads((out / "run.json").read_text())
     st = run["stats"]
     res.update(pairs=st["generated"], new_tokens=st["new_tokens"], scan_s=st["seconds"],
@@ -152,10 +173,7 @@ def main() -> int:
         if a.model:
             model, facts = Path(a.model), {"model": a.model}
         else:
-            env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-            if a.device == "cuda":
-                env["CUDA_VISIBLE_DEVICES"] = "0"
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+            env = phase_env(1, a.device == "cuda")
             # Built in its own process: this one never holds a GPU while the phases run.
             proc = subprocess.run([sys.executable, __file__, "--preset", a.preset, "--device", a.device,
                                    "--build-to", str(work / "model")], env=env, capture_output=True, text=True,

@@ -30,26 +30,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_scale import launcher, phase_env  # noqa: E402  (same folder: launch helpers)
+
 RTOL, ATOL, W_MAX, W_MEAN = 1e-4, 2e-6, 1e-4, 1e-6  # as tests/test_align_fsdp.py
 FLOATS = ("policy_loss", "value_loss", "kl", "approx_kl", "entropy", "reward_total", "grad_norm", "score")
 COUNTS = ("response_length", "stop_rate")
 
 
-def _env(a, procs: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    if a.device == "cuda":
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(procs)))
-    return env
-
-
 def _run(a, cmd: list[str], procs: int, port: int, limit: float) -> tuple[float, str | None]:
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs), "--master_port",
-               str(port)] if procs > 1 else [sys.executable])
     t = time.perf_counter()
     try:
-        p = subprocess.run(launch + cmd, env=_env(a, procs), capture_output=True, text=True, timeout=max(limit, 1))
+        p = subprocess.run(launcher(procs, port) + cmd, env=phase_env(procs, a.device == "cuda"), capture_output=True,
+                           text=True, timeout=max(limit, 1))
     except subprocess.TimeoutExpired:
         return time.perf_counter() - t, f"timed out after {limit:.0f} s"
     if p.returncode:
@@ -105,7 +98,7 @@ def big_phase(a, work: Path, left) -> dict:
     """The model is built by benchmarks/bench_scale.py in its own process (this one holds no GPU)."""
     t = time.perf_counter()
     p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--preset", a.preset,
-                        "--device", a.device, "--build-to", str(work / "model")], env=_env(a, 1),
+                        "--device", a.device, "--build-to", str(work / "model")], env=phase_env(1, a.device == "cuda"),
                        capture_output=True, text=True, timeout=max(left(), 1))
     if p.returncode:
         return {"error": "model build failed: " + p.stderr[-2000:], "ok": False}
