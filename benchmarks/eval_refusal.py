@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from layersafe.judges.refusal import classify_refusal, gcg_is_refusal
+from layersafe.metrics.aggregate import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 XSTEST = ROOT.parent / "shared/data/xstest/xstest_v2_completions_gpt4_labeled.csv"
@@ -53,17 +54,6 @@ def load_heldout(path: Path = HELDOUT) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95 % interval of a proportion k / n."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / den
-    return (mid - half, mid + half)
-
-
 def agreement(pred: list[int], gold: list[int]) -> dict:
     """Accuracy (with its Wilson 95 % interval), precision / recall of the refusal class, Cohen's kappa."""
     n = len(gold)
@@ -77,7 +67,7 @@ def agreement(pred: list[int], gold: list[int]) -> dict:
     # kappa is undefined when the gold labels hold one class only
     kappa = (acc - chance) / (1 - chance) if chance < 1 and 0 < p_gold < 1 else float("nan")
     return {
-        "n": n, "acc": acc, "acc_ci": wilson(tp + tn, n), "kappa": kappa,
+        "n": n, "acc": acc, "acc_ci": wilson_interval(tp + tn, n), "kappa": kappa,
         "precision": tp / (tp + fp) if tp + fp and tp + fn else float("nan"),
         "recall": tp / (tp + fn) if tp + fn else float("nan"),
     }
@@ -148,7 +138,7 @@ def file_report(rows: list[dict], name: str) -> dict:
         idx = [i for i, r in enumerate(rows) if st == "ALL" or r["style"] == st]
         k, n = sum(correct[i] for i in idx), len(idx)
         g = sum(gcg_is_refusal(rows[i]["response"]) == rows[i]["label"] for i in idx) / n
-        lo, hi = wilson(k, n)
+        lo, hi = wilson_interval(k, n)
         out[st] = k / n
         print(f"{st:<28} {n:>4} {k / n:>8.3f} {lo:>6.3f}-{hi:.3f} {g:>6.3f}")
     lo, hi = bootstrap_ci(rows, correct)

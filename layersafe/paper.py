@@ -113,8 +113,9 @@ def plan_sets(cfg: PaperConfig) -> list[tuple]:
     return [(t, t.spec(cfg.data_root, over.get(t.name))) for t in tasks]
 
 
-def _model_judge(spec: str, cfg: PaperConfig) -> str:
-    """A model judge's spec with the command's --device and --allow-pickle, unless it sets its own."""
+def _model_judge(spec: str, cfg: PaperConfig, **defaults) -> str:
+    """A model judge's spec with the command's --device and --allow-pickle, and ``defaults``, each
+    unless the spec sets its own."""
     from .judges.base import parse_spec
 
     opts = parse_spec(spec)[2]
@@ -122,6 +123,9 @@ def _model_judge(spec: str, cfg: PaperConfig) -> str:
         spec += f",device={cfg.device}"
     if cfg.allow_pickle and "allow_pickle" not in opts:
         spec += ",allow_pickle=1"
+    for k, v in defaults.items():
+        if k not in opts:
+            spec += f",{k}={v}"
     return spec
 
 
@@ -129,16 +133,11 @@ def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
     """([(metric, judge spec)], notes about metrics that are skipped). Llama Guard and the reward
     model run on ``--device`` (and load pickle weights with ``--allow-pickle``) unless their spec
     says otherwise."""
-    from .judges.base import parse_spec
-
     judges, notes = [], []
     if cfg.guard.strip().lower() != "none":
-        guard = _model_judge("llamaguard:" + cfg.guard.strip(), cfg)
         # The headline needs the verdict only: one forward pass per row, no decoding (2.1x on the
         # H200, docs/benchmarks.md); mode=generate in --guard brings the categories back.
-        if "mode" not in parse_spec(guard)[2]:
-            guard += ",mode=forward"
-        judges.append(("ASR", guard))
+        judges.append(("ASR", _model_judge("llamaguard:" + cfg.guard.strip(), cfg, mode="forward")))
     else:
         notes.append("ASR skipped (--guard none): the paper's ASR is Llama Guard's share of unsafe responses")
     rm = (cfg.rm or "").strip()

@@ -278,6 +278,7 @@ class LlamaGuardJudge(Judge):
                     self.n_parse_errors += 1
                 out[i] = s
         self.n_scored += len(rows)
+        assert None not in out, "llamaguard: a row left unscored would shift every later score"
         return [s for s in out if s is not None]
 
     def _add_special(self, texts: list[str]) -> bool:

@@ -170,19 +170,15 @@ LETTERS_BY_LANGUAGE = {
     "sk": "áäčďéíĺľňóôŕšťúýž", "hr": "čćđšž", "sl": "čšž", "ro": "ăâîșşțţ", "hu": "áéíóöőúüű", "fi": "äöå",
     "et": "äöõüšž", "lt": "ąčęėįšųūž", "lv": "āčēģīķļņšūž", "tr": "çğıöşüâî", "vi": _VIETNAMESE,
 }
-# The English table, under its old name (other modules and tests read it).
-FUNCTION_WORDS = FUNCTION_WORDS_BY_LANGUAGE["en"]
+# (function words, own letters) per language, built once: the check runs on every response.
+_LANGUAGE_TESTS = [(table, frozenset(LETTERS_BY_LANGUAGE.get(lang, ""))) for lang, table in
+                   FUNCTION_WORDS_BY_LANGUAGE.items()]
 
 
-def _language_share(words: list[str]) -> tuple[float, str]:
-    """(share, language) of the language with the most evidence in ``words``: a word counts for a
+def _language_share(words: list[str]) -> float:
+    """Share of ``words`` that count for the language with the most evidence: a word counts for a
     language when it is one of its function words or is spelled with one of its own letters."""
-    best = (0.0, "en")
-    for lang, table in FUNCTION_WORDS_BY_LANGUAGE.items():
-        letters = frozenset(LETTERS_BY_LANGUAGE.get(lang, ""))
-        share = sum(w in table or not letters.isdisjoint(w) for w in words) / len(words)
-        best = max(best, (share, lang))
-    return best
+    return max(sum(w in table or not letters.isdisjoint(w) for w in words) for table, letters in _LANGUAGE_TESTS) / len(words)
 
 
 def _words(text: str) -> list[str]:
@@ -263,7 +259,7 @@ def degenerate_reason(text) -> str | None:
     prose = [w for seg in _SEGMENT.split(_URL.sub(" ", text)) if len(ws := _words(seg)) >= 4 for w in ws]
     latin = [w for w in prose if _LATIN.search(w) and not w.isdigit()]
     if len(latin) >= NO_WORDS_MIN_WORDS and len(latin) >= 0.8 * len(prose) and not _CODE.search(text):
-        share, _ = _language_share(latin)
+        share = _language_share(latin)
         if share < NO_WORDS_MAX_SHARE:
             return f"no real words: {share:.0%} common words in {len(latin)}"
     return None

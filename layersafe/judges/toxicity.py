@@ -260,19 +260,21 @@ class PerspectiveJudge(Judge):
         futures = [pool.submit(self._score_one, t) for t in texts]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                self._stop.set()  # nothing more is sent; the other threads' waits end at once
+                wait(futures)  # so the failure that stopped them is seen below, whichever ended first
             for f in futures:  # in row order: the first failure (a refused key) is raised
-                exc = f.exception() if f in done else None
+                exc = f.exception()
                 if exc is not None and not isinstance(exc, _Stopped):
                     raise exc
             return [f.result() for f in futures]
         except BaseException:
-            # A refused key or Ctrl-C: nothing more is sent, and the threads' waits end at once,
-            # so the caller's journal (runner.ScoreJournal) keeps every batch finished before.
+            # A refused key or Ctrl-C: nothing more is sent, so the caller's journal
+            # (runner.ScoreJournal) keeps every batch finished before.
             self._stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
             raise
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             self._threaded = False
 
     def _score_one(self, text: str) -> dict:

@@ -72,13 +72,14 @@ def load_paper_run(run: str | Path) -> dict:
     run = Path(run)
     state = _read_state(run)
     sets = {}
+    keys_by_metric = paper_keys(state)
     for name, info in (state.get("sets") or {}).items():
         folder = run / info.get("folder", name)
         if not (folder / "run.json").is_file():
             continue  # not scanned yet
         r = load_run(folder)  # scores of an earlier version are read under today's keys
         mats = {}
-        for metric, keys in paper_keys(state).items():
+        for metric, keys in keys_by_metric.items():
             for key in keys:  # the first key with a value: the judge that ran
                 ids, layers, m = verdict_matrix(r.rows, key, binary=metric == "ASR")
                 if np.isfinite(m).any():
