@@ -97,6 +97,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+
+def trim_jsonl(path: str | Path, last_step: int, *, rewrite: bool = True) -> list[dict]:
+    """The rows of a per-step log with ``step`` <= ``last_step``; with ``rewrite``, the file is
+    rewritten with only those (a resumed run redoes the steps after its checkpoint)."""
+    rows = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= last_step]
+    if rewrite:
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """:func:`atomic_write_text` for bytes."""
     path = Path(path)

@@ -61,7 +61,7 @@ class Idefics3Adapter(SiglipAdapter):
         # A patch is real if any of its pixels is (as the stock get_image_features computes it).
         ps = self.patch_size
         patch_mask = pixel_mask.unfold(1, ps, ps).unfold(2, ps, ps).sum(dim=(-1, -2)) > 0
-        hs = run_vision(self.vision, pixel_values, patch_attention_mask=patch_mask.to(pixel_values.device))
+        hs = run_vision(self.vision, pixel_values, patch_attention_mask=patch_mask)  # run_vision moves it
         return CropEncoded(hidden={l: hs[l] for l in layers}, n_images=len(items),
                            crops=[it["pixel_values"].shape[0] for it in items])
 

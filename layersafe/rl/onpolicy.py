@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl, write_rows
+from ..io import JsonlAppender, atomic_write_json, trim_jsonl, write_rows
 from . import checkpoint as ckpt
 from . import ppo
 
@@ -56,7 +56,6 @@ def layers_from_scan(run_dir: str, top_k: int, rank_by: str = "asr") -> tuple[li
     """The ``top_k`` layers with the highest ``rank_by`` column (default ``asr``, the headline; e.g.
     ``asr_llamaguard`` for one judge's) in RUN_DIR/metrics.csv, weights ∝ that value."""
     import csv
-    import math
 
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
@@ -726,15 +725,6 @@ class OnPolicyTrainer:
         return self.acc.reduce(t.detach().to(self.acc.device), "sum").cpu()
 
     # ---- checkpoints -----------------------------------------------------------------------
-    def trainable_state(self) -> dict:
-        """LoRA (+ value head) weights on the CPU; sharded, gathered in full: every process calls it."""
-        pol = self._unwrapped()
-        if self.sharded:
-            from .fsdp import full_trainable
-
-            return full_trainable(pol)
-        return {n: p.detach().cpu().clone() for n, p in pol.named_parameters() if p.requires_grad}
-
     def _save_adapter(self, path: Path, trainable: dict | None) -> None:
         """peft's adapter folder; sharded, from the gathered weights (``trainable``)."""
         if trainable is None:
@@ -748,22 +738,20 @@ class OnPolicyTrainer:
         method's state, RNG of every process (safetensors), data position (= step); written and
         published by :func:`layersafe.rl.checkpoint.write_checkpoint`."""
         rank, world = self.rank_world
-        trainable = optim = None
-        if self.sharded:  # gathered by every process (collectives), written by rank 0, keyed by name
-            from .fsdp import full_optimizer_state
-
-            trainable, optim = self.trainable_state(), full_optimizer_state(self.policy, self.optimizer)
+        # Sharded: gathered by every process (collectives), written by rank 0, keyed by name.
+        gathered = ckpt.training_state(self._unwrapped(), self.optimizer, True) if self.sharded else None
 
         def write(tmp: Path) -> None:
-            ckpt.save_tensors(self.trainable_state() if trainable is None else trainable, tmp / "trainable.pt")
-            ckpt.save_tensors(self.optimizer.state_dict() if optim is None else optim, tmp / "optimizer.pt")
+            trainable, optim = gathered or ckpt.training_state(self._unwrapped(), self.optimizer, False)
+            ckpt.save_tensors(trainable, tmp / "trainable.pt")
+            ckpt.save_tensors(optim, tmp / "optimizer.pt")
             ckpt.save_tensors(self.scheduler.state_dict(), tmp / "scheduler.pt")
             atomic_write_json(tmp / "trainer_state.json", {
                 "step": step, "method": getattr(self.cfg, "method", "lppo"), "world_size": world,
                 "data_position": step * world * self.cfg.batch_size, "layers": self.layers,
                 "layer_weights": self.layer_weights, **self.extra_state()})
             if self.peft is not None:
-                self._save_adapter(tmp / ADAPTER_DIR, trainable)  # loadable on its own, too
+                self._save_adapter(tmp / ADAPTER_DIR, gathered[0] if gathered else None)  # loadable on its own, too
 
         return ckpt.write_checkpoint(out, step, self.cfg.keep_checkpoints, write, rank=rank, world=world,
                                      barrier=self._barrier)
@@ -792,7 +780,11 @@ class OnPolicyTrainer:
 
     # ---- final outputs ---------------------------------------------------------------------
     def save_final(self, out: Path, merge: bool) -> None:
-        trainable = self.trainable_state() if self.sharded else None  # a collective: before rank 0 alone goes on
+        trainable = None
+        if self.sharded:  # a collective: before rank 0 alone goes on
+            from .fsdp import full_trainable
+
+            trainable = full_trainable(self._unwrapped())
         if not self.is_main:
             return
         pol = self._unwrapped()
@@ -854,8 +846,7 @@ class Logger:
         self.rows = []
         if resume_step is not None and path.exists():
             # Rows written after the checkpoint (before a crash) are redone: drop them.
-            self.rows = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= resume_step]
-            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in self.rows))
+            self.rows = trim_jsonl(path, resume_step)
         self.jsonl = JsonlAppender(path)
         self.tb = self.wandb = None
         if cfg.log_with == "tensorboard":
@@ -975,8 +966,7 @@ def _timing_file(out: Path, start: int) -> JsonlAppender:
     """OUT/timing.jsonl, its rows past ``start`` (steps a resumed run redoes) dropped, as the log's."""
     path = out / TIMING_JSONL
     if path.exists():
-        rows = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= start]
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+        trim_jsonl(path, start)
     return JsonlAppender(path)
 
 

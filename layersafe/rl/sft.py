@@ -298,7 +298,7 @@ def _train(cfg: SFTConfig, latest, *, adapter, progress: bool, log, _stop_after:
     from tqdm.auto import tqdm
 
     from .. import distributed as dist
-    from ..io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
+    from ..io import JsonlAppender, atomic_write_json, trim_jsonl
 
     info = info or dist.RankInfo()
     main = info.is_main
@@ -317,10 +317,9 @@ def _train(cfg: SFTConfig, latest, *, adapter, progress: bool, log, _stop_after:
         atomic_write_json(out / RUN_JSON, run)
     rows = []
     if latest is not None and (out / LOG_JSONL).exists():
-        # steps logged after the checkpoint (before the interruption) are redone: drop them
-        rows = [r for r in read_jsonl(out / LOG_JSONL) if int(r.get("step", 0)) <= start]
-        if main:  # rank 0 alone: another rank's replace could land after rank 0 opened the log to append
-            atomic_write_text(out / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in rows))
+        # steps logged after the checkpoint (before the interruption) are redone: drop them; rank 0
+        # alone rewrites (another rank's replace could land after rank 0 opened the log to append)
+        rows = trim_jsonl(out / LOG_JSONL, start, rewrite=main)
     t0 = time.time()
     with (JsonlAppender(out / LOG_JSONL) if main else contextlib.nullcontext()) as w:
         for step in tqdm(range(start + 1, cfg.steps + 1), desc="sft", initial=start, total=cfg.steps,
