@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from layersafe.organism import weights_path
 
@@ -121,6 +122,23 @@ def test_build_smoke(tmp_path):
     meta = json.loads((again / "config.json").read_text())["layersafe_organism"]
     assert meta["from_pre_safety"] == str(pre) and meta["build"]["safety_lr"] == 2e-5
     assert meta["stages"]["safety"]["steps"] == 2 and meta["stages"]["base"]["steps"] >= 1
+    # early encoder blocks and the projector frozen, exit-layer rehearsal batches: the features of
+    # layers 0..4 stay exactly the pre-safety model's, later blocks move
+    late = tmp_path / "late"
+    r = subprocess.run([sys.executable, "-m", "layersafe", "organism", "build", "--out", str(late), "--from-pre-safety",
+                        str(pre), "--set", "safety_vision_from=4", "--set", "safety_projector=false",
+                        "--set", "safety_exit=0.5", "--set", "safety_exit_layers=0-3", "--set", "safety_steps=3",
+                        "--set", "safety_vision_lr=1e-2", "--device", "cpu", "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    a, b = load_file(pre / "model.safetensors"), load_file(late / "model.safetensors")
+    moved = {k for k in a if not torch.equal(a[k], b[k])}
+    frozen = [k for k in a if "multi_modal_projector" in k or "embeddings" in k or "pre_layrnorm" in k
+              or any(f"encoder.layers.{i}." in k for i in range(4))]
+    assert frozen and not moved & set(frozen)
+    assert any("encoder.layers.4." in k for k in moved) and any("language_model" in k for k in moved)
 
 
 def test_build_set_rejects_unknown_fields(tmp_path):

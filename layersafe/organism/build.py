@@ -68,6 +68,16 @@ class BuildConfig:
     # the encoder/projector at safety_vision_lr), always with default-layer features only.
     safety_train: str = "all"
     safety_vision_lr: float = 3e-4
+    # Encoder blocks below this index (and the patch embedding) stay frozen in the safety stage, so
+    # the features of exit layers <= this index are exactly what the multimodal stage trained on
+    # (0 = the whole encoder trains, v2). safety_projector=False also keeps the projector frozen.
+    safety_vision_from: int = 0
+    safety_projector: bool = True
+    # Share of safety-stage batches drawn as in the multimodal stage (compliance kept) at one of the
+    # encoder layers in safety_exit_layers ("0-3" or "0,2"): rehearsal of the exit layers' answers.
+    # 0 = never (v2: the safety stage sees default-layer features only).
+    safety_exit: float = 0.0
+    safety_exit_layers: str = "0-3"
     # Organism v2 (docs/organism.md, "v2"): benign data whose answers copy the subject. None = the v1
     # data; a number = that share of base/multimodal benign requests about pseudo-words (every training
     # template, topic and task; the tokenizer trained on that text too).
@@ -177,6 +187,43 @@ def _trainable(model, stage: str, cfg: BuildConfig):
     return lm  # base and safety: the language model alone
 
 
+def _safety_vision_params(model, cfg: BuildConfig) -> list:
+    """Encoder and projector parameters the safety stage trains (at ``safety_vision_lr``)."""
+    tower = model.model.vision_tower
+    blocks = getattr(tower, "vision_model", tower).encoder.layers  # transformers < 5 nests vision_model
+    if cfg.safety_vision_from == 0:
+        vis = list(model.model.vision_tower.parameters())
+    else:  # blocks from safety_vision_from on (post_layernorm only feeds the unused pooled output)
+        vis = [p for b in blocks[cfg.safety_vision_from:] for p in b.parameters()]
+    return vis + (list(model.model.multi_modal_projector.parameters()) if cfg.safety_projector else [])
+
+
+def parse_layer_list(spec: str, n_layers: int) -> list[int]:
+    """``"0-3"`` / ``"0,2,5"`` -> encoder layers (0..n_layers); a UserError names the fix."""
+    from ..errors import UserError
+
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            a, _, b = part.strip().partition("-")
+            out += range(int(a), int(b or a) + 1)
+    except ValueError:
+        out = []
+    if not out or min(out) < 0 or max(out) > n_layers:
+        raise UserError(f"safety_exit_layers={spec!r}: give encoder layers in 0..{n_layers}, e.g. 0-3 or 0,2")
+    return sorted(set(out))
+
+
+def check_config(cfg: BuildConfig) -> None:
+    """Settings that would otherwise fail only after the first stages have run."""
+    from ..errors import UserError
+
+    if not 0 <= cfg.safety_vision_from < cfg.vision_layers:
+        raise UserError(f"safety_vision_from={cfg.safety_vision_from}: give an encoder block in 0..{cfg.vision_layers - 1}")
+    if cfg.safety_exit:
+        parse_layer_list(cfg.safety_exit_layers, cfg.vision_layers)
+
+
 class _BatchStream(torch.utils.data.IterableDataset):
     """``steps`` batches from ``make_batch(rng)``, split over DataLoader workers (worker w draws
     batches w, w + n, ... from its own ``random.Random(f"{key}-w{w}")``)."""
@@ -255,7 +302,7 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
     params = _trainable(model, stage, cfg)
     groups = [{"params": params, "lr": lr}]
     if stage == "safety" and cfg.safety_train == "all":
-        vis = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())
+        vis = _safety_vision_params(model, cfg)
         groups.append({"params": vis, "lr": cfg.safety_vision_lr})
         params = params + vis
     for p in model.parameters():
@@ -269,11 +316,15 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
     n_layers = model.config.vision_config.num_hidden_layers
     default = model.config.vision_feature_layer % (n_layers + 1)
     all_layers = stage == "multimodal" and cfg.multimodal_layers == "all"
+    exit_layers = parse_layer_list(cfg.safety_exit_layers, n_layers) if stage == "safety" and cfg.safety_exit else []
 
     def make_batch(rng):
-        batch = [D.sample_example(rng, stage, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel,
+        kind, layer = stage, rng.randint(0, n_layers) if all_layers else default
+        if exit_layers and rng.random() < cfg.safety_exit:
+            kind, layer = "multimodal", rng.choice(exit_layers)
+        batch = [D.sample_example(rng, kind, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel,
                                   cfg.novel, cfg.base_benign, cfg.safety_benign) for _ in range(cfg.batch_size)]
-        return (*collate(batch, processor, "cpu"), rng.randint(0, n_layers) if all_layers else default)
+        return (*collate(batch, processor, "cpu"), layer)
 
     model.train()
     losses = []
@@ -350,6 +401,7 @@ def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progres
     ``from_pre_safety``: start from such a saved model and run the safety stage alone (cheap: the
     safety stage's settings can be compared without repeating stages 0-2; runs on a CPU in minutes)."""
     cfg = cfg or BuildConfig()
+    check_config(cfg)
     from ..models import pick_device
 
     device = pick_device(cfg.device)
