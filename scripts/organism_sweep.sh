@@ -3,7 +3,8 @@
 # build A that also saves its pre-safety model, then every variant of VARIANTS (lines
 # "NAME full|safety BUILD_ARGS...": "full" = a whole build, "safety" = the safety stage alone from
 # A's pre-safety model), all in parallel; each model gets a full `organism eval`.
-# Usage (repo root, PYTHONPATH=$PWD): [A_ARGS="--set k=v ..."] bash scripts/organism_sweep.sh VARIANTS WORKDIR DEADLINE_S
+# PRE=DIR skips A and starts the safety variants from that saved pre-safety model instead.
+# Usage (repo root, PYTHONPATH=$PWD): [A_ARGS="--set k=v ..."] [PRE=DIR] bash scripts/organism_sweep.sh VARIANTS WORKDIR DEADLINE_S
 # then: python3 scripts/organism_pick.py WORKDIR [--tar DIR]
 set -u
 V=$1; W=${2:-/tmp/sweep}; DEADLINE=${3:-560}; mkdir -p "$W/logs"
@@ -16,7 +17,9 @@ one() {  # name, build args...
     && timeout "$(left)" $L eval --model "$W/$name" --out "$W/eval-$name" --no-progress >"$W/logs/$name.eval.log" 2>&1
   echo "$name done rc=$? at $(( $(date +%s) - t0 ))s"
 }
-one A --pre-safety "$W/pre" ${A_ARGS:-} &  # A_ARGS: build args of A (and so of every safety variant's base)
+if [ -n "${PRE:-}" ]; then mkdir -p "$W" && cp -r "$PRE" "$W/pre"
+else one A --pre-safety "$W/pre" ${A_ARGS:-} &  # A_ARGS: build args of A (and so of every safety variant's base)
+fi
 while read -r name kind args; do
   [ "$kind" = full ] && one "$name" $args &
 done < <(grep -v '^#' "$V")
