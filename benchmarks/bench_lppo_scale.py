@@ -9,7 +9,10 @@ default, the rule-based ``refusal`` reward (no reward model to load). Prompts: `
 bench_scale's synthetic picture questions plus the same number as ``--benign-data`` (half of each
 batch). Each phase reads its own figures from the run folder: ``run.json`` ``timing`` (mean seconds
 per step and per phase, the first step left out as warm-up) and ``timing.jsonl`` (every step:
-generate / score / learn, and the rollout's tokenize / encode / decode / gather).
+generate / score / learn, and the rollout's tokenize / encode / decode / gather). Both phases run
+``--decode-cache keep`` by default (docs/lppo.md "Decode cache"): every timed step replays the
+static decoder built in step 1 instead of re-allocating its cache and re-capturing its graph.
+The JSON's ``machine`` lists every GPU of the machine (nvidia-smi), not what one phase sees.
 
     # 2 GPUs, random LLaVA-1.5-7B, bf16: 64 rollouts x 128 new tokens, global minibatch 16, 4 PPO
     # epochs, 3 steps (issue 20's target: samples/s on 2 GPUs >= 1.8x one GPU)
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import ROOT, launcher, phase_env, run_phase, write_dataset  # noqa: E402  (same folder: model build, prompts, phases)
+from bench_scale import ROOT, launcher, machine, phase_env, run_phase, write_dataset  # noqa: E402  (same folder: model build, prompts, phases)
 
 TARGET = 1.8
 RTOL, ATOL = 1e-4, 2e-6  # one vs N processes, as tests/test_lppo_multiprocess.py
@@ -76,7 +79,8 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
                     str(benign), "--batch-size", str(a.batch_size // procs), "--mini-batch-size",
                     str(a.mini_batch_size // procs), "--ppo-epochs", str(a.ppo_epochs), "--max-new-tokens",
                     str(a.new_tokens), "--steps", str(a.steps), "--save-every", str(a.steps), "--dtype", a.dtype,
-                    "--device", a.device, "--layers", a.layers, "--no-progress", "--out", str(out)]
+                    "--device", a.device, "--layers", a.layers, "--decode-cache", a.decode_cache, "--no-progress",
+                    "--out", str(out)]
     shown = " ".join(cmd[cmd.index("layersafe") - 1:])
     for path, name in ((model, "MODEL"), (data, "DATA"), (benign, "BENIGN"), (out, "OUT")):
         shown = shown.replace(str(path), name)
@@ -106,7 +110,7 @@ def build_model(a, dest: Path) -> tuple[Path | None, dict]:
     if proc.returncode != 0:
         return None, {"error": "model build failed: " + proc.stderr[-2000:]}
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
-    return dest, {**facts, "build_and_save_wall_s": round(time.perf_counter() - t, 1)}
+    return dest, {**facts, "build_and_save_wall_s": round(time.perf_counter() - t, 1), "machine": machine()}
 
 
 def compare_logs(one: Path, two: Path, rtol: float = RTOL, atol: float = ATOL) -> dict:
@@ -145,6 +149,9 @@ def main() -> int:
     ap.add_argument("--ppo-epochs", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3, help="steps per phase; the first is warm-up, not timed")
     ap.add_argument("--layers", default=None, help="align --layers (default 8,12,16; tiny: 2,3,4)")
+    ap.add_argument("--decode-cache", choices=["keep", "release", "auto"], default="keep",
+                    help="align --decode-cache (default keep: every timed step replays the decoder built in "
+                         "step 1; auto keeps it from step 2 on, so its step 2 still builds one)")
     ap.add_argument("--prompts", type=int, default=128, help="synthetic harmful prompts (and as many benign)")
     ap.add_argument("--phase-timeout", type=int, default=300, help="seconds per phase")
     ap.add_argument("--budget", type=int, default=None,
@@ -169,7 +176,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     try:
-        model, facts = (Path(a.model), {"model": a.model}) if a.model else build_model(a, work / "model")
+        model, facts = (Path(a.model), {"model": a.model, "machine": machine()}) if a.model else \
+            build_model(a, work / "model")
         if model is None:
             print(json.dumps({"error": facts["error"]}))
             return 1
@@ -177,7 +185,8 @@ def main() -> int:
         benign = write_dataset(work / "benign.jsonl", a.prompts)
         res: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": a.preset, **facts,
                      "global_batch": a.batch_size, "global_mini_batch": a.mini_batch_size, "new_tokens": a.new_tokens,
-                     "ppo_epochs": a.ppo_epochs, "steps": a.steps, "layers": a.layers, "reward": "refusal"}
+                     "ppo_epochs": a.ppo_epochs, "steps": a.steps, "layers": a.layers, "reward": "refusal",
+                     "decode_cache": a.decode_cache}
         one = align(a, model, data, benign, work / "one", 1, share=0.6)  # the slower phase; leave the rest
         print(json.dumps({"one": one}), file=sys.stderr, flush=True)  # in case the next phase dies
         dp = align(a, model, data, benign, work / "dp", a.gpus)
@@ -188,8 +197,8 @@ def main() -> int:
             res["target"] = TARGET
             res["meets_target"] = speedup >= TARGET
             # Which phase limits the speed-up: each phase's one-GPU time over its N-GPU time.
-            res["phase_speedup"] = {k: round(one["phase_s"][k] / dp["phase_s"][k], 3)
-                                    for k in one["phase_s"] if k in dp["phase_s"] and dp["phase_s"][k] > 0}
+            res["phase_speedup"] = {k: round(one["phase_s"][k] / dp["phase_s"][k], 3) for k in one["phase_s"]
+                                    if k in dp["phase_s"] and dp["phase_s"][k] > 0 and k != "decode_cache_kept"}
             res["one_vs_data_parallel_logs"] = compare_logs(work / "one", work / "dp")
         res["total_wall_s"] = round(time.perf_counter() - t, 1)
         print(json.dumps(res, indent=2))

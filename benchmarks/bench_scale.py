@@ -56,10 +56,21 @@ def build(preset: str, device: str, out: Path) -> dict:
     processor.save_pretrained(out)
     facts = {"params": sum(p.numel() for p in model.parameters()), "dtype": str(dtype).replace("torch.", ""),
              "build_s": round(built, 1), "save_s": round(time.perf_counter() - t - built, 1),
-             "machine": (f"{torch.cuda.device_count()}x {torch.cuda.get_device_name()}" if torch.cuda.is_available()
-                         else f"{platform.machine()} CPU, {os.cpu_count()} cores"),
              "torch": torch.__version__, "transformers": __import__("transformers").__version__}
     return facts
+
+
+def machine() -> str:
+    """The machine the benchmark ran on: every GPU nvidia-smi lists (the model-building process sees
+    only GPU 0, so it cannot say) and the CPU cores."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        names = [n.strip() for n in out.splitlines() if n.strip()]
+    except (OSError, subprocess.SubprocessError):
+        names = []
+    gpus = [f"{names.count(n)}x {n}" for n in dict.fromkeys(names)]
+    return ", ".join([*gpus, f"{os.cpu_count()} CPU cores ({platform.machine()})"])
 
 
 def write_dataset(path: Path, n: int) -> Path:
@@ -183,6 +194,7 @@ def main() -> int:
                 return 1
             model, facts = work / "model", json.loads(proc.stdout.strip().splitlines()[-1])
             facts["build_and_save_wall_s"] = round(time.perf_counter() - t, 1)
+        facts["machine"] = machine()
         data = write_dataset(work / "data.jsonl", a.samples)
         res: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": a.preset, **facts,
                      "samples": a.samples, "layers": a.layers, "new_tokens": a.new_tokens, "batch_size": a.batch_size}

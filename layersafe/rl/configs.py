@@ -22,6 +22,7 @@ Method = Literal["lppo", "distill"]
 KLEstimator = Literal["k1", "k3"]  # = layersafe.rl.ppo.KL_ESTIMATORS
 LRSchedule = Literal["constant", "linear"]
 LogWith = Literal["none", "tensorboard", "wandb"]
+DecodeCache = Literal["auto", "keep", "release"]
 
 
 # ============================================================================================
@@ -59,6 +60,10 @@ class LPPOConfig:
     max_new_tokens: int = opt(64, "response length limit", min=1, resume=True)
     temperature: float = opt(1.0, "sampling temperature; log-probs use logits/T too", min_exclusive=0, why="PPO needs a sampling policy", resume=True)
     cache: CacheMode = opt("auto", "rollout " + CACHE_HELP)
+    decode_cache: DecodeCache = opt("auto", "the static-cache decoder's KV cache and CUDA graph between steps: keep (built "
+                                    "once, replayed every step), release (freed after each rollout, rebuilt and "
+                                    "re-captured every step), auto (keep on a GPU from the second step on when the "
+                                    "cache fits next to the memory the learning phase used; docs/lppo.md)")
     # --- PPO -------------------------------------------------------------------------------
     gamma: float = opt(1.0, "discount γ (eq. 6)", min=0, max=1, resume=True)
     lam: float = opt(0.95, "GAE λ (eq. 6)", min=0, max=1, resume=True)

@@ -46,6 +46,9 @@ CKPT_DIR = ckpt.CKPT_DIR
 LATEST = ckpt.LATEST
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
+# --decode-cache auto keeps the decoder only if this share of the GPU stays free beyond the memory
+# the step needed so far plus the cache: learning's footprint varies with the step's lengths.
+DECODE_CACHE_MARGIN = 0.10
 
 
 # ============================================================================================
@@ -385,6 +388,8 @@ class OnPolicyTrainer:
         if self.acc is not None and not self.sharded:  # DDP; sharded, FSDP reduces the gradients
             self.policy, self.optimizer = self.acc.prepare(self.policy, self.optimizer)
         self.step = 0
+        self.rollouts_done = 0  # in this launch: --decode-cache auto decides only after a learning phase
+        self.decode_cache_kept: bool | None = None  # last rollout's decision (None: no static decoder)
 
     # ---- hooks -----------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -524,6 +529,11 @@ class OnPolicyTrainer:
         gc = self.raw.generation_config
         old_top_k, gc.top_k = gc.top_k, 0
         # Sharded: stock generate (the CUDA-graph decoder cannot replay FSDP's gathers), synchronized.
+        dev = self.raw.get_input_embeddings().weight.device
+        cuda = dev.type == "cuda"
+        # What this process holds before decoding: --decode-cache auto's estimate (see _keep_decoder).
+        reserved0 = torch.cuda.memory_reserved(dev) if cuda else 0
+        allocated0 = torch.cuda.memory_allocated(dev) if cuda else 0
         generate = functools.partial(ad.generate, [items[j] for j in mine], [feats[j] for j in mine],
                                      max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
                                      top_p=1.0, cache="dynamic" if self.sharded else cfg.cache,
@@ -537,10 +547,10 @@ class OnPolicyTrainer:
                 gens = generate()
         finally:
             gc.top_k = old_top_k
-        ad.release_cache()  # a static KV cache would sit idle through scoring and learning
+        self._settle_decoder(dev, reserved0, allocated0)
+        self.rollouts_done += 1
         t_dec = self._clock()
         gens = self._gather_rows(gens)
-        dev = self.raw.get_input_embeddings().weight.device
         pad = self.tok.pad_token_id
         # The stop token the row generated (Llama 3 stops on any of several), so the scored
         # response is exactly the sampled one.
@@ -558,6 +568,38 @@ class OnPolicyTrainer:
         self.rollout_seconds = {"tokenize": t_tok - t0, "encode": t_enc - t_tok, "decode": t_dec - t_enc,
                                 "gather": t_end - t_dec}
         return ro
+
+    def _settle_decoder(self, dev, reserved0: int, allocated0: int) -> None:
+        """After a rollout: keep the static-cache decoder (its KV cache and CUDA graph) for the next
+        step's rollout, or free it (``--decode-cache``; docs/lppo.md "Decode cache"). Keeping it is
+        exact: the graph reads the LoRA weights by address (the optimizer updates them in place) and
+        was captured on the adapter-enabled path (rollouts never run under ``disable_adapter``); the
+        trainer frees it before anything changes the modules (:meth:`release_decoder`)."""
+        cache = getattr(self.cfg, "cache", "auto")
+        if self.sharded or not self.adapter.static_cache or not (cache == "static" or (cache == "auto" and dev.type == "cuda")):
+            return  # stock generate (models/llava.py _use_static): nothing kept between calls
+        mode = getattr(self.cfg, "decode_cache", "release")
+        keep = mode == "keep" or (mode == "auto" and self._decoder_fits(dev, reserved0, allocated0))
+        if not keep:
+            self.adapter.release_cache()  # the KV cache would sit idle through scoring and learning
+        self.decode_cache_kept = keep
+
+    def _decoder_fits(self, dev, reserved0: int, allocated0: int) -> bool:
+        """``auto``: on a GPU, once a learning phase has run in this launch, keep the decoder if the
+        memory reserved before this rollout (the high-water mark of the steps so far: the caching
+        allocator keeps what it reserved, and it includes a decoder already kept) plus what this
+        decode newly allocated (a new cache) leaves ``DECODE_CACHE_MARGIN`` of the GPU free."""
+        if dev.type != "cuda" or self.rollouts_done == 0:
+            return False
+        grown = max(0, torch.cuda.memory_allocated(dev) - allocated0)
+        free, total = torch.cuda.mem_get_info(dev)
+        usable = free + torch.cuda.memory_reserved(dev)  # what this process can hold
+        return reserved0 + grown <= usable - DECODE_CACHE_MARGIN * total
+
+    def release_decoder(self) -> None:
+        """Free a kept static decoder: at the end of training (before merging changes the modules)."""
+        self.adapter.release_cache()
+        self.decode_cache_kept = None if self.decode_cache_kept is None else False
 
     def _tokenize_global(self, batch, mine: list[int]) -> list:
         """Every row of the global batch tokenised with its image, each process preprocessing only
@@ -943,6 +985,7 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
                 if _stop_after is not None and step >= _stop_after:
                     return {"stopped_at": step, "last": last}
         finally:
+            trainer.release_decoder()  # before save_final's merge changes the modules the graph replays
             bar.close()
             if logger:
                 logger.close()
@@ -974,9 +1017,11 @@ def step_timing(trainer, step: int, row: dict) -> dict:
     """One timing.jsonl row: the step's wall time, its phases (``generate``, ``score``, ``learn``;
     GPU-synced) and the parts of the rollout (``tokenize``: images loaded and preprocessed,
     ``encode``, ``decode``, ``gather``: responses shared between processes)."""
+    kept = getattr(trainer, "decode_cache_kept", None)
     return {"step": step, "seconds": row.get("seconds"),
             **{k: round(v, 4) for k, v in getattr(trainer, "last_phase_seconds", {}).items()},
-            **{f"rollout_{k}": round(v, 4) for k, v in getattr(trainer, "rollout_seconds", {}).items()}}
+            **{f"rollout_{k}": round(v, 4) for k, v in getattr(trainer, "rollout_seconds", {}).items()},
+            **({} if kept is None else {"decode_cache_kept": int(kept)})}
 
 
 def timing_summary(times: list[dict], global_batch: int) -> dict:
