@@ -194,7 +194,7 @@ def main() -> int:
                 return 1
             model, facts = work / "model", json.loads(proc.stdout.strip().splitlines()[-1])
             facts["build_and_save_wall_s"] = round(time.perf_counter() - t, 1)
-        facts["machine"] = machine()
+        facts["machine"] = machine()  # every GPU of the machine: the build process saw only GPU 0
         data = write_dataset(work / "data.jsonl", a.samples)
         res: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": a.preset, **facts,
                      "samples": a.samples, "layers": a.layers, "new_tokens": a.new_tokens, "batch_size": a.batch_size}

@@ -528,12 +528,12 @@ class OnPolicyTrainer:
         # generate: save_pretrained rejects top_k=0.
         gc = self.raw.generation_config
         old_top_k, gc.top_k = gc.top_k, 0
-        # Sharded: stock generate (the CUDA-graph decoder cannot replay FSDP's gathers), synchronized.
         dev = self.raw.get_input_embeddings().weight.device
         cuda = dev.type == "cuda"
-        # What this process holds before decoding: --decode-cache auto's estimate (see _keep_decoder).
+        # What this process holds before decoding: --decode-cache auto's estimate (_decoder_fits).
         reserved0 = torch.cuda.memory_reserved(dev) if cuda else 0
         allocated0 = torch.cuda.memory_allocated(dev) if cuda else 0
+        # Sharded: stock generate (the CUDA-graph decoder cannot replay FSDP's gathers), synchronized.
         generate = functools.partial(ad.generate, [items[j] for j in mine], [feats[j] for j in mine],
                                      max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
                                      top_p=1.0, cache="dynamic" if self.sharded else cfg.cache,
@@ -572,11 +572,12 @@ class OnPolicyTrainer:
     def _settle_decoder(self, dev, reserved0: int, allocated0: int) -> None:
         """After a rollout: keep the static-cache decoder (its KV cache and CUDA graph) for the next
         step's rollout, or free it (``--decode-cache``; docs/lppo.md "Decode cache"). Keeping it is
-        exact: the graph reads the LoRA weights by address (the optimizer updates them in place) and
+        correct: the graph reads the LoRA weights by address (the optimizer updates them in place) and
         was captured on the adapter-enabled path (rollouts never run under ``disable_adapter``); the
         trainer frees it before anything changes the modules (:meth:`release_decoder`)."""
         cache = getattr(self.cfg, "cache", "auto")
-        if self.sharded or not self.adapter.static_cache or not (cache == "static" or (cache == "auto" and dev.type == "cuda")):
+        static = cache == "static" or (cache == "auto" and dev.type == "cuda")
+        if self.sharded or not self.adapter.static_cache or not static:
             return  # stock generate (models/llava.py _use_static): nothing kept between calls
         mode = getattr(self.cfg, "decode_cache", "release")
         keep = mode == "keep" or (mode == "auto" and self._decoder_fits(dev, reserved0, allocated0))
