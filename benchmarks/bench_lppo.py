@@ -23,6 +23,11 @@ measured here is reported too. ``mfu_6n_counted`` / ``mfu_4n_counted`` use the f
 torch's FlopCounterMode counts on the learning phase's own minibatches (every family: Mllama's
 cross-attention over 6,404 vision states per image and Qwen's shapes need no formula).
 
+``--family-recompute`` recomputes in the backward pass only the layers the family's adapter names
+(``recompute_in_backward``; Mllama: its 8 cross-attention layers, which hold every row's keys and
+values over the image states); that replay is reported as ``learn_recompute_flops_counted`` and
+never counted in any MFU (the counted forward runs under no_grad, where nothing is replayed).
+
 Also asserts one copy of the base weights: LoRA's reference is the same base with the adapter
 disabled and the value head shares the trunk, so no base parameter is copied.
 
@@ -222,9 +227,10 @@ def build(family: str, preset: str, device, dtype, tmp: str):
     return ADAPTERS[type(model).__name__](model, processor, name=f"random:{family}", device=device)
 
 
-def counted_forward_flops(trainer, ro, mini_batch: int) -> float:
-    """Forward FLOPs of one pass over the rollout's minibatches (the learning phase's shapes),
-    counted by torch (FlopCounterMode: matmuls, attention)."""
+def count_forward(trainer, ro, mini_batch: int):
+    """torch's FlopCounterMode over one forward pass of the rollout's minibatches (the learning
+    phase's shapes: matmuls, attention), per module. Under no_grad, so a layer set to recompute in
+    the backward (``--family-recompute``) runs once here: recompute is never counted as model FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from layersafe.rl.onpolicy import response_forward
@@ -234,7 +240,18 @@ def counted_forward_flops(trainer, ro, mini_batch: int) -> float:
         for start in range(0, n, mini_batch):
             response_forward(trainer.policy, trainer.raw, trainer.adapter, ro, list(range(start, min(n, start + mini_batch))),
                              1.0)
-    return float(counter.get_total_flops())
+    return counter
+
+
+def counted_forward_flops(trainer, ro, mini_batch: int) -> float:
+    """Model forward FLOPs of one pass over the rollout's minibatches (:func:`count_forward`)."""
+    return float(count_forward(trainer, ro, mini_batch).get_total_flops())
+
+
+def module_flops(counter, names) -> float:
+    """FLOPs the counter attributes to the modules ``names`` (their names in the VLM)."""
+    return float(sum(v for key, ops in counter.get_flop_counts().items() for n in names if key.endswith("." + n)
+                     for v in ops.values()))
 
 
 def run_family(a, family: str) -> dict:
@@ -260,6 +277,8 @@ def run_family(a, family: str) -> dict:
         trainer = LPPOTrainer(cfg, adapter=adapter, log=lambda m: None)
         if a.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # The family's own recompute choice (Mllama: its cross-attention layers; others: none).
+        recomputed = adapter.recompute_in_backward(model) if a.family_recompute else []
 
         # One copy of the base weights: the policy's frozen parameters are exactly the base
         # tensors (same storage), there is no reference copy, and setting up the trainer
@@ -314,10 +333,12 @@ def run_family(a, family: str) -> dict:
         peak_reserved = torch.cuda.max_memory_reserved() if cuda else 0
         ro, n_img, tiles = rollouts[-1]
         try:
-            fwd_counted = a.ppo_epochs * counted_forward_flops(trainer, ro, mini)
+            counter = count_forward(trainer, ro, mini)
+            fwd_counted = a.ppo_epochs * float(counter.get_total_flops())
+            fwd_recomputed = a.ppo_epochs * module_flops(counter, recomputed)
         except Exception as e:  # the timed figures stand without it
             print(f"FlopCounterMode failed ({type(e).__name__}: {e}); mfu_*_counted left out", flush=True)
-            fwd_counted = None
+            fwd_counted = fwd_recomputed = None
 
     # Learning-phase FLOPs, from the shapes the last reported step trained on.
     P, R = shapes[a.steps - 1]
@@ -340,7 +361,8 @@ def run_family(a, family: str) -> dict:
         "base_weight_gb": round(base_bytes / 1e9, 2), "trainable_params": trainable,
         "extra_after_trainer_gb": round(extra / 1e9, 3), "one_copy_of_base_weights": True,
         "batch_size": a.batch_size, "mini_batch_size": mini, "ppo_epochs": a.ppo_epochs,
-        "new_tokens": a.new_tokens, "gradient_checkpointing": a.gradient_checkpointing, "prompt_tokens_padded": P,
+        "new_tokens": a.new_tokens, "gradient_checkpointing": a.gradient_checkpointing,
+        "recomputed_modules": recomputed, "prompt_tokens_padded": P,
         "response_tokens_padded": R, "cache": a.cache, "static_cache": adapter.static_cache,
         "image_features_per_prompt": {"min": min(n_img), "max": max(n_img)},
         "tiles_per_image": None if tiles is None else {"min": min(tiles), "max": max(tiles)},
@@ -354,6 +376,8 @@ def run_family(a, family: str) -> dict:
         "mfu_6n": round(flops_6n / last["learn"] / H200_BF16_DENSE, 4),
         "mfu_4n_executed": round(flops_4n / last["learn"] / H200_BF16_DENSE, 4),
         "learn_forward_flops_counted": fwd_counted,
+        # executed again in the backward by --family-recompute: hardware work, not model FLOPs
+        "learn_recompute_flops_counted": fwd_recomputed,
         "mfu_6n_counted": None if fwd_counted is None else round(3 * fwd_counted / last["learn"] / H200_BF16_DENSE, 4),
         "mfu_4n_counted": None if fwd_counted is None else round(2 * fwd_counted / last["learn"] / H200_BF16_DENSE, 4),
     }
@@ -371,6 +395,9 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="recompute activations in the backward pass (less memory, ~1/3 more learning compute)")
+    ap.add_argument("--family-recompute", action="store_true",
+                    help="recompute in the backward pass only the layers the family's adapter names "
+                         "(recompute_in_backward; mllama: its 8 cross-attention layers; the others: none)")
     ap.add_argument("--steps", type=int, default=3, help="steps run; the first is a warm-up, the last is reported")
     ap.add_argument("--cache", choices=["auto", "dynamic", "static"], default="auto", help="rollout KV cache")
     ap.add_argument("--compare-dynamic", action="store_true", help="one more step with the dynamic cache")

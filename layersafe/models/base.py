@@ -113,6 +113,15 @@ class VLMAdapter:
     def language_model(self, model=None) -> torch.nn.Module:
         return getattr((model if model is not None else self.model).model, self.language_model_name)
 
+    def recompute_in_backward(self, model=None, enabled: bool = True) -> list[str]:
+        """Turn activation recomputation on (or off) for the few modules of the VLM ``model``
+        (default ``self.model``; peft injects LoRA in place, so the trainer's ``raw`` model) that
+        hold most of this family's training activations for little compute: they keep only their
+        inputs and rerun their forward in the backward pass. It acts only in training mode with
+        gradients on (not in rollouts or reference passes). Returns those modules' names in
+        ``model``; default: none (every family but Mllama)."""
+        return []
+
     @contextmanager
     def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
         """Inputs of one teacher-forced forward of ``model`` (this adapter's VLM, LoRA-wrapped or a

@@ -189,6 +189,25 @@ class MllamaAdapter(VLMAdapter):
                                       cross_attention_mask=xmask, cross_attention_states=states, **gen_kwargs)
         return decode_generations(self.model, tok, out[:, ids.shape[1]:])
 
+    def recompute_in_backward(self, model=None, enabled: bool = True) -> list[str]:
+        """Checkpoint the cross-attention decoder layers only (8 of 40 in the 11B model): each holds
+        its rows' keys and values over every image state (4 tiles x 1,601 per row), their RMS-norm
+        intermediates and LoRA inputs, most of the learning phase's activation memory at a small
+        share of its FLOPs; the self-attention layers keep theirs. transformers' per-layer switch
+        (``GradientCheckpointingLayer``: on in training mode only), non-reentrant
+        ``torch.utils.checkpoint``, which replays the forward under the same autocast and RNG state."""
+        from torch.utils.checkpoint import checkpoint
+        from transformers.models.mllama.modeling_mllama import MllamaCrossAttentionDecoderLayer
+
+        prefix = f"model.{self.language_model_name}."
+        names = []
+        for name, module in self.language_model(model).named_modules():
+            if isinstance(module, MllamaCrossAttentionDecoderLayer):
+                module.gradient_checkpointing = enabled
+                module._gradient_checkpointing_func = functools.partial(checkpoint, use_reentrant=False)
+                names.append(prefix + name)
+        return names
+
     @contextmanager
     def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
         """Token ids, the projected states as ``cross_attention_states`` and the cross-attention
