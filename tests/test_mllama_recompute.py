@@ -25,17 +25,27 @@ IDX = [0, 1, 2]  # one minibatch
 
 
 @pytest.fixture(scope="module")
-def trainer_and_rollout(tmp_path_factory):
+def model_and_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("mllama_recompute")
     data = root / "data.jsonl"
     rows = [{"id": f"r{i}", "prompt": p, "image": "skimage:" + img, "harmful": i % 2 == 0}
             for i, (p, img) in enumerate([("how to pick a lock", "coffee"), ("describe the photo", "astronaut"),
                                           ("make a fake id card", "rocket"), ("what colour is it", "chelsea")])]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    ad = load_vlm(str(build_tiny_mllama(root / "model", seed=0)), device="cpu", dtype="float32")
-    cfg = lppo.LPPOConfig(model="tiny", data=str(data), layers="1,5", out=str(root / "out"), steps=1, batch_size=4,
-                          mini_batch_size=4, ppo_epochs=1, max_new_tokens=4, lora_r=8)
-    tr = lppo.LPPOTrainer(cfg, adapter=ad, log=lambda m: None)
+    return build_tiny_mllama(root / "model", seed=0), data, root
+
+
+def make_trainer(model_and_data, out: str, **kw):
+    path, data, root = model_and_data
+    ad = load_vlm(str(path), device="cpu", dtype="float32")
+    cfg = lppo.LPPOConfig(model="tiny", data=str(data), layers="1,5", out=str(root / out), batch_size=4,
+                          max_new_tokens=4, lora_r=8, **kw)
+    return lppo.LPPOTrainer(cfg, adapter=ad, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def trainer_and_rollout(model_and_data):
+    tr = make_trainer(model_and_data, "out", steps=1, mini_batch_size=4, ppo_epochs=1)
     # LoRA B and the value head start at zero, which makes every LoRA A gradient zero: random
     # values so every LoRA factor has a gradient to compare.
     g = torch.Generator().manual_seed(1)
@@ -149,3 +159,19 @@ def test_recompute_is_not_counted_as_model_flops_and_leaves_rollouts_alone(train
 
 def test_other_families_recompute_nothing():
     assert VLMAdapter.recompute_in_backward(object.__new__(VLMAdapter)) == []
+
+
+def test_lppo_steps_with_recompute_equal_steps_without(model_and_data):
+    """Two whole L-PPO steps (rollouts, scoring, 2 epochs of 2 minibatches) with the hook called
+    after the trainer is built, as bench_lppo.py --family-recompute does: the same logged losses
+    and the same LoRA weights after, as without."""
+    runs = {}
+    for on in (False, True):
+        tr = make_trainer(model_and_data, f"steps_{on}", steps=2, mini_batch_size=2, ppo_epochs=2, learning_rate=1e-2)
+        assert tr.adapter.recompute_in_backward(tr.raw, enabled=on)
+        logged = [tr.train_step(step) for step in (1, 2)]
+        weights = torch.cat([p.detach().flatten() for p in tr.policy.parameters() if p.requires_grad])
+        runs[on] = ([(r["policy_loss"], r["value_loss"]) for r in logged], weights)
+    assert [x for r in runs[True][0] for x in r] == pytest.approx([x for r in runs[False][0] for x in r], rel=0, abs=1e-6)
+    assert runs[False][0][1][0] != runs[False][0][0][0]  # the steps learned something
+    torch.testing.assert_close(runs[True][1], runs[False][1], rtol=0, atol=1e-6)
