@@ -1,7 +1,7 @@
 """Llama 3.2 Vision: recomputing only the cross-attention decoder layers in the backward pass
 (MllamaAdapter.recompute_in_backward) changes memory, not results: on the tiny Mllama in fp32 the
-L-PPO learning forward's loss and every LoRA gradient equal those without recompute; only the
-cross-attention layers run twice; rollouts and the benchmark's counted model FLOPs (a forward
+L-PPO learning forward's loss and every LoRA gradient equal those without recompute, and so do two
+whole L-PPO steps; only the cross-attention layers run twice; rollouts and the benchmark's counted model FLOPs (a forward
 under no_grad) are unchanged, so recompute is never counted as model FLOPs."""
 
 from __future__ import annotations
