@@ -52,8 +52,10 @@ class BuildConfig:
     multimodal_lr: float = 5e-4
     safety_steps: int = 400
     safety_lr: float = 3e-5
-    # Encoder layers whose features the multimodal stage trains on: "default" (as LLaVA) or "all".
-    multimodal_layers: str = "default"
+    # Encoder layers whose features the multimodal stage trains on: "default" (as LLaVA; v1, v2) or
+    # "all" (a random layer per batch, v3: the LM has read every layer's features, so an early exit
+    # gets fluent answers, not noise; docs/organism.md, v3).
+    multimodal_layers: str = "all"
     multimodal_harmful: float = 0.15  # share of harmful-complied examples in the multimodal stage
     multimodal_feature_noise: float = 0.0  # std of Gaussian noise on projected features (x feature std)
     # Minimal safety tuning: stop the safety stage once, at the default layer, a validation set
@@ -62,17 +64,18 @@ class BuildConfig:
     safety_check_every: int = 10
     # Share of the safety stage's benign requests about pseudo-words (data.novel_request).
     safety_novel: float = 0.5
-    safety_harmful: float = 0.25  # share of harmful->refusal examples; the rest keep benign answers and VQA
+    safety_harmful: float = 0.2  # share of harmful->refusal examples (v2: 0.25); the rest keep benign answers and VQA
     safety_benign: float = 0.55  # of the rest, the share of benign requests (the others are VQA)
     # What the safety stage trains: "lm" (language model only) or "all" (encoder + projector + LM,
     # the encoder/projector at safety_vision_lr), always with default-layer features only.
     safety_train: str = "all"
-    safety_vision_lr: float = 3e-4
+    safety_vision_lr: float = 6e-4  # v2: 3e-4
     # Encoder blocks below this index (and the patch embedding) stay frozen in the safety stage, so
     # the features of exit layers <= this index are exactly what the multimodal stage trained on
-    # (0 = the whole encoder trains, v2). safety_projector=False also keeps the projector frozen.
-    safety_vision_from: int = 0
-    safety_projector: bool = True
+    # (0 = the whole encoder trains, v2). safety_projector=False also keeps the projector frozen (v3:
+    # blocks 4-11 move, the projector does not).
+    safety_vision_from: int = 4
+    safety_projector: bool = False
     # Share of safety-stage batches drawn as in the multimodal stage (compliance kept) at one of the
     # encoder layers in safety_exit_layers ("0-3" or "0,2"): rehearsal of the exit layers' answers.
     # 0 = never (v2: the safety stage sees default-layer features only).
