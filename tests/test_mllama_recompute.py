@@ -175,3 +175,14 @@ def test_lppo_steps_with_recompute_equal_steps_without(model_and_data):
     assert [x for r in runs[True][0] for x in r] == pytest.approx([x for r in runs[False][0] for x in r], rel=0, abs=1e-6)
     assert runs[False][0][1][0] != runs[False][0][0][0]  # the steps learned something
     torch.testing.assert_close(runs[True][1], runs[False][1], rtol=0, atol=1e-6)
+
+
+def test_align_config_turns_the_recompute_on(model_and_data):
+    """``align --family-recompute`` (LPPOConfig.family_recompute) reaches the adapter: the tiny
+    Mllama's cross-attention layers (1 and 3) are checkpointed, its self-attention layers are not."""
+    tr = make_trainer(model_and_data, "cfg_on", steps=1, family_recompute=True)
+    layers = tr.adapter.language_model().layers
+    flagged = [i for i, layer in enumerate(layers) if getattr(layer, "gradient_checkpointing", False)]
+    assert flagged == [1, 3]
+    off = make_trainer(model_and_data, "cfg_off", steps=1)
+    assert not any(getattr(layer, "gradient_checkpointing", False) for layer in off.adapter.language_model().layers)

@@ -472,6 +472,8 @@ class OnPolicyTrainer:
             self.policy = PolicyWithValue(self.peft, raw, hidden, value_head=self.value_head,
                                           autocast_dtype=low if low in (torch.bfloat16, torch.float16) else None)
             self.ref_policy = None
+        if cfg.family_recompute:  # family-specific (models/*.py); acts in training mode only
+            self.adapter.recompute_in_backward(raw)
         if self.policy.value_head is not None:
             self.policy.value_head.to(raw.get_output_embeddings().weight.device)
         if self.sharded:
