@@ -13,6 +13,12 @@ separated (a 1-token call is subtracted from a full-length call); decode tokens/
 with the HBM roofline, i.e. (weights + KV cache bytes read per step) / copy bandwidth measured
 here with a large device-to-device copy.
 
+The physical limit (issue 21) is printed beside the engine's figures on CUDA: per pair, prefill
+FLOPs (2 x LM parameters x prompt tokens) at a measured bf16 matmul rate plus the decode steps'
+bytes (weights / batch + live KV of the row) at the copy bandwidth. ``--window both`` runs the
+engine scan and the static decode bench twice, decode attention over the whole cache
+(``DECODE_WINDOW = 0``, the old path) and over the live slots only, for a before/after in one run.
+
     python benchmarks/bench_scan.py                      # CPU, small random LLaVA (defaults)
     python benchmarks/bench_scan.py --samples 20 --new-tokens 32 --batch-size 32
     python benchmarks/bench_scan.py --preset llava-1.5-7b --samples 100 --layers 1-24 --new-tokens 128 \
@@ -103,21 +109,68 @@ def copy_bandwidth(dev, gib: float = 4.0) -> float:
     return 2 * n * 2 / best
 
 
-def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev) -> dict:
+def matmul_rate(dev, n: int = 8192) -> float:
+    """FLOP/s of a large bf16 matmul (best of 10): the prefill's compute ceiling."""
+    a = torch.randn(n, n, dtype=torch.bfloat16, device=dev)
+    b = torch.randn(n, n, dtype=torch.bfloat16, device=dev)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(10):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        a @ b
+        e1.record()
+        torch.cuda.synchronize()
+        best = min(best, e0.elapsed_time(e1) / 1e3)
+    return 2 * n**3 / best
+
+
+def lm_sizes(adapter) -> tuple[int, int, int]:
+    """(LM parameters used per token, bytes of weights read per decode step, KV bytes per token)."""
+    lm = adapter.model.get_decoder()
+    cfg = adapter.model.config.get_text_config(decoder=True)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    elt = next(lm.parameters()).element_size()
+    emb = lm.get_input_embeddings().weight.numel()
+    # Weights read every step: the LM and lm_head; of the token-embedding table only B rows.
+    params = sum(p.numel() for p in lm.parameters()) - emb + adapter.model.get_output_embeddings().weight.numel()
+    return params, params * elt, 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * elt
+
+
+def physical_limit(adapter, prompt_tokens: list[int], new_tokens: int, batch: int, rate: float, bw: float) -> dict:
+    """Seconds per (sample, layer) pair the H200 allows (issue 21): prefill at the matmul rate,
+    decode steps at the copy bandwidth (weights shared by the batch, the row's live KV)."""
+    params, w_bytes, kv_tok = lm_sizes(adapter)
+    p = sum(prompt_tokens) / len(prompt_tokens)
+    pre = 2 * params * p / rate
+    dec = sum(w_bytes / batch + (p + t) * kv_tok for t in range(1, new_tokens)) / bw
+    return {"prefill_ms": pre * 1e3, "decode_ms": dec * 1e3, "pair_ms": (pre + dec) * 1e3, "prompt_tokens_mean": p}
+
+
+@contextlib.contextmanager
+def window(setting: str | None):
+    """Decode attention over the live slots ("on") or the whole cache ("off", the old path)."""
+    from layersafe.models import decode
+
+    old = decode.DECODE_WINDOW
+    if setting == "off":
+        decode.DECODE_WINDOW = 0
+    try:
+        yield
+    finally:
+        decode.DECODE_WINDOW = old
+
+
+def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev, windows=("on",),
+                 rate: float | None = None) -> dict:
     """Prefill and per-step decode time of one batch, dynamic vs static cache, and the roofline."""
     from layersafe.data.base import load_image
 
     items = [adapter.tokenize(adapter.build_prompt(s.prompt), load_image(s.image))
              for s in (samples * (batch // len(samples) + 1))[:batch]]
     feats = adapter.features(adapter.encode(items, [layer]), layer, range(batch))
-    lm = adapter.model.get_decoder()
-    cfg = adapter.model.config.get_text_config(decoder=True)
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    elt = next(lm.parameters()).element_size()
-    kv_per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * head_dim * elt
-    # Weights read every step: the LM and lm_head; of the token-embedding table only B rows.
-    w_bytes = sum(p.numel() for p in lm.parameters()) * elt - lm.get_input_embeddings().weight.numel() * elt
-    w_bytes += adapter.model.get_output_embeddings().weight.numel() * elt
+    params, w_bytes, kv_per_token = lm_sizes(adapter)
     real = [int(it["input_ids"].shape[-1]) for it in items]
     # KV actually needed, averaged over decode steps t = 1..N-1 (the step feeding token t reads P+t slots).
     kv_bytes = sum(sum(r + t for r in real) for t in range(1, new_tokens)) / (new_tokens - 1) * kv_per_token
@@ -125,30 +178,41 @@ def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev)
     res = {"batch": batch, "layer": layer, "new_tokens": new_tokens, "prompt_tokens_mean": sum(real) / batch,
            "weights_gb": w_bytes / 1e9, "kv_read_per_step_gb": kv_bytes / 1e9, "copy_bandwidth_tb_s": bw / 1e12,
            "roofline_step_ms": (w_bytes + kv_bytes) / bw * 1e3}
+    if rate:
+        res["matmul_tflop_s"] = rate / 1e12
+        res["prefill_floor_s"] = 2 * params * sum(real) / rate
 
     outs = {}
 
     def timed(cache, n):
         torch.cuda.synchronize()
         t = time.perf_counter()
-        outs[cache] = adapter.generate(items, feats, max_new_tokens=n, cache=cache)
+        outs["last"] = adapter.generate(items, feats, max_new_tokens=n, cache=cache)
         torch.cuda.synchronize()
         return time.perf_counter() - t
 
-    adapter.release_cache()  # the scan's static cache: not needed while the dynamic path runs
-    same = None
-    for cache in ("dynamic", "static"):
-        timed(cache, new_tokens)  # warm-up: kernels, allocator, graph capture
-        if cache == "static":  # bf16 kernels differ between the paths: count equal rows, don't assert
-            same = sum(a.tokens == b.tokens for a, b in zip(outs["dynamic"], outs["static"]))
-        timed(cache, 1)
-        full = min(timed(cache, new_tokens) for _ in range(2))
-        pre = min(timed(cache, 1) for _ in range(2))
+    same = {}
+    # "static" is the default path; "static_window_off" reads the whole cache every step (before issue 21)
+    variants = [("dynamic", "dynamic", None)] + [("static" if w == "on" else f"static_window_{w}", "static", w)
+                                                 for w in windows]
+    for name, cache, w in variants:
+        adapter.release_cache()  # a fresh decoder: its graphs are captured under this setting
+        with window(w):
+            timed(cache, new_tokens)  # warm-up: kernels, allocator, graph capture
+            outs[name] = outs["last"]  # the full-length tokens (later calls are timing only)
+            if cache == "static":  # bf16 kernels differ between the paths: count equal rows, don't assert
+                same[name] = sum(a.tokens == b.tokens for a, b in zip(outs["dynamic"], outs[name]))
+            timed(cache, 1)  # the 1-token call reuses the full call's decoder (longer cache)
+            full = min(timed(cache, new_tokens) for _ in range(2))
+            pre = min(timed(cache, 1) for _ in range(2))
         step = (full - pre) / (new_tokens - 1)
-        res[cache] = {"call_s": full, "prefill_s": pre, "decode_step_ms": step * 1e3,
-                      "decode_tokens_per_s": batch / step, "end_to_end_tokens_per_s": batch * new_tokens / full,
-                      "roofline_fraction": res["roofline_step_ms"] / (step * 1e3)}
-    res["identical_rows_static_vs_dynamic"] = f"{same}/{batch}"
+        res[name] = {"call_s": full, "prefill_s": pre, "decode_step_ms": step * 1e3,
+                     "decode_tokens_per_s": batch / step, "end_to_end_tokens_per_s": batch * new_tokens / full,
+                     "roofline_fraction": res["roofline_step_ms"] / (step * 1e3)}
+        if rate:
+            res[name]["prefill_fraction_of_matmul_rate"] = res["prefill_floor_s"] / pre
+    for name, n in same.items():
+        res[f"identical_rows_{name}_vs_dynamic"] = f"{n}/{batch}"
     res["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 1e9
     return res
 
@@ -178,6 +242,9 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", choices=["bfloat16", "float32"], default=None,
                     help="default: bfloat16 for llava-1.5-7b, float32 for small")
+    ap.add_argument("--window", choices=["on", "off", "both"], default="on",
+                    help="decode attention over the live cache slots (on, the default path) or the whole cache "
+                         "(off, before issue 21); both: run the engine scan and the decode bench with each")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
 
@@ -217,36 +284,50 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    windows = ["off", "on"] if a.window == "both" else [a.window]
+    engine = {}
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up (kernels, allocator) on 1 sample, then the timed scan
         run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=1, layers="0,1",
                             out=f"{tmp}/warm", max_new_tokens=4, batch_size=2, judges=[], cache=a.cache),
                  adapter=adapter, progress=False, log=lambda m: None)
+        for w in windows:
+            adapter.release_cache()  # a fresh decoder: its graphs are captured under this setting
+            sync()
+            with window(w):
+                t = time.perf_counter()
+                cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers=a.layers,
+                                 out=f"{tmp}/scan_{w}", max_new_tokens=a.new_tokens, batch_size=a.batch_size,
+                                 judges=[], cache=a.cache)
+                run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
+                sync()
+                engine[w] = time.perf_counter() - t
+            print(f"engine (window {w}): {pairs} pairs in {engine[w]:.1f} s", flush=True)  # in case a later part dies
+            rows = read_jsonl(f"{tmp}/scan_{w}/generations.jsonl")
+            resp = {(r["sample_id"], r["layer"]): r["response"] for r in rows}
+            if w == windows[0]:
+                ours, prompt_tokens = resp, [r["prompt_tokens"] for r in rows]
+            else:  # the two paths' responses, bf16 on the GPU: count, don't assert
+                same_paths = sum(resp[k] == v for k, v in ours.items())
+    t_engine = engine[windows[-1]]  # the headline figure: the last (default) setting
+    if len(windows) > 1:
+        ours = resp
+
+    naive_samples = samples[: a.naive_samples if a.naive_samples is not None else len(samples)]
+    naive_pairs = len(naive_samples) * len(naive_layers)
+    t_naive, same = float("nan"), 0
+    if naive_pairs:
+        naive(adapter, naive_samples[:1], naive_layers[:1], 2)  # warm-up
         sync()
         t = time.perf_counter()
-        cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers=a.layers,
-                         out=f"{tmp}/scan", max_new_tokens=a.new_tokens, batch_size=a.batch_size, judges=[],
-                         cache=a.cache)
-        run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
+        ref = naive(adapter, naive_samples, naive_layers, a.new_tokens)
         sync()
-        t_engine = time.perf_counter() - t
-        print(f"engine: {pairs} pairs in {t_engine:.1f} s", flush=True)  # in case a later part dies
-        rows = read_jsonl(f"{tmp}/scan/generations.jsonl")
-    ours = {(r["sample_id"], r["layer"]): r["response"] for r in rows}
-
-    naive_samples = samples[: a.naive_samples or len(samples)]
-    naive_pairs = len(naive_samples) * len(naive_layers)
-    naive(adapter, naive_samples[:1], naive_layers[:1], 2)  # warm-up
-    sync()
-    t = time.perf_counter()
-    ref = naive(adapter, naive_samples, naive_layers, a.new_tokens)
-    sync()
-    t_naive = time.perf_counter() - t
-    tok = adapter.tokenizer
-    same = sum(ours[k] == tok.decode(v, skip_special_tokens=True).strip() for k, v in ref.items())
+        t_naive = time.perf_counter() - t
+        tok = adapter.tokenizer
+        same = sum(ours[k] == tok.decode(v, skip_special_tokens=True).strip() for k, v in ref.items())
 
     engine_pps = pairs / t_engine
-    naive_pps = naive_pairs / t_naive
+    naive_pps = naive_pairs / t_naive if naive_pairs else float("nan")
     res = {
         "date": time.strftime("%Y-%m-%d"), "preset": a.preset,
         "machine": torch.cuda.get_device_name() if dev.type == "cuda"
@@ -254,7 +335,7 @@ def main():
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
         "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
-        "batch_size": a.batch_size, "cache": a.cache,
+        "batch_size": a.batch_size, "cache": a.cache, "window": a.window,
         "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
         "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),
         "engine_samples_per_s": round(len(samples) / t_engine, 3),  # a sample = all its layers
@@ -263,10 +344,25 @@ def main():
         "speedup": round(engine_pps / naive_pps, 2),
         "identical_greedy_outputs": f"{same}/{naive_pairs}",
     }
+    if not naive_pairs:  # --naive-samples 0: not timed
+        for k in ("naive_s", "naive_pairs_per_s", "naive_tokens_per_s", "speedup", "identical_greedy_outputs"):
+            res[k] = None
+    if len(windows) > 1:
+        res["engine_s_by_window"] = {w: round(v, 2) for w, v in engine.items()}
+        res["engine_pairs_per_s_by_window"] = {w: round(pairs / v, 3) for w, v in engine.items()}
+        res["identical_responses_window_off_vs_on"] = f"{same_paths}/{pairs}"
+    rate = None
     if dev.type == "cuda":
         res["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+        rate, bw = matmul_rate(dev), copy_bandwidth(dev)
+        lim = physical_limit(adapter, prompt_tokens, a.new_tokens, a.batch_size, rate, bw)
+        res["physical_limit"] = {**{k: round(v, 2) for k, v in lim.items()}, "matmul_tflop_s": round(rate / 1e12, 1),
+                                 "copy_bandwidth_tb_s": round(bw / 1e12, 3)}
+        res["engine_pair_ms"] = {w: round(v / pairs * 1e3, 2) for w, v in engine.items()}
+        res["engine_fraction_of_limit"] = {w: round(lim["pair_ms"] / (v / pairs * 1e3), 3) for w, v in engine.items()}
     if a.decode_bench and dev.type == "cuda":
-        res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev)
+        res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev,
+                                           windows=tuple(windows), rate=rate)
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:

@@ -6,7 +6,9 @@ floor; this path: 13.7 ms; docs/benchmarks.md). Here the cache is transformers' 
 written in place at its on-device ``cumulative_length``), the attention mask is built on the
 device from a step counter, and on CUDA the whole step -- decoder, ``lm_head``, token choice,
 counters -- is captured once as a CUDA graph and replayed: the host does not wait on the GPU
-until the end, except for an all-rows-stopped check every ``STOP_CHECK_EVERY`` steps.
+until the end, except for an all-rows-stopped check every ``STOP_CHECK_EVERY`` steps. Each step's
+attention reads only the cache slots up to the live length rounded up to ``DECODE_WINDOW`` (one
+graph per window), not the whole padded cache.
 On CPU the same step runs eagerly; tests compare its tokens with stock ``generate``.
 
 Token choice: greedy (argmax), or sampling from softmax(logits / T) with no top-k/top-p
@@ -18,13 +20,17 @@ anything else.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 STOP_CHECK_EVERY = 16  # steps between host checks that every row has produced a stop token
 LEN_BUCKET = 64  # cache length granularity: nearby prompt lengths reuse one captured graph
 REUSE_SLACK = 256  # a cache up to this many slots longer than needed is reused, not re-captured
+# Decode attention reads only the first W cache slots, W = the live length rounded up to this
+# (one captured graph per W): masked slots past the live length are not read at all (issue 21).
+# 0 turns it off (every step reads the whole cache); read at each generate call.
+DECODE_WINDOW = 64
 
 
 # --- per-row seeded sampling ------------------------------------------------------------------
@@ -59,6 +65,17 @@ def seeded_gumbel(seeds: torch.Tensor, step, vocab: int) -> torch.Tensor:
     return -torch.log(-torch.log(u))
 
 
+def _window_cache(cache, dec: "StaticDecoder") -> None:
+    """Make each cache layer's update return only the first ``dec._window`` slots (all when None);
+    the slots are still written in place in the full tensors."""
+    for layer in cache.layers:
+        def update(*a, _orig=layer.update, **k):
+            keys, values = _orig(*a, **k)
+            w = dec._window
+            return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
+        layer.update = update
+
+
 @dataclass
 class _State:
     key: tuple
@@ -72,7 +89,8 @@ class _State:
     inv_temp: torch.Tensor  # [] 1/T (sampling only)
     seeds: torch.Tensor  # [B] per-row sampling seeds (seeded sampling only)
     n: torch.Tensor  # [] index of the new token being chosen (seeded sampling only)
-    graph: object = None
+    graph: object = None  # the whole-cache step
+    graphs: dict = field(default_factory=dict)  # window W -> the step reading slots [0, W) only
 
 
 class StaticDecoder:
@@ -91,6 +109,7 @@ class StaticDecoder:
         self._cache_kw = "cache" if "cache" in inspect.signature(self.decoder.forward).parameters else "past_key_values"
         self.use_graph = use_graph
         self._st: _State | None = None
+        self._window: int | None = None  # slots the step attends over (None: the whole cache)
 
     @staticmethod
     def supports(model) -> bool:
@@ -118,7 +137,8 @@ class StaticDecoder:
 
     # ---- one decode step (what the CUDA graph holds) ---------------------------------------
     def _step(self, st: _State, sample, dtype) -> None:
-        keep = st.pad[:, None, None, :] & (st.slots <= st.cur)[None, None, None, :]
+        w = self._window or st.key[1]
+        keep = st.pad[:, None, None, :w] & (st.slots[:w] <= st.cur)[None, None, None, :]
         h = self.decoder(input_ids=st.tok, attention_mask=self._to_attn_mask(keep, dtype), position_ids=st.pos,
                          use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
         st.nxt.copy_(self._choose(self.lm_head(h[:, -1]), st, sample))
@@ -127,10 +147,10 @@ class StaticDecoder:
         st.cur.add_(1)
         st.pos.add_(1)
 
-    def _state(self, B: int, L: int, device, dtype, sample) -> _State:
+    def _state(self, B: int, L: int, device, dtype, sample, P: int, N: int) -> _State:
         key = (B, L, str(device), dtype, sample)
         old = self._st
-        # A somewhat longer cache serves too: its extra slots stay masked (they cost KV reads only).
+        # A somewhat longer cache serves too: its extra slots stay masked (and past the windows, unread).
         if old is not None and old.key[0] == B and old.key[2:] == key[2:] and L <= old.key[1] <= L + REUSE_SLACK:
             return old
         self._st = None  # free the old cache and graph before allocating new ones
@@ -141,20 +161,48 @@ class StaticDecoder:
                     pad=torch.ones(B, L, dtype=torch.bool, device=device),
                     slots=torch.arange(L, device=device), cur=z(), pos=z(B, 1), tok=z(B, 1), nxt=z(B),
                     inv_temp=torch.ones((), device=device), seeds=z(B), n=z())
-        graph = self.use_graph if self.use_graph is not None else device.type == "cuda"
-        if graph:
+        _window_cache(st.cache, self)
+        if self._graphs_on(device):
+            st.graph = self._capture(st, sample, dtype, None)
+            # Captured now, with the whole-cache graph, so all share its module path; a later call
+            # with a shorter prompt replays the whole-cache graph for windows not captured here.
+            for w in self._windows(P, N, L, DECODE_WINDOW):
+                st.graphs[w] = self._capture(st, sample, dtype, w)
+        self._st = st
+        return st
+
+    def _graphs_on(self, device) -> bool:
+        return self.use_graph if self.use_graph is not None else device.type == "cuda"
+
+    def _capture(self, st: _State, sample, dtype, window: int | None):
+        """The step reading ``window`` slots (None: all) as a CUDA graph. Runs steps on the cache:
+        call it only before the cache is reset for a prefill."""
+        device = st.slots.device
+        self._window = window
+        try:
             # Warm up on a side stream (allocates the cache, picks kernels), then capture.
             s = torch.cuda.Stream(device)
             s.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(s):
                 for _ in range(2):
+                    st.cur.zero_()  # stay inside the window (the cache is reset before use)
+                    st.cache.reset()
                     self._step(st, sample, dtype)
             torch.cuda.current_stream(device).wait_stream(s)
-            st.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(st.graph):
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):  # own memory pool: a decode step's activations are small
                 self._step(st, sample, dtype)
-        self._st = st
-        return st
+        finally:
+            self._window = None
+        return g
+
+    @staticmethod
+    def _windows(P: int, N: int, L: int, every: int) -> list[int]:
+        """The attention windows (< L) of a call with prompt length P and N new tokens, ascending:
+        multiples of ``every`` from the first above P to the first reaching P + N - 1."""
+        if every <= 0:
+            return []
+        return list(range(-(-(P + 1) // every) * every, min(L, P + N - 1 + every), every))
 
     # ---- public ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -168,8 +216,9 @@ class StaticDecoder:
         dev, dtype = inputs_embeds.device, inputs_embeds.dtype
         sample = None if temperature is None else "seeded" if seeds is not None else "torch"
         L = -(-(P + N) // LEN_BUCKET) * LEN_BUCKET
-        st = self._state(B, L, dev, dtype, sample)
+        st = self._state(B, L, dev, dtype, sample, P, N)
         L = st.key[1]
+        windows = self._windows(P, N, L, DECODE_WINDOW)
         st.cache.reset()
         attn = attention_mask.bool()
         st.pad.fill_(True)
@@ -198,11 +247,20 @@ class StaticDecoder:
         eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long, device=dev)
 
         n = 1
+        wi = 0
         while n < N:
+            # this step feeds the token at slot P + n - 1: it attends over slots [0, P + n)
+            while wi < len(windows) and windows[wi] < P + n:
+                wi += 1
+            w = windows[wi] if wi < len(windows) else None
             if st.graph is not None:
-                st.graph.replay()
+                st.graphs.get(w, st.graph).replay()
             else:
-                self._step(st, sample, dtype)
+                self._window = w
+                try:
+                    self._step(st, sample, dtype)
+                finally:
+                    self._window = None
             out[:, n] = st.nxt
             n += 1
             if len(eos) and n % STOP_CHECK_EVERY == 0 and bool(torch.isin(out[:, :n], eos).any(1).all()):

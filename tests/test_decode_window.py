@@ -1,0 +1,90 @@
+"""Decode attention over the live cache slots only (``DECODE_WINDOW``, issue 21): the same greedy
+tokens as stock ``generate`` and as the whole-cache step, while the attention really sees fewer
+slots; on a GPU (``pytest -m gpu``) the same through the captured graphs, in fp32."""
+
+import copy
+
+import pytest
+import torch
+
+from layersafe.models import decode
+from layersafe.models.decode import StaticDecoder
+
+torch.set_num_threads(1)  # 2 shared cores
+
+
+def _embeds(adapter, device="cpu"):
+    from test_scan_static_cache import batch_embeds
+
+    emb, attn = batch_embeds(adapter, ["Hi", "Write a long story about a dragon please", "What?"], 3)
+    return emb.to(device), attn.to(device)
+
+
+def _stock(model, emb, attn, n):
+    gc = copy.deepcopy(model.generation_config)
+    gc.eos_token_id = None
+    return model.generate(inputs_embeds=emb, attention_mask=attn, max_new_tokens=n, do_sample=False,
+                          generation_config=gc, pad_token_id=0).tolist()
+
+
+def test_windows_cover_each_step():
+    # P = 615, N = 128, cache 768: windows 640 and 704, then 768 (the whole cache) from slot 704 on
+    assert StaticDecoder._windows(615, 128, 768, 64) == [640, 704]
+    assert StaticDecoder._windows(615, 128, 1024, 64) == [640, 704, 768]  # a reused longer cache
+    assert StaticDecoder._windows(615, 128, 768, 0) == []
+    assert StaticDecoder._windows(10, 1, 64, 8) == [16]
+
+
+@torch.no_grad()
+def test_windowed_tokens_equal_generate_and_whole_cache(tiny_adapter, monkeypatch):
+    model = tiny_adapter.model
+    emb, attn = _embeds(tiny_adapter)
+    P, N = emb.shape[1], 60
+    seen = []
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, *a, **kw):
+        if q.shape[-2] < P:  # decode steps only (grouped-query packing may fold heads into q's length)
+            seen.append(k.shape[-2])
+        return real_sdpa(q, k, v, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(decode, "DECODE_WINDOW", 8)  # many window changes within 60 tokens
+    win = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
+    windowed_reads = list(seen)
+    monkeypatch.setattr(decode, "DECODE_WINDOW", 0)
+    seen.clear()
+    whole = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
+    L = -(-(P + N) // decode.LEN_BUCKET) * decode.LEN_BUCKET
+    assert set(seen) == {L}  # off: every step reads the whole cache
+    # on: the step feeding slot c reads the first multiple of 8 above c (c = P .. P + N - 2)
+    layers = model.config.get_text_config(decoder=True).num_hidden_layers
+    want = [min(L, (c // 8 + 1) * 8) for c in range(P, P + N - 1) for _ in range(layers)]
+    assert windowed_reads == want and sum(want) < len(want) * L
+    assert win == whole == _stock(model, emb, attn, N)
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_gpu_graph_windows_equal_generate_fp32(tiny_adapter, monkeypatch):
+    """fp32 on the GPU through the CUDA graphs: windowed = whole-cache = stock ``generate``; a
+    reused decoder with a shorter prompt falls back to the whole-cache graph and agrees too."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model = tiny_adapter.model.to("cuda")
+    try:
+        emb, attn = _embeds(tiny_adapter, "cuda")
+        N = 150
+        ref = _stock(model, emb, attn, N)
+        monkeypatch.setattr(decode, "DECODE_WINDOW", 16)
+        dec = StaticDecoder(model)
+        win = dec.generate(emb, attn, max_new_tokens=N).tolist()
+        assert dec._st.graph is not None and len(dec._st.graphs) >= 5  # the step ran as window graphs
+        monkeypatch.setattr(decode, "DECODE_WINDOW", 0)
+        whole = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
+        assert win == whole == ref
+        monkeypatch.setattr(decode, "DECODE_WINDOW", 16)
+        short = dec.generate(emb[:, 20:], attn[:, 20:], max_new_tokens=N - 20).tolist()  # reuses the cache
+        assert short == _stock(model, emb[:, 20:], attn[:, 20:], N - 20)
+    finally:
+        tiny_adapter.model.to("cpu")
