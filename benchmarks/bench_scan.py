@@ -148,6 +148,9 @@ def physical_limit(adapter, prompt_tokens: list[int], new_tokens: int, batch: in
     return {"prefill_ms": pre * 1e3, "decode_ms": dec * 1e3, "pair_ms": (pre + dec) * 1e3, "prompt_tokens_mean": p}
 
 
+WINDOW_ON = None  # --decode-window: the window size "on" uses (None: the library's default)
+
+
 @contextlib.contextmanager
 def window(setting: str | None):
     """Decode attention over the live slots ("on") or the whole cache ("off", the old path)."""
@@ -156,6 +159,8 @@ def window(setting: str | None):
     old = decode.DECODE_WINDOW
     if setting == "off":
         decode.DECODE_WINDOW = 0
+    elif setting == "on" and WINDOW_ON is not None:
+        decode.DECODE_WINDOW = WINDOW_ON
     try:
         yield
     finally:
@@ -245,12 +250,18 @@ def main():
     ap.add_argument("--window", choices=["on", "off", "both"], default="on",
                     help="decode attention over the live cache slots (on, the default path) or the whole cache "
                          "(off, before issue 21); both: run the engine scan and the decode bench with each")
+    ap.add_argument("--decode-window", type=int, default=None,
+                    help="slots per decode-attention window when the window is on (default: the library's)")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
+    if a.decode_window is not None and a.decode_window < 1:
+        ap.error("--decode-window must be at least 1")  # one line, exit 2
+    global WINDOW_ON
+    WINDOW_ON = a.decode_window
 
     from layersafe.data import load_dataset
     from layersafe.io import read_jsonl
-    from layersafe.models import pick_device
+    from layersafe.models import decode, pick_device
     from layersafe.models.llava import LlavaAdapter
     from layersafe.models.tiny import LLAVA15_7B, make_random_llava
     from layersafe.scan import ScanConfig, run_scan
@@ -336,6 +347,7 @@ def main():
         "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
         "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
         "batch_size": a.batch_size, "cache": a.cache, "window": a.window,
+        "decode_window": a.decode_window or decode.DECODE_WINDOW,
         "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
         "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),
         "engine_samples_per_s": round(len(samples) / t_engine, 3),  # a sample = all its layers

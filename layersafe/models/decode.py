@@ -30,7 +30,7 @@ REUSE_SLACK = 256  # a cache up to this many slots longer than needed is reused,
 # Decode attention reads only the first W cache slots, W = the live length rounded up to this
 # (one captured graph per W): masked slots past the live length are not read at all (issue 21).
 # 0 turns it off (every step reads the whole cache); read at each generate call.
-DECODE_WINDOW = 64
+DECODE_WINDOW = 32  # ~5 graphs for 128 new tokens; each captured once per cache, in ~3 steps' time
 
 
 # --- per-row seeded sampling ------------------------------------------------------------------
