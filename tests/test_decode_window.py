@@ -1,6 +1,6 @@
 """Decode attention over the live cache slots only (``DECODE_WINDOW``, issue 21): the same greedy
-tokens as stock ``generate`` and as the whole-cache step, while the attention really sees fewer
-slots; on a GPU (``pytest -m gpu``) the same through the captured graphs, in fp32."""
+tokens as stock ``generate`` and as the whole-cache step, while the attention (prefill and decode)
+really sees fewer slots; on a GPU (``pytest -m gpu``) the same through the captured graphs, in fp32."""
 
 import copy
 
@@ -40,27 +40,31 @@ def test_windowed_tokens_equal_generate_and_whole_cache(tiny_adapter, monkeypatc
     model = tiny_adapter.model
     emb, attn = _embeds(tiny_adapter)
     P, N = emb.shape[1], 60
-    seen = []
+    seen, prefill = [], []
     real_sdpa = torch.nn.functional.scaled_dot_product_attention
 
     def spy(q, k, v, *a, **kw):
-        if q.shape[-2] < P:  # decode steps only (grouped-query packing may fold heads into q's length)
+        if q.shape[-2] < P:  # decode steps (grouped-query packing may fold heads into q's length)
             seen.append(k.shape[-2])
+        else:
+            prefill.append(k.shape[-2])
         return real_sdpa(q, k, v, *a, **kw)
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
     monkeypatch.setattr(decode, "DECODE_WINDOW", 8)  # many window changes within 60 tokens
     win = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
-    windowed_reads = list(seen)
+    windowed_reads, prefill_reads = list(seen), list(prefill)
     monkeypatch.setattr(decode, "DECODE_WINDOW", 0)
     seen.clear()
+    prefill.clear()
     whole = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
     L = -(-(P + N) // decode.LEN_BUCKET) * decode.LEN_BUCKET
-    assert set(seen) == {L}  # off: every step reads the whole cache
+    assert set(seen) == set(prefill) == {L}  # off: every step and the prefill read the whole cache
     # on: the step feeding slot c reads the first multiple of 8 above c (c = P .. P + N - 2)
     layers = model.config.get_text_config(decoder=True).num_hidden_layers
     want = [min(L, (c // 8 + 1) * 8) for c in range(P, P + N - 1) for _ in range(layers)]
     assert windowed_reads == want and sum(want) < len(want) * L
+    assert prefill_reads == [P] * layers  # the prompt reads its own P slots
     assert win == whole == _stock(model, emb, attn, N)
 
 

@@ -8,7 +8,7 @@ device from a step counter, and on CUDA the whole step -- decoder, ``lm_head``, 
 counters -- is captured once as a CUDA graph and replayed: the host does not wait on the GPU
 until the end, except for an all-rows-stopped check every ``STOP_CHECK_EVERY`` steps. Each step's
 attention reads only the cache slots up to the live length rounded up to ``DECODE_WINDOW`` (one
-graph per window), not the whole padded cache.
+graph per window), and the prefill's only the prompt's slots, not the whole padded cache.
 On CPU the same step runs eagerly; tests compare its tokens with stock ``generate``.
 
 Token choice: greedy (argmax), or sampling from softmax(logits / T) with no top-k/top-p
@@ -234,10 +234,18 @@ class StaticDecoder:
         q = torch.arange(P, device=dev)
         keep = (attn[:, None, None, :] & (st.slots[None, None, None, :P] <= q[None, None, :, None])) \
             | (st.slots[:P][None, None, None, :] == q[None, None, :, None])
-        keep = torch.cat([keep, keep.new_zeros(B, 1, P, L - P)], -1)  # slots past the prompt: not yet written
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        h = self.decoder(inputs_embeds=inputs_embeds, attention_mask=self._to_attn_mask(keep, dtype),
-                         position_ids=positions, use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
+        # The prompt's attention reads only its P slots (those past it are not yet written);
+        # DECODE_WINDOW = 0 keeps the old whole-cache read.
+        if DECODE_WINDOW > 0:
+            self._window = P
+        else:
+            keep = torch.cat([keep, keep.new_zeros(B, 1, P, L - P)], -1)
+        try:
+            h = self.decoder(inputs_embeds=inputs_embeds, attention_mask=self._to_attn_mask(keep, dtype),
+                             position_ids=positions, use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
+        finally:
+            self._window = None
         out = torch.empty(B, N, dtype=torch.long, device=dev)
         out[:, 0] = self._choose(self.lm_head(h[:, -1]), st, sample)
         st.tok.copy_(out[:, :1])
