@@ -165,13 +165,21 @@ def test_lppo_steps_with_recompute_equal_steps_without(model_and_data):
     """Two whole L-PPO steps (rollouts, scoring, 2 epochs of 2 minibatches) with the hook called
     after the trainer is built, as bench_lppo.py --family-recompute does: the same logged losses
     and the same LoRA weights after, as without."""
-    runs = {}
+    runs, calls = {}, {}
     for on in (False, True):
-        tr = make_trainer(model_and_data, f"steps_{on}", steps=2, mini_batch_size=2, ppo_epochs=2, learning_rate=1e-2)
-        assert tr.adapter.recompute_in_backward(tr.raw, enabled=on)
+        tr = make_trainer(model_and_data, f"steps_{on}", steps=2, mini_batch_size=2, ppo_epochs=2, learning_rate=1e-2,
+                          family_recompute=on)
+        assert tr.recomputed == (["model.language_model.layers.1", "model.language_model.layers.3"] if on else [])
+        counts, hooks = _runs(tr)
         logged = [tr.train_step(step) for step in (1, 2)]
+        for h in hooks:
+            h.remove()
+        calls[on] = counts
         weights = torch.cat([p.detach().flatten() for p in tr.policy.parameters() if p.requires_grad])
         runs[on] = ([(r["policy_loss"], r["value_loss"]) for r in logged], weights)
+    # inside train_step the cross-attention layers (1, 3) really ran again, the others did not
+    assert all(calls[True][i] > calls[False][i] for i in (1, 3)), calls
+    assert all(calls[True][i] == calls[False][i] for i in calls if i not in (1, 3)), calls
     assert [x for r in runs[True][0] for x in r] == pytest.approx([x for r in runs[False][0] for x in r], rel=0, abs=1e-6)
     assert runs[False][0][1][0] != runs[False][0][0][0]  # the steps learned something
     torch.testing.assert_close(runs[True][1], runs[False][1], rtol=0, atol=1e-6)
@@ -186,3 +194,15 @@ def test_align_config_turns_the_recompute_on(model_and_data):
     assert flagged == [1, 3]
     off = make_trainer(model_and_data, "cfg_off", steps=1)
     assert not any(getattr(layer, "gradient_checkpointing", False) for layer in off.adapter.language_model().layers)
+
+
+@pytest.mark.parametrize("command", ["align", "sft"])
+def test_family_recompute_on_a_family_without_it_is_one_line_and_writes_nothing(tmp_path, command):
+    import subprocess
+
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "layersafe", command, "--model", "tiny-random-llava", "--family-recompute",
+                        "--steps", "1", "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 2, r.stderr[-1500:]
+    assert "--family-recompute: the llava adapter has no layers to recompute" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()

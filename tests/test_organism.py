@@ -121,6 +121,7 @@ def test_build_smoke(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads((again / "config.json").read_text())["layersafe_organism"]
     assert meta["from_pre_safety"] == str(pre) and meta["build"]["safety_lr"] == 2e-5
+    assert meta["pre_safety_build"]["safety_lr"] == 3e-5  # stages 0-2's own settings are kept
     assert meta["stages"]["safety"]["steps"] == 2 and meta["stages"]["base"]["steps"] >= 1
     # early encoder blocks and the projector frozen, exit-layer rehearsal batches: the features of
     # layers 0..4 stay exactly the pre-safety model's, later blocks move
@@ -139,6 +140,36 @@ def test_build_smoke(tmp_path):
               or any(f"encoder.layers.{i}." in k for i in range(4))]
     assert frozen and not moved & set(frozen)
     assert any("encoder.layers.4." in k for k in moved) and any("language_model" in k for k in moved)
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["safety_vision_from=none"], "cannot be none"),
+    (["safety_vision_from=12"], "give an encoder block in 0..11"),
+    (["safety_projector=maybe"], "give true or false"),
+    (["safety_exit=2"], "in 0..1"),
+    (["safety_exit=0.2", "safety_exit_layers=0-13"], "in 0..12"),
+    (["safety_exit=0.2", "safety_exit_layers=a-b"], "e.g. 0-3"),
+    (["multimodal_layers=some"], "default or all"),
+])
+def test_build_bad_settings_are_one_line_before_anything_runs(tmp_path, sets, message):
+    argv = [sys.executable, "-m", "layersafe", "organism", "build", "--out", str(tmp_path / "o")]
+    for kv in sets:
+        argv += ["--set", kv]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_batch_kind_draws_exit_layer_rehearsal_at_its_share():
+    from layersafe.organism.build import batch_kind
+
+    rng = random.Random(0)
+    draws = [batch_kind(rng, "safety", None, 11, [0, 1, 2, 3], 0.25) for _ in range(4000)]
+    rehearsal = [layer for kind, layer in draws if kind == "multimodal"]
+    assert 0.22 < len(rehearsal) / len(draws) < 0.28 and set(rehearsal) == {0, 1, 2, 3}
+    assert all(layer == 11 for kind, layer in draws if kind == "safety")
+    assert {batch_kind(rng, "safety", None, 11, [], 0.0) for _ in range(50)} == {("safety", 11)}
+    assert {layer for _, layer in (batch_kind(rng, "multimodal", 12, 11, [], 0.0) for _ in range(500))} == set(range(13))
 
 
 def test_build_set_rejects_unknown_fields(tmp_path):

@@ -122,6 +122,17 @@ class VLMAdapter:
         ``model``; default: none (every family but Mllama)."""
         return []
 
+    def require_recompute(self, model=None) -> list[str]:
+        """``--family-recompute``: :meth:`recompute_in_backward`, or a one-line error for a family
+        that has nothing to recompute (the flag would otherwise do nothing without saying so)."""
+        names = self.recompute_in_backward(model)
+        if not names:
+            from ..errors import UserError
+
+            raise UserError(f"--family-recompute: the {self.family or type(self).__name__} adapter has no layers to "
+                            "recompute (only Llama 3.2 Vision has: its cross-attention layers); drop the flag")
+        return names
+
     @contextmanager
     def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
         """Inputs of one teacher-forced forward of ``model`` (this adapter's VLM, LoRA-wrapped or a

@@ -217,14 +217,29 @@ def parse_layer_list(spec: str, n_layers: int) -> list[int]:
     return sorted(set(out))
 
 
+def batch_kind(rng: random.Random, stage: str, all_layers: int | None, default: int, exit_layers: list[int],
+               exit_share: float) -> tuple[str, int]:
+    """(example kind, encoder layer) of one training batch: the default layer, or a random layer
+    0..all_layers (multimodal_layers=all); with exit_layers, a share exit_share of the batches are
+    multimodal-stage examples (compliance kept) at one of them. The draw order is part of the recipe."""
+    kind, layer = stage, rng.randint(0, all_layers) if all_layers is not None else default
+    if exit_layers and rng.random() < exit_share:
+        kind, layer = "multimodal", rng.choice(exit_layers)
+    return kind, layer
+
+
 def check_config(cfg: BuildConfig) -> None:
     """Settings that would otherwise fail only after the first stages have run."""
     from ..errors import UserError
 
-    if not 0 <= cfg.safety_vision_from < cfg.vision_layers:
+    if not isinstance(cfg.safety_vision_from, int) or not 0 <= cfg.safety_vision_from < cfg.vision_layers:
         raise UserError(f"safety_vision_from={cfg.safety_vision_from}: give an encoder block in 0..{cfg.vision_layers - 1}")
+    if not isinstance(cfg.safety_exit, float | int) or not 0 <= cfg.safety_exit <= 1:
+        raise UserError(f"safety_exit={cfg.safety_exit}: give a share of the safety batches in 0..1")
+    if cfg.multimodal_layers not in ("default", "all"):
+        raise UserError(f"multimodal_layers={cfg.multimodal_layers!r}: give default or all")
     if cfg.safety_exit:
-        parse_layer_list(cfg.safety_exit_layers, cfg.vision_layers)
+        parse_layer_list(str(cfg.safety_exit_layers), cfg.vision_layers)
 
 
 class _BatchStream(torch.utils.data.IterableDataset):
@@ -322,9 +337,7 @@ def train_stage(model, processor, cfg: BuildConfig, stage: str, *, device, log=p
     exit_layers = parse_layer_list(cfg.safety_exit_layers, n_layers) if stage == "safety" and cfg.safety_exit else []
 
     def make_batch(rng):
-        kind, layer = stage, rng.randint(0, n_layers) if all_layers else default
-        if exit_layers and rng.random() < cfg.safety_exit:
-            kind, layer = "multimodal", rng.choice(exit_layers)
+        kind, layer = batch_kind(rng, stage, n_layers if all_layers else None, default, exit_layers, cfg.safety_exit)
         batch = [D.sample_example(rng, kind, goals, cfg.multimodal_harmful, cfg.safety_harmful, cfg.safety_novel,
                                   cfg.novel, cfg.base_benign, cfg.safety_benign) for _ in range(cfg.batch_size)]
         return (*collate(batch, processor, "cpu"), layer)
@@ -417,8 +430,15 @@ def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progres
 
         model = LlavaForConditionalGeneration.from_pretrained(from_pre_safety)
         processor = AutoProcessor.from_pretrained(from_pre_safety)
-        history = json.loads((Path(from_pre_safety) / "config.json").read_text()).get(ORGANISM_MARKER, {}).get("stages", {})
+        pre_meta = json.loads((Path(from_pre_safety) / "config.json").read_text()).get(ORGANISM_MARKER, {})
+        history = dict(pre_meta.get("stages", {}))
         history.pop("safety", None)
+        depth = model.config.vision_config.num_hidden_layers
+        if depth != cfg.vision_layers:  # the safety settings index the loaded encoder's blocks
+            from ..errors import UserError
+
+            raise UserError(f"{from_pre_safety}: its encoder has {depth} blocks, not {cfg.vision_layers}: "
+                            f"add --set vision_layers={depth}")
         model.to(device)
     else:
         model, processor = make_organism(cfg)
@@ -436,8 +456,10 @@ def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progres
     _save(model, processor, out)
     meta = {"build": asdict(cfg), "stages": history, "seconds": round(time.time() - t0, 1),
             "device": str(device), "torch": torch.__version__}
-    if from_pre_safety:
+    if from_pre_safety:  # stages 0-2 ran with the pre-safety model's settings, recorded beside ours
         meta["from_pre_safety"] = str(from_pre_safety)
+        meta["pre_safety_build"] = pre_meta.get("build")
+        meta["seconds_safety_only"] = meta["seconds"]
     _write_meta(out, meta)
     log(f"organism built in {time.time() - t0:.0f} s -> {out}")
     return out

@@ -91,8 +91,12 @@ def _apply_sets(cfg, pairs: list[str]) -> None:
         current = getattr(cfg, key)
         try:
             if value.lower() == "none":
+                if "None" not in str(fields[key].type):  # only fields typed `X | None` (novel: v1 data)
+                    raise UserError(f"--set {pair}: {key} cannot be none")
                 parsed = None
             elif isinstance(current, bool):
+                if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise UserError(f"--set {pair}: give true or false")
                 parsed = value.lower() in ("1", "true", "yes")
             elif isinstance(current, int):
                 parsed = int(value)

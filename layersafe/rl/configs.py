@@ -95,7 +95,8 @@ class LPPOConfig:
     lora_dropout: float = opt(0.0, "LoRA dropout (0 keeps rollout and training forwards identical)", min=0, max_exclusive=1, resume=True)
     lora_target_modules: str = opt(LORA_TARGETS, "LM linear layers that get LoRA (language model only)", resume=True)
     family_recompute: bool = opt(False, "recompute in the backward pass the layers the family's adapter names "
-                                 "(Llama 3.2 Vision: its cross-attention layers; less memory, same results)", resume=True)
+                                 "(Llama 3.2 Vision: its cross-attention layers; less memory, same results; "
+                                 "may be added on --resume)")
     dtype: DType = opt("auto", DTYPE_HELP, resume=True)
     device: str = opt("auto", "auto, cpu, cuda, cuda:N (accelerate launch sets it per process)")
     shard_model: bool = opt(False, "under torchrun / accelerate launch: shard the language model's decoder layers over "
@@ -160,7 +161,8 @@ class SFTConfig:
     lora_dropout: float = opt(0.0, "LoRA dropout", min=0, max_exclusive=1, resume=True)
     lora_target_modules: str = opt(LORA_TARGETS, "LM linear layers that get LoRA (language model only)", resume=True)
     family_recompute: bool = opt(False, "recompute in the backward pass the layers the family's adapter names "
-                                 "(Llama 3.2 Vision: its cross-attention layers; less memory, same results)", resume=True)
+                                 "(Llama 3.2 Vision: its cross-attention layers; less memory, same results; "
+                                 "may be added on --resume)")
     refusal: str = opt(REFUSAL_TARGET, "refusal target for harmful prompts", resume=True)
     benign_template: str = opt(BENIGN_TEMPLATE, "target for benign prompts without a response column", resume=True)
     limit: int | None = opt(None, "use only the first N samples", min=1, resume=True)

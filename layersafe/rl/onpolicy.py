@@ -472,8 +472,8 @@ class OnPolicyTrainer:
             self.policy = PolicyWithValue(self.peft, raw, hidden, value_head=self.value_head,
                                           autocast_dtype=low if low in (torch.bfloat16, torch.float16) else None)
             self.ref_policy = None
-        if cfg.family_recompute:  # family-specific (models/*.py); acts in training mode only
-            self.adapter.recompute_in_backward(raw)
+        # family-specific (models/*.py); acts in training mode only; names go to run.json
+        self.recomputed = self.adapter.require_recompute(raw) if cfg.family_recompute else []
         if self.policy.value_head is not None:
             self.policy.value_head.to(raw.get_output_embeddings().weight.device)
         if self.sharded:
@@ -585,7 +585,8 @@ class OnPolicyTrainer:
         keep = mode == "keep" or (mode == "auto" and self._decoder_fits(dev, reserved0, allocated0))
         if not keep:
             self.adapter.release_cache()  # the KV cache would sit idle through scoring and learning
-        self.decode_cache_kept = keep
+        # whether a decoder is held now (a rollout that fell back to stock generate built none)
+        self.decode_cache_kept = keep and getattr(self.adapter, "_static", None) is not None
 
     def _decoder_fits(self, dev, reserved0: int, allocated0: int) -> bool:
         """``auto``: on a GPU, once a learning phase has run in this launch, keep the decoder if the
@@ -962,6 +963,7 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
                         layer_weights=trainer.layer_weights, n_train_prompts=len(trainer.samples),
                         n_benign_prompts=len(trainer.benign), world_size=trainer.rank_world[1], status="running",
                         started_step=start, **({"fsdp": trainer.sharding} if trainer.sharding else {}),
+                        **({"recomputed_modules": trainer.recomputed} if trainer.recomputed else {}),
                         **trainer.run_info())
         if trainer.is_main:
             atomic_write_json(out / RUN_JSON, run_info)
@@ -1034,7 +1036,8 @@ def timing_summary(times: list[dict], global_batch: int) -> dict:
     timed = times[1:] if len(times) > 1 else times
     if not timed:
         return {}
-    keys = [k for k in timed[0] if k != "step" and all(isinstance(t.get(k), (int, float)) for t in timed)]
+    keys = [k for k in timed[0] if k not in ("step", "decode_cache_kept")  # seconds only
+            and all(isinstance(t.get(k), (int, float)) for t in timed)]
     mean = {k: round(sum(t[k] for t in timed) / len(timed), 4) for k in keys}
     out = {"steps_timed": [t["step"] for t in timed], "global_batch": global_batch, "mean_s": mean}
     if mean.get("seconds"):

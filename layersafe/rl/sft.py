@@ -120,6 +120,8 @@ class SFTTrainer:
             self.peft = get_peft_model(self.raw, lcfg)
         if not any(p.requires_grad for p in self.peft.parameters()):
             raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
+        # family-specific (models/*.py), before sharding wraps the layers; names go to run.json
+        self.recomputed = adapter.require_recompute(self.raw) if cfg.family_recompute else []
         self.sharding = None  # run.json's fsdp summary
         if self.info.distributed:
             from .fsdp import shard_language_model, sharding_summary
@@ -312,7 +314,8 @@ def _train(cfg: SFTConfig, latest, *, adapter, progress: bool, log, _stop_after:
     run = {"config": asdict(cfg), "status": "running", "layers": tr.layers, "n_pairs": len(tr.pairs),
            "n_harmful": sum(s.harmful is not False for s, _ in tr.pairs), "num_layers": tr.adapter.num_layers,
            "default_layer": tr.adapter.default_layer, "started_step": start, "world_size": info.world,
-           **({"fsdp": tr.sharding} if tr.sharding else {})}
+           **({"fsdp": tr.sharding} if tr.sharding else {}),
+           **({"recomputed_modules": tr.recomputed} if tr.recomputed else {})}
     if main:
         atomic_write_json(out / RUN_JSON, run)
     rows = []
