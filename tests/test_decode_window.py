@@ -75,9 +75,9 @@ def test_gpu_graph_windows_equal_generate_fp32(tiny_adapter, monkeypatch):
     reused decoder with a shorter prompt falls back to the whole-cache graph and agrees too."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
+    emb, attn = _embeds(tiny_adapter, "cuda")  # built on the CPU model, then moved
     model = tiny_adapter.model.to("cuda")
     try:
-        emb, attn = _embeds(tiny_adapter, "cuda")
         N = 150
         ref = _stock(model, emb, attn, N)
         monkeypatch.setattr(decode, "DECODE_WINDOW", 16)
