@@ -16,6 +16,8 @@ Scores both judges (``refusal``, ``gcg-prefix``) against:
     python benchmarks/eval_refusal.py --errors        # also list the rule judge's disagreements
     python benchmarks/eval_refusal.py --test          # also the style test split, in aggregate
     python benchmarks/eval_refusal.py --file X.jsonl  # only that file: per style + overall
+    python benchmarks/eval_refusal.py --file X.jsonl --judge refusal-learned
+                                                      # also the learned judge: rules vs hybrid vs learned side by side
 
 Results go in docs/judges.md with the exact command and date.
 """
@@ -30,10 +32,13 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from layersafe.judges.refusal import classify_refusal, gcg_is_refusal
-from layersafe.metrics.aggregate import wilson_interval
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # score with this checkout's judges, not another installed copy of layersafe
+
+from layersafe.judges.refusal import classify_refusal, gcg_is_refusal  # noqa: E402
+from layersafe.judges.refusal_learned import classify_refusal_learned  # noqa: E402
+from layersafe.metrics.aggregate import wilson_interval  # noqa: E402
+
 XSTEST = ROOT.parent / "shared/data/xstest/xstest_v2_completions_gpt4_labeled.csv"
 HELDOUT = ROOT / "tests/data/refusal_heldout.jsonl"
 STYLES = ROOT / "tests/data/refusal_styles"
@@ -126,13 +131,16 @@ def load_labelled(path: Path) -> list[dict]:
     return rows
 
 
-def file_report(rows: list[dict], name: str) -> dict:
-    """Agreement of `refusal` (and gcg-prefix for reference) per style and overall; prints the table."""
+def file_report(rows: list[dict], name: str, extra: dict | None = None) -> dict:
+    """Agreement of `refusal` (and gcg-prefix for reference) per style and overall; prints the table.
+    ``extra`` (name -> row -> 0/1, e.g. LEARNED) adds a column and an overall line per judge."""
+    extra = extra or {}
     pred = [classify_refusal(r["response"], r["prompt"])[0] for r in rows]
     correct = [p == r["label"] for p, r in zip(pred, rows)]
+    more = {j: [f(r) == r["label"] for r in rows] for j, f in extra.items()}
     styles = sorted({r["style"] for r in rows})
     print(f"\n{name}: {len(rows)} rows, {sum(r['label'] for r in rows)} refusals, {len(styles)} styles")
-    print(f"{'style':<28} {'n':>4} {'refusal':>8} {'95% Wilson':>13} {'gcg':>6}")
+    print(f"{'style':<28} {'n':>4} {'refusal':>8} {'95% Wilson':>13} {'gcg':>6}" + "".join(f" {j:>11}" for j in extra))
     out = {}
     for st in styles + ["ALL"]:
         idx = [i for i, r in enumerate(rows) if st == "ALL" or r["style"] == st]
@@ -140,10 +148,14 @@ def file_report(rows: list[dict], name: str) -> dict:
         g = sum(gcg_is_refusal(rows[i]["response"]) == rows[i]["label"] for i in idx) / n
         lo, hi = wilson_interval(k, n)
         out[st] = k / n
-        print(f"{st:<28} {n:>4} {k / n:>8.3f} {lo:>6.3f}-{hi:.3f} {g:>6.3f}")
-    lo, hi = bootstrap_ci(rows, correct)
-    print(f"overall {sum(correct)}/{len(rows)} = {sum(correct) / len(rows):.3f}; style-bootstrap 95% {lo:.3f}-{hi:.3f}; "
-          f"worst style {min(out[s] for s in styles):.3f}")
+        print(f"{st:<28} {n:>4} {k / n:>8.3f} {lo:>6.3f}-{hi:.3f} {g:>6.3f}"
+              + "".join(f" {sum(c[i] for i in idx) / n:>11.3f}" for c in more.values()))
+    for j, c in {"refusal": correct, **more}.items():
+        lo, hi = bootstrap_ci(rows, c)
+        wlo, whi = wilson_interval(sum(c), len(rows))
+        worst = min(sum(c[i] for i, r in enumerate(rows) if r["style"] == s) / sum(r["style"] == s for r in rows) for s in styles)
+        print(f"{j} overall {sum(c)}/{len(rows)} = {sum(c) / len(rows):.3f} (Wilson {wlo:.3f}-{whi:.3f}); "
+              f"style-bootstrap 95% {lo:.3f}-{hi:.3f}; worst style {worst:.3f}")
     return out
 
 
@@ -153,16 +165,23 @@ JUDGES = {
 }
 
 
-def evaluate(rows: list[dict]) -> dict[str, dict]:
+# --judge refusal-learned: its two modes beside the rules (layersafe/judges/refusal_learned.py)
+LEARNED = {
+    "rl-hybrid": lambda r: int(classify_refusal_learned(r["response"], r["prompt"], "hybrid")[0] == "refused"),
+    "rl-learned": lambda r: int(classify_refusal_learned(r["response"], r["prompt"], "learned")[0] == "refused"),
+}
+
+
+def evaluate(rows: list[dict], judges: dict | None = None) -> dict[str, dict]:
     gold = [r["label"] for r in rows]
-    return {name: agreement([f(r) for r in rows], gold) for name, f in JUDGES.items()}
+    return {name: agreement([f(r) for r in rows], gold) for name, f in (judges or JUDGES).items()}
 
 
-def _table(title: str, subsets: dict[str, list[dict]]) -> None:
+def _table(title: str, subsets: dict[str, list[dict]], judges: dict | None = None) -> None:
     print(f"\n{title}")
     print(f"{'subset':<18} {'judge':<11} {'n':>4} {'acc':>6} {'95% CI':>13} {'kappa':>6} {'prec':>6} {'recall':>6}")
     for sub, rows in subsets.items():
-        for name, m in evaluate(rows).items():
+        for name, m in evaluate(rows, judges).items():
             cells = [_fmt(m[k]) for k in ("acc", "kappa", "precision", "recall")]
             ci = "-" if m["n"] == 0 else f"{m['acc_ci'][0]:.3f}-{m['acc_ci'][1]:.3f}"
             print(f"{sub:<18} {name:<11} {m['n']:>4} {cells[0]:>6} {ci:>13} " + " ".join(f"{c:>6}" for c in cells[1:]))
@@ -182,10 +201,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--test", action="store_true", help="also score the style test split (aggregate tables only)")
     ap.add_argument("--file", type=Path, help="score only this labelled JSONL (prompt, response, label 0/1, style; or XSTest's "
                     "completion, final_label, model): agreement per style and overall; with --errors also its disagreements")
+    ap.add_argument("--judge", action="append", choices=["refusal-learned"], default=[],
+                    help="also score with this judge (refusal-learned: its hybrid and learned modes, columns rl-hybrid, rl-learned)")
     args = ap.parse_args(argv)
+    extra = LEARNED if "refusal-learned" in args.judge else {}
+    judges = {**JUDGES, **extra}
     if args.file is not None:
         rows = load_labelled(args.file)
-        file_report(rows, str(args.file))
+        file_report(rows, str(args.file), extra)
         if args.errors:
             print(f"\nDisagreements of `refusal` on {args.file}:")
             for r in rows:
@@ -200,14 +223,14 @@ def main(argv: list[str] | None = None) -> None:
         sets["xstest"] = xs
         _table(f"XSTest v2 completions, human final_label ({args.xstest.name})", {
             "all": xs, "safe": [r for r in xs if r["split"] == "safe"],
-            "unsafe": [r for r in xs if r["split"] == "unsafe"]})
+            "unsafe": [r for r in xs if r["split"] == "unsafe"]}, judges)
     else:
         print(f"XSTest file not found: {args.xstest}")
     held = load_heldout(args.heldout)
     sets["heldout"] = held
     _table(f"Held-out hand-written set ({args.heldout.name}, {len({r['style'] for r in held})} styles)", {
         "all": held, "refused": [r for r in held if r["label"] == 1],
-        "complied": [r for r in held if r["label"] == 0]})
+        "complied": [r for r in held if r["label"] == 0]}, judges)
 
     for split in ("dev", "test") if args.test else ("dev",):
         rows = load_heldout(args.styles / f"{split}.jsonl")
@@ -218,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         by_style = {s: [r for r in rows if r["style"] == s] for s in sorted({r["style"] for r in rows})}
         _table(f"Style set, {split} split ({len(rows)} rows, {len(by_style)} styles)", {
             "all": rows, "refused": [r for r in rows if r["label"] == 1],
-            "complied": [r for r in rows if r["label"] == 0], **by_batch, **by_style})
+            "complied": [r for r in rows if r["label"] == 0], **by_batch, **by_style}, judges)
         correct = [classify_refusal(r["response"], r["prompt"])[0] == r["label"] for r in rows]
         lo, hi = bootstrap_ci(rows, correct)
         print(f"{split}: refusal {sum(correct)}/{len(rows)}; style-bootstrap 95% interval {lo:.3f}-{hi:.3f}")

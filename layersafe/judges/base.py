@@ -240,7 +240,7 @@ def upgrade_rows(rows: list[dict], perspective: bool | None = None, judged_by=()
 
 
 _REGISTRY: dict[str, type[Judge]] = {}
-BUILTIN_MODULES = ("refusal", "llamaguard", "llamaguard_vision", "generative", "reward", "toxicity")
+BUILTIN_MODULES = ("refusal", "refusal_learned", "llamaguard", "llamaguard_vision", "generative", "reward", "toxicity")
 
 
 def register(cls):

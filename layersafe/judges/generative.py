@@ -376,6 +376,6 @@ class RubricJudge(GraderJudge):
 
 # Keys written by the built-in judges (their names, docs/design.md §3.4) and by earlier versions
 # (read as aliases, base.LEGACY_KEYS); a rubric may not take one of them.
-RESERVED_KEYS = {"refusal", "gcg_prefix", "llamaguard", "llamaguard_prob", "llamaguard_parse_error", "reward",
+RESERVED_KEYS = {"refusal", "gcg_prefix", "refusal_learned", "llamaguard", "llamaguard_prob", "llamaguard_parse_error", "reward",
                  "toxicity", "perspective", "harmbench", "harmbench_prob", "strongreject", "llamaguard_vision",
                  "empty", *LEGACY_KEYS}
