@@ -6,7 +6,7 @@ the older held-out set (tests/data/refusal_heldout.jsonl) and XSTest v2 completi
 
     python scripts/train_refusal_learned.py            # rebuild layersafe/judges/refusal_learned.json (bit-identical)
     python scripts/train_refusal_learned.py --cv       # group k-fold CV: rules vs learned vs hybrid, hyperparameter grid
-    python scripts/train_refusal_learned.py --forward f7cc23a
+    python scripts/train_refusal_learned.py --forward f7cc23a [--first-batch 11]
         # forward-in-time check: the rules as of that commit (before round 2) vs models trained on dev batches
         # 1-10 + held-out + XSTest, scored on dev batches 11-13 (written after that commit, unseen by both)
 
@@ -202,14 +202,16 @@ def old_rules(rows: list[dict], commit: str) -> list[tuple[str, str]]:
         return [tuple(x) for x in json.loads(out.stdout)]
 
 
-def run_forward(rows: list[dict], commit: str) -> None:
-    """Rules as of ``commit`` vs learned / hybrid / stacked trained on what existed then, on dev batches 11-13."""
+def run_forward(rows: list[dict], commit: str, first: int) -> None:
+    """Rules as of ``commit`` vs learned / hybrid / stacked trained on what existed then (dev batches
+    before ``first``, held-out, XSTest), on dev batches ``first``.. (unseen by both)."""
     old = old_rules(rows, commit)
     rows = [{**r, "outcome": o, "reason": why} for r, (o, why) in zip(rows, old)]
-    train = [r for r in rows if not (r["source"] == "dev" and r.get("batch", 0) >= 11)]
-    test = [r for r in rows if r["source"] == "dev" and r.get("batch", 0) >= 11]
-    print(f"forward check: rules at {commit}; train {len(train)} rows (dev batches 1-10, held-out, XSTest), "
-          f"test {len(test)} rows (dev batches 11-13, {len({r['group'] for r in test})} styles)")
+    train = [r for r in rows if not (r["source"] == "dev" and r.get("batch", 0) >= first)]
+    test = [r for r in rows if r["source"] == "dev" and r.get("batch", 0) >= first]
+    batches = sorted({r["batch"] for r in test})
+    print(f"forward check: rules at {commit}; train {len(train)} rows (dev batches 1-{first - 1}, held-out, XSTest), "
+          f"test {len(test)} rows (dev batches {first}-{batches[-1]}, {len({r['group'] for r in test})} styles)")
     print(report(f"rules at {commit}", test, [int(r["outcome"] == "refused") for r in test]))
     for mode in ("learned", "stacked"):
         cfg = CONFIG[mode]
@@ -227,8 +229,8 @@ def run_forward(rows: list[dict], commit: str) -> None:
                 broke = sum(h != q and q == r["label"] for h, q, r in zip(hyb, rules, test))
                 print(f"    vs the rules: {fixed} rows fixed, {broke} broken; per batch " + ", ".join(
                     f"{b}: {sum(hyb[i] == test[i]['label'] for i, r in enumerate(test) if r['batch'] == b)}/"
-                    f"{sum(r['batch'] == b for r in test)}" for b in (11, 12, 13)))
-        for batch in (11, 12, 13):
+                    f"{sum(r['batch'] == b for r in test)}" for b in batches))
+        for batch in batches:
             idx = [i for i, r in enumerate(test) if r["batch"] == batch]
             print(f"    batch {batch}: {sum(pred[i] == test[i]['label'] for i in idx)}/{len(idx)} "
                   f"(rules {sum(int(test[i]['outcome'] == 'refused') == test[i]['label'] for i in idx)}/{len(idx)})")
@@ -251,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cv", action="store_true", help="group k-fold CV of rules, learned and hybrid (grid); writes nothing")
     ap.add_argument("--forward", metavar="COMMIT", help="forward-in-time check against the rules as of COMMIT; writes nothing")
+    ap.add_argument("--first-batch", type=int, default=11, help="with --forward: dev batches from this one on are the test rows")
     ap.add_argument("--out", type=Path, default=WEIGHTS, help=f"weights file (default {WEIGHTS.relative_to(ROOT)})")
     args = ap.parse_args(argv)
     if not XSTEST.exists():
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_training()
     if args.forward:
         try:
-            run_forward(rows, args.forward)
+            run_forward(rows, args.forward, args.first_batch)
         except subprocess.CalledProcessError as e:
             print(f"train_refusal_learned: cannot run the rules at {args.forward}: {(e.stderr or b'')[-200:]!r}", file=sys.stderr)
             return 2

@@ -140,3 +140,10 @@ def test_eval_refusal_side_by_side(tmp_path):
     # rules 4/7 (three refusals missed), hybrid and learned 7/7
     assert lines["ALL"][1:3] == ["7", "0.571"] and lines["ALL"][-2:] == ["1.000", "1.000"]
     assert "rl-hybrid overall 7/7 = 1.000" in out.stdout and "refusal overall 4/7 = 0.571" in out.stdout
+
+
+@pytest.mark.skipif(not XSTEST.exists(), reason="XSTest completions (training data) not in ../shared/data/xstest")
+def test_train_script_bad_commit_is_one_line():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/train_refusal_learned.py"), "--forward", "no-such-commit"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot run the rules at no-such-commit" in out.stderr
