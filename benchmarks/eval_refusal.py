@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"  gold={r['label']} pred={pred} [{r['style']}] ({why}) {r['response'][:200]!r}")
         return
 
+    if extra:
+        print("note: refusal-learned was trained on XSTest, the held-out set and the dev split: its rl-* columns "
+              "below are a fit, not agreement (docs/judges.md has its cross-validated figures)")
     sets = {}
     if args.xstest.exists():
         xs = load_xstest(args.xstest)
