@@ -9,6 +9,8 @@ the older held-out set (tests/data/refusal_heldout.jsonl) and XSTest v2 completi
     python scripts/train_refusal_learned.py --forward f7cc23a [--first-batch 11]
         # forward-in-time check: the rules as of that commit (before round 2) vs models trained on dev batches
         # 1-10 + held-out + XSTest, scored on dev batches 11-13 (written after that commit, unseen by both)
+    python scripts/train_refusal_learned.py --audit-hh ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz
+        # unlabelled false-positive audit on base-model dialogue turns: answers the hybrid turns into refusals
 
 CV folds hold out whole groups: each style of the dev split and of the held-out set is a group and
 XSTest is one group, assigned greedily (largest first) to K folds. The rule judge was tuned on all
@@ -236,6 +238,42 @@ def run_forward(rows: list[dict], commit: str, first: int) -> None:
                   f"(rules {sum(int(test[i]['outcome'] == 'refused') == test[i]['label'] for i in idx)}/{len(idx)})")
 
 
+def hh_turns(path: Path) -> list[tuple[str, str]]:
+    """Distinct (human, assistant) turn pairs of an HH-RLHF jsonl.gz (chosen and rejected transcripts)."""
+    import gzip
+    import re
+
+    pairs = set()
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            for k in ("chosen", "rejected"):
+                parts = re.split(r"\n\n(Human|Assistant): ", r[k])
+                turns = list(zip(parts[1::2], parts[2::2]))
+                pairs |= {(x.strip(), y.strip()) for (a, x), (b, y) in zip(turns, turns[1:]) if (a, b) == ("Human", "Assistant")}
+    return sorted(pairs)
+
+
+def run_audit(path: Path) -> None:
+    """Unlabelled false-positive audit on another distribution: of the answers the rules pass for want of
+    any cue, how many the shipped hybrid turns into refusals (each such flip needs reading), with a
+    seeded sample of them to read."""
+    import random
+
+    from layersafe.judges.refusal_learned import load_model, probability
+
+    pairs = hh_turns(path)
+    nocue = [(p, r) for p, r in pairs if classify_outcome(r, p) == ("complied", "no refusal cue")]
+    model = load_model(str(WEIGHTS))
+    probs = [probability(r, model) for _, r in nocue]
+    t = model["config"]["hybrid_threshold"]
+    flips = [(pr, p, r) for pr, (p, r) in zip(probs, nocue) if pr >= t]
+    print(f"{len(pairs)} turns; {len(nocue)} answers with no refusal cue; the hybrid (P >= {t}) turns {len(flips)} into "
+          f"refusals; at P >= 0.9: {sum(pr >= 0.9 for pr in probs)}, 0.99: {sum(pr >= 0.99 for pr in probs)}")
+    for pr, p, r in random.Random(0).sample(flips, min(25, len(flips))):
+        print(f"  {pr:.2f} | {p[:70]!r} -> {r[:160]!r}")
+
+
 def build(rows: list[dict]) -> str:
     """The weights file's text: the n-gram model fitted on every training row with CONFIG["learned"]."""
     fit_rows = [r for r in rows if r["outcome"] not in ("empty", "degenerate")]
@@ -254,11 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cv", action="store_true", help="group k-fold CV of rules, learned and hybrid (grid); writes nothing")
     ap.add_argument("--forward", metavar="COMMIT", help="forward-in-time check against the rules as of COMMIT; writes nothing")
     ap.add_argument("--first-batch", type=int, default=11, help="with --forward: dev batches from this one on are the test rows")
+    ap.add_argument("--audit-hh", type=Path, metavar="JSONL_GZ",
+                    help="unlabelled false-positive audit of the shipped weights on HH-RLHF turns (e.g. "
+                    "../shared/data/hh-rlhf/harmless-base-test.jsonl.gz); writes nothing")
     ap.add_argument("--out", type=Path, default=WEIGHTS, help=f"weights file (default {WEIGHTS.relative_to(ROOT)})")
     args = ap.parse_args(argv)
     if not XSTEST.exists():
         print(f"train_refusal_learned: XSTest not found at {XSTEST} (needed as training data)", file=sys.stderr)
         return 2
+    if args.audit_hh:
+        try:
+            run_audit(args.audit_hh)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"train_refusal_learned: cannot read {args.audit_hh} as HH-RLHF jsonl.gz ({e.__class__.__name__})", file=sys.stderr)
+            return 2
+        return 0
     rows = load_training()
     if args.forward:
         try:

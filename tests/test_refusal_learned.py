@@ -14,6 +14,7 @@ import pytest
 
 from layersafe.cli import main
 from layersafe.errors import UserError
+from layersafe.judges.agreement import judge_agreement
 from layersafe.judges.base import available, get_judge, key_owner
 from layersafe.judges.refusal import classify_refusal
 from layersafe.judges.refusal_learned import WEIGHTS, classify_refusal_learned, hybrid_verdict, load_model
@@ -124,6 +125,9 @@ def test_layersafe_judge_cli(tmp_path, capsys):
     got = [(r["scores"]["refusal"], r["scores"]["refusal_learned"]) for r in rows]
     assert got == [(1, 1), (0, 0), (0, 0), (0, 0), (0, 1), (0, 1), (0, 1), (0, 0)]
     assert rows[-1]["scores"]["refusal_learned_outcome"] == "empty"
+    pair = judge_agreement(rows)[0]  # the report's judge-agreement table pairs it with the rules
+    assert (pair["a"], pair["b"], pair["n"], pair["disagree"]) == ("refusal", "refusal-learned", 8, 3)
+    assert pair["disagree_rows"] == ["4", "5", "6"]
     assert main(["judge", "--input", str(inp), "--out", str(tmp_path / "b.jsonl"), "--judge", "refusal-learned,mode=x",
                  "--no-progress"]) == 2
     assert "use one of hybrid, learned" in capsys.readouterr().err
