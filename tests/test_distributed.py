@@ -152,9 +152,10 @@ def test_second_launch_into_a_busy_folder_fails_in_one_line(tiny_llava_dir, tmp_
         proc = subprocess.run(_scan_cmd(tiny_llava_dir, data, out, 29647, "--layers", "0", "--resume"),
                               env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
-    # One line from each process (torchrun then adds its own failure report); no traceback of ours.
+    # One line from each process that got to print it (torchrun then adds its own failure report, and
+    # on a loaded machine it may stop the second process first); no traceback of ours.
     ours = [l for l in proc.stderr.splitlines() if l.startswith("layersafe: error:")]
-    assert len(ours) == 2 and all("in use by another layersafe run" in l for l in ours), proc.stderr[-2000:]
+    assert len(ours) in (1, 2) and all("in use by another layersafe run" in l for l in ours), proc.stderr[-2000:]
     assert "layersafe/" not in proc.stderr
     assert (out / "generations.jsonl").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["generations.jsonl"]  # no part file, no run.json
