@@ -128,6 +128,13 @@ def _shutdown() -> None:
         dist.destroy_process_group()
 
 
+def shutdown_at_exit() -> None:
+    """Destroy the process group when the interpreter exits, for groups made elsewhere (accelerate's):
+    a gloo group left to the C++ destructors at exit can abort the process ("terminate called
+    without an active exception") after the run's work is done."""
+    atexit.register(_shutdown)
+
+
 def barrier() -> None:
     """Wait until every rank gets here (no-op for one process)."""
     if _active():

@@ -876,7 +876,11 @@ def _make_accelerator():
 
     # Without cpu=True accelerate ignores a multi-process launch on a CPU-only machine and every
     # process trains alone (same folder, no gradient all-reduce).
-    return Accelerator(cpu=not torch.cuda.is_available())
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    from ..distributed import shutdown_at_exit
+
+    shutdown_at_exit()
+    return acc
 
 
 # ============================================================================================
