@@ -167,6 +167,26 @@ def window(setting: str | None):
         decode.DECODE_WINDOW = old
 
 
+def add_lora(adapter, r: int) -> int:
+    """Wrap the adapter's model in place with rank-r LoRA on align's target linears (language model
+    only), B non-zero so the LoRA path is not a no-op; returns the number of LoRA layers."""
+    from peft import LoraConfig, get_peft_model
+
+    from layersafe.rl.configs import LORA_TARGETS
+    from layersafe.rl.onpolicy import lora_target
+
+    target = lora_target(adapter, LORA_TARGETS.split(","))
+    peft = get_peft_model(adapter.model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=target, bias="none"))
+    n = 0
+    with torch.no_grad():
+        for name, prm in peft.named_parameters():
+            if "lora_B" in name:
+                prm.normal_(0, 1e-3)
+                n += 1
+    adapter.release_cache()  # the next decoder captures the LoRA path
+    return n
+
+
 def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev, windows=("on",),
                  rate: float | None = None) -> dict:
     """Prefill and per-step decode time of one batch, dynamic vs static cache, and the roofline."""
@@ -252,6 +272,9 @@ def main():
                          "(off, before issue 21); both: run the engine scan and the decode bench with each")
     ap.add_argument("--decode-window", type=int, default=None,
                     help="slots per decode-attention window when the window is on (default: the library's)")
+    ap.add_argument("--decode-lora", type=int, default=0, metavar="R",
+                    help="with --decode-bench: time the decode again with rank-R LoRA on the language model's "
+                         "linears (align's targets), as L-PPO rollouts decode")
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
     if a.decode_window is not None and a.decode_window < 1:
@@ -375,6 +398,12 @@ def main():
     if a.decode_bench and dev.type == "cuda":
         res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev,
                                            windows=tuple(windows), rate=rate)
+        if a.decode_lora:
+            # The same batch through the same decoder with L-PPO's LoRA (non-zero B) in every language-model
+            # linear: what the LoRA layers add to a decode step (docs/lppo.md, "Decode cache").
+            add_lora(adapter, a.decode_lora)
+            res["decode_bench_lora"] = {"lora_r": a.decode_lora, **decode_bench(
+                adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev, windows=("on",), rate=rate)}
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:
