@@ -109,6 +109,10 @@ class VLMAdapter:
     def release_cache(self) -> None:
         """Free memory kept between generate calls (the static KV cache and its CUDA graph)."""
 
+    def holds_decoder(self) -> bool:
+        """Whether a decoder (static KV cache, CUDA graph) is kept between generate calls now."""
+        return False
+
     # --- training -------------------------------------------------------------------------
     def language_model(self, model=None) -> torch.nn.Module:
         return getattr((model if model is not None else self.model).model, self.language_model_name)

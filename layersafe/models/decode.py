@@ -20,6 +20,7 @@ anything else.
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -174,12 +175,20 @@ class StaticDecoder:
     def _graphs_on(self, device) -> bool:
         return self.use_graph if self.use_graph is not None else device.type == "cuda"
 
+    @contextmanager
+    def _attending(self, window: int | None):
+        """Attention inside reads cache slots [0, window) only (None: the whole cache)."""
+        self._window = window
+        try:
+            yield
+        finally:
+            self._window = None
+
     def _capture(self, st: _State, sample, dtype, window: int | None):
         """The step reading ``window`` slots (None: all) as a CUDA graph. Runs steps on the cache:
         call it only before the cache is reset for a prefill."""
         device = st.slots.device
-        self._window = window
-        try:
+        with self._attending(window):
             # Warm up on a side stream (allocates the cache, picks kernels), then capture.
             s = torch.cuda.Stream(device)
             s.wait_stream(torch.cuda.current_stream(device))
@@ -192,8 +201,6 @@ class StaticDecoder:
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):  # own memory pool: a decode step's activations are small
                 self._step(st, sample, dtype)
-        finally:
-            self._window = None
         return g
 
     @staticmethod
@@ -237,15 +244,11 @@ class StaticDecoder:
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         # The prompt's attention reads only its P slots (those past it are not yet written);
         # DECODE_WINDOW = 0 keeps the old whole-cache read.
-        if DECODE_WINDOW > 0:
-            self._window = P
-        else:
+        if DECODE_WINDOW <= 0:
             keep = torch.cat([keep, keep.new_zeros(B, 1, P, L - P)], -1)
-        try:
+        with self._attending(P if DECODE_WINDOW > 0 else None):
             h = self.decoder(inputs_embeds=inputs_embeds, attention_mask=self._to_attn_mask(keep, dtype),
                              position_ids=positions, use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
-        finally:
-            self._window = None
         out = torch.empty(B, N, dtype=torch.long, device=dev)
         out[:, 0] = self._choose(self.lm_head(h[:, -1]), st, sample)
         st.tok.copy_(out[:, :1])
@@ -264,11 +267,8 @@ class StaticDecoder:
             if st.graph is not None:
                 st.graphs.get(w, st.graph).replay()
             else:
-                self._window = w
-                try:
+                with self._attending(w):
                     self._step(st, sample, dtype)
-                finally:
-                    self._window = None
             out[:, n] = st.nxt
             n += 1
             if len(eos) and n % STOP_CHECK_EVERY == 0 and bool(torch.isin(out[:, :n], eos).any(1).all()):

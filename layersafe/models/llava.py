@@ -117,6 +117,9 @@ class LlavaAdapter(VLMAdapter):
     def release_cache(self) -> None:
         self._static = None
 
+    def holds_decoder(self) -> bool:
+        return self._static is not None
+
     @contextmanager
     def train_inputs(self, model, items, prompt_ids, prompt_mask, response_ids, response_mask, features):
         """``inputs_embeds`` with the features at the prompt's image tokens, as generate() gets them."""

@@ -202,19 +202,15 @@ def _safety_vision_params(model, cfg: BuildConfig) -> list:
 
 
 def parse_layer_list(spec: str, n_layers: int) -> list[int]:
-    """``"0-3"`` / ``"0,2,5"`` -> encoder layers (0..n_layers); a UserError names the fix."""
+    """``safety_exit_layers`` ("0-3", "0,2,5") -> encoder layers in 0..n_layers (layers.parse_layers),
+    with a UserError that names the setting."""
     from ..errors import UserError
+    from ..layers import parse_layers
 
-    out: list[int] = []
     try:
-        for part in spec.split(","):
-            a, _, b = part.strip().partition("-")
-            out += range(int(a), int(b or a) + 1)
-    except ValueError:
-        out = []
-    if not out or min(out) < 0 or max(out) > n_layers:
-        raise UserError(f"safety_exit_layers={spec!r}: give encoder layers in 0..{n_layers}, e.g. 0-3 or 0,2")
-    return sorted(set(out))
+        return parse_layers(spec, n_layers, n_layers - 1)
+    except UserError:
+        raise UserError(f"safety_exit_layers={spec!r}: give encoder layers in 0..{n_layers}, e.g. 0-3 or 0,2") from None
 
 
 def batch_kind(rng: random.Random, stage: str, all_layers: int | None, default: int, exit_layers: list[int],
@@ -459,7 +455,6 @@ def build(out: str | Path, cfg: BuildConfig | None = None, *, log=print, progres
     if from_pre_safety:  # stages 0-2 ran with the pre-safety model's settings, recorded beside ours
         meta["from_pre_safety"] = str(from_pre_safety)
         meta["pre_safety_build"] = pre_meta.get("build")
-        meta["seconds_safety_only"] = meta["seconds"]
     _write_meta(out, meta)
     log(f"organism built in {time.time() - t0:.0f} s -> {out}")
     return out

@@ -577,16 +577,13 @@ class OnPolicyTrainer:
         correct: the graph reads the LoRA weights by address (the optimizer updates them in place) and
         was captured on the adapter-enabled path (rollouts never run under ``disable_adapter``); the
         trainer frees it before anything changes the modules (:meth:`release_decoder`)."""
-        cache = getattr(self.cfg, "cache", "auto")
-        static = cache == "static" or (cache == "auto" and dev.type == "cuda")
-        if self.sharded or not self.adapter.static_cache or not static:
-            return  # stock generate (models/llava.py _use_static): nothing kept between calls
-        mode = getattr(self.cfg, "decode_cache", "release")
+        if not self.adapter.holds_decoder():
+            return  # the rollout decoded with stock generate: nothing kept between calls
+        mode = self.cfg.decode_cache
         keep = mode == "keep" or (mode == "auto" and self._decoder_fits(dev, reserved0, allocated0))
         if not keep:
             self.adapter.release_cache()  # the KV cache would sit idle through scoring and learning
-        # whether a decoder is held now (a rollout that fell back to stock generate built none)
-        self.decode_cache_kept = keep and getattr(self.adapter, "_static", None) is not None
+        self.decode_cache_kept = keep
 
     def _decoder_fits(self, dev, reserved0: int, allocated0: int) -> bool:
         """``auto``: on a GPU, once a learning phase has run in this launch, keep the decoder if the
