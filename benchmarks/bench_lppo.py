@@ -42,26 +42,18 @@ import argparse
 import contextlib
 import gc
 import json
+import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scan import matmul_rate  # noqa: E402  (same folder: best of 10 bf16 8192^3 GEMMs)
+
 H200_BF16_DENSE = 989e12
-
-
-def matmul_rate(dev, n: int = 8192) -> float:
-    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(10):
-        a @ b
-    torch.cuda.synchronize()
-    return 10 * 2 * n**3 / (time.perf_counter() - t)
 
 
 # --- real-size architectures (random weights) ------------------------------------------------

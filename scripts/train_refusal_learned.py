@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from eval_refusal import HELDOUT, STYLES, XSTEST, bootstrap_ci, load_heldout, load_xstest  # noqa: E402
 
 from layersafe.judges.outcome import classify_outcome  # noqa: E402
-from layersafe.judges.refusal_learned import WEIGHTS, features, hashed, hybrid_verdict, rule_signal  # noqa: E402
+from layersafe.judges.refusal_learned import WEIGHTS, features, hashed, hybrid_verdict  # noqa: E402
 from layersafe.metrics.aggregate import wilson_interval  # noqa: E402
 
 # Chosen by --cv (docs/judges.md, "refusal-learned"): l2 = the grid's best pooled CV agreement of the model
@@ -77,7 +77,7 @@ def design(rows: list[dict], mode: str, rule_weight: float) -> tuple[np.ndarray,
     rule judge's verdict and reason code as features (an experiment, not shipped)."""
     rid, cid, val = [], [], []
     for i, r in enumerate(rows):
-        rule = rule_signal(r["outcome"], r["reason"]) if mode == "stacked" else None
+        rule = (int(r["outcome"] == "refused"), r["reason"]) if mode == "stacked" else None
         idx, v = hashed(features(r["response"], rule), DIM, rule_weight)
         rid += [i] * len(idx)
         cid += idx

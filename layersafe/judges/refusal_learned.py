@@ -117,12 +117,6 @@ def load_model(path: str = str(WEIGHTS)) -> dict:
     return model
 
 
-def rule_signal(outcome: str, reason: str) -> tuple[int, str]:
-    """The rule judge's (verdict, reason) as stacking features read it (the training script's
-    ``stacked`` experiment), from ``classify_outcome``."""
-    return int(outcome == "refused"), reason
-
-
 def probability(response: str, model: dict | None = None) -> float:
     """P(refusal) of a non-empty response under the shipped model."""
     model = model or load_model()
