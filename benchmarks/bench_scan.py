@@ -279,6 +279,8 @@ def main():
     a = ap.parse_args()
     if a.decode_window is not None and a.decode_window < 1:
         ap.error("--decode-window must be at least 1")  # one line, exit 2
+    if a.decode_lora < 0:
+        ap.error("--decode-lora must be a LoRA rank >= 1, or 0 for none")
     global WINDOW_ON
     WINDOW_ON = a.decode_window
 
