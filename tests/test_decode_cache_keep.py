@@ -137,7 +137,7 @@ def test_kept_cuda_graph_sees_lora_updates_and_is_the_adapter_path(base_model, d
     """The graph captured in a rollout is replayed in the next after the LoRA weights changed in
     place and a reference (adapter-disabled) forward ran in between: it decodes what a freshly built
     decoder decodes, and not what the base model (adapter disabled) decodes."""
-    tr = lppo.LPPOTrainer(_cfg(data_file, tmp_path / "g", decode_cache="keep", max_new_tokens=12),
+    tr = lppo.LPPOTrainer(_cfg(data_file, tmp_path / "g", decode_cache="keep", max_new_tokens=12, rollout_weights="adapter"),
                           adapter=_adapter(base_model, "cuda"), log=lambda m: None)
     ro = tr.rollout(1)
     st = tr.adapter._static._st

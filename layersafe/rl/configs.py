@@ -23,6 +23,7 @@ KLEstimator = Literal["k1", "k3"]  # = layersafe.rl.ppo.KL_ESTIMATORS
 LRSchedule = Literal["constant", "linear"]
 LogWith = Literal["none", "tensorboard", "wandb"]
 DecodeCache = Literal["auto", "keep", "release"]
+RolloutWeights = Literal["auto", "merged", "adapter"]
 
 
 # ============================================================================================
@@ -64,6 +65,11 @@ class LPPOConfig:
                                     "once, replayed every step), release (freed after each rollout, rebuilt and "
                                     "re-captured every step), auto (keep on a GPU from the second step on when the "
                                     "cache fits next to the memory the learning phase used; docs/lppo.md)")
+    rollout_weights: RolloutWeights = opt("auto", "the weights rollouts decode with: merged (the LoRA delta added into a "
+                                          "copy of the adapted weights: one matmul per layer instead of peft's LoRA "
+                                          "kernels, one more copy of those weights in memory while decoding), adapter "
+                                          "(peft's LoRA path, as the training forward), auto (merged on a GPU when the "
+                                          "copy fits, decided at the first rollout; docs/lppo.md)")
     # --- PPO -------------------------------------------------------------------------------
     gamma: float = opt(1.0, "discount γ (eq. 6)", min=0, max=1, resume=True)
     lam: float = opt(0.95, "GAE λ (eq. 6)", min=0, max=1, resume=True)
@@ -123,11 +129,15 @@ class LPPOConfig:
         parse_reward_spec(self.reward)  # a malformed --reward fails before any model loads
         if self.shard_model:
             bad = [o for o, on in (("--full-finetune", self.full_finetune), ("--merge", self.merge),
-                                   ("--cache static", self.cache == "static")) if on]
+                                   ("--cache static", self.cache == "static"),
+                                   ("--rollout-weights merged", self.rollout_weights == "merged")) if on]
             if bad:
-                raise UserError(f"--shard-model cannot be combined with {', '.join(bad)} (a frozen reference copy and a "
-                                "merged model are whole models; the CUDA-graph decoder cannot replay FSDP's gathers: "
-                                "docs/scale.md)")
+                raise UserError(f"--shard-model cannot be combined with {', '.join(bad)} (a frozen reference copy and "
+                                "merged models or weights are whole; the CUDA-graph decoder cannot replay FSDP's "
+                                "gathers: docs/scale.md)")
+        if self.full_finetune and self.rollout_weights == "merged":
+            raise UserError("--rollout-weights merged adds the LoRA delta to the weights; --full-finetune has no "
+                            "adapter: leave --rollout-weights at auto")
         if self.method == "distill" and self.layers_from_scan is None and self.layers.strip() == "default":
             raise UserError("--method distill repairs layers other than the teacher (default) layer: give --layers "
                             "(e.g. 0-8) or --layers-from-scan")

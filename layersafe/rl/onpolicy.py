@@ -390,6 +390,15 @@ class OnPolicyTrainer:
         self.step = 0
         self.rollouts_done = 0  # in this launch: --decode-cache auto decides only after a learning phase
         self.decode_cache_kept: bool | None = None  # last rollout's decision (None: no static decoder)
+        # --rollout-weights: LoRA merged into a weight copy for decoding (rl/rollout_weights.py); the
+        # choice is made at the first rollout and kept, so a kept CUDA graph always replays the path it captured.
+        self.merged_weights = None
+        if self.peft is not None and not self.sharded:
+            from .rollout_weights import MergedRolloutWeights
+
+            self.merged_weights = MergedRolloutWeights(self.peft)
+        self._merge_rollouts: bool | None = None  # decided at the first rollout
+        self.rollout_merged: bool | None = None  # whether the last rollout decoded merged weights
 
     # ---- hooks -----------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -546,7 +555,9 @@ class OnPolicyTrainer:
 
                 gens = synced_generate(self.policy, self.raw, generate)
             else:
-                gens = generate()
+                with self._rollout_weights(dev) as merged:
+                    gens = generate()
+                self.rollout_merged = merged
         finally:
             gc.top_k = old_top_k
         self._settle_decoder(dev, reserved0, allocated0)
@@ -575,15 +586,39 @@ class OnPolicyTrainer:
         """After a rollout: keep the static-cache decoder (its KV cache and CUDA graph) for the next
         step's rollout, or free it (``--decode-cache``; docs/lppo.md "Decode cache"). Keeping it is
         correct: the graph reads the LoRA weights by address (the optimizer updates them in place) and
-        was captured on the adapter-enabled path (rollouts never run under ``disable_adapter``); the
-        trainer frees it before anything changes the modules (:meth:`release_decoder`)."""
+        was captured on the adapter-enabled path, or, with merged rollout weights, on the merged
+        buffers that every rollout rewrites in place (the choice is fixed for the launch); the trainer
+        frees it before anything changes the modules (:meth:`release_decoder`). Merged weights live
+        exactly as long as the decoder that reads them."""
         if not self.adapter.holds_decoder():
+            self._free_merged()  # stock generate: no graph reads the merged weights; free them for learning
             return  # the rollout decoded with stock generate: nothing kept between calls
         mode = self.cfg.decode_cache
         keep = mode == "keep" or (mode == "auto" and self._decoder_fits(dev, reserved0, allocated0))
         if not keep:
             self.adapter.release_cache()  # the KV cache would sit idle through scoring and learning
+            self._free_merged()  # and so would the merged weights (the freed graph was their only reader)
         self.decode_cache_kept = keep
+
+    def _rollout_weights(self, dev):
+        """The context a rollout decodes in: merged LoRA weights or peft's adapter path
+        (``--rollout-weights``). ``auto`` merges on a GPU when the copy fits beside what this process
+        holds with ``DECODE_CACHE_MARGIN`` of the GPU to spare; decided at the launch's first rollout."""
+        mw, mode = self.merged_weights, self.cfg.rollout_weights
+        if self._merge_rollouts is None:
+            self._merge_rollouts = mw is not None and (mode == "merged" or (mode == "auto" and self._copy_fits(dev)))
+        return mw.active() if mw is not None and self._merge_rollouts else contextlib.nullcontext(False)
+
+    def _copy_fits(self, dev) -> bool:
+        if dev.type != "cuda" or self.merged_weights is None:
+            return False
+        free, total = torch.cuda.mem_get_info(dev)
+        spare = free + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+        return spare >= self.merged_weights.nbytes() + DECODE_CACHE_MARGIN * total
+
+    def _free_merged(self) -> None:
+        if self.merged_weights is not None:
+            self.merged_weights.release()
 
     def _decoder_fits(self, dev, reserved0: int, allocated0: int) -> bool:
         """``auto``: on a GPU, once a learning phase has run in this launch, keep the decoder if the
@@ -600,6 +635,7 @@ class OnPolicyTrainer:
     def release_decoder(self) -> None:
         """Free a kept static decoder: at the end of training (before merging changes the modules)."""
         self.adapter.release_cache()
+        self._free_merged()
         self.decode_cache_kept = None if self.decode_cache_kept is None else False
 
     def _tokenize_global(self, batch, mine: list[int]) -> list:
@@ -1023,11 +1059,12 @@ def step_timing(trainer, step: int, row: dict) -> dict:
     """One timing.jsonl row: the step's wall time, its phases (``generate``, ``score``, ``learn``;
     GPU-synced) and the parts of the rollout (``tokenize``: images loaded and preprocessed,
     ``encode``, ``decode``, ``gather``: responses shared between processes)."""
-    kept = getattr(trainer, "decode_cache_kept", None)
+    flags = {k: int(v) for k in ("decode_cache_kept", "rollout_merged")
+             if (v := getattr(trainer, k, None)) is not None}
     return {"step": step, "seconds": row.get("seconds"),
             **{k: round(v, 4) for k, v in getattr(trainer, "last_phase_seconds", {}).items()},
             **{f"rollout_{k}": round(v, 4) for k, v in getattr(trainer, "rollout_seconds", {}).items()},
-            **({} if kept is None else {"decode_cache_kept": int(kept)})}
+            **flags}
 
 
 def timing_summary(times: list[dict], global_batch: int) -> dict:
@@ -1037,7 +1074,7 @@ def timing_summary(times: list[dict], global_batch: int) -> dict:
     timed = times[1:] if len(times) > 1 else times
     if not timed:
         return {}
-    keys = [k for k in timed[0] if k not in ("step", "decode_cache_kept")  # seconds only
+    keys = [k for k in timed[0] if k not in ("step", "decode_cache_kept", "rollout_merged")  # seconds only
             and all(isinstance(t.get(k), (int, float)) for t in timed)]
     mean = {k: round(sum(t[k] for t in timed) / len(timed), 4) for k in keys}
     out = {"steps_timed": [t["step"] for t in timed], "global_batch": global_batch, "mean_s": mean}
