@@ -18,6 +18,9 @@ FLOPs (2 x LM parameters x prompt tokens) at a measured bf16 matmul rate plus th
 bytes (weights / batch + live KV of the row) at the copy bandwidth. ``--window both`` runs the
 engine scan and the static decode bench twice, decode attention over the whole cache
 (``DECODE_WINDOW = 0``, the old path) and over the live slots only, for a before/after in one run.
+``--fuse both`` does the same with the decoder's elementwise kernels unfused and fused
+(``StaticDecoder(fuse=True)``, ``layersafe scan --fuse-kernels``; layersafe/models/fuse.py); each
+setting's engine scan is preceded by an untimed scan of one full batch, so compiling is not timed.
 
     python benchmarks/bench_scan.py                      # CPU, small random LLaVA (defaults)
     python benchmarks/bench_scan.py --samples 20 --new-tokens 32 --batch-size 32
@@ -187,8 +190,13 @@ def add_lora(adapter, r: int) -> int:
     return n
 
 
+def static_name(w: str, f: str) -> str:
+    """The decode bench's name for a static-cache setting: "static" is the default path."""
+    return "static" + ("" if w == "on" else f"_window_{w}") + ("" if f == "off" else "_fuse_on")
+
+
 def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev, windows=("on",),
-                 rate: float | None = None) -> dict:
+                 rate: float | None = None, fuses=("off",)) -> dict:
     """Prefill and per-step decode time of one batch, dynamic vs static cache, and the roofline."""
     from layersafe.data.base import load_image
 
@@ -217,11 +225,13 @@ def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev,
         return time.perf_counter() - t
 
     same = {}
-    # "static" is the default path; "static_window_off" reads the whole cache every step (before issue 21)
-    variants = [("dynamic", "dynamic", None)] + [("static" if w == "on" else f"static_window_{w}", "static", w)
-                                                 for w in windows]
-    for name, cache, w in variants:
+    # "static" is the default path; "static_window_off" reads the whole cache every step (before issue 21);
+    # "..._fuse_on" runs the fused elementwise kernels
+    variants = [("dynamic", "dynamic", None, "off")] + [(static_name(w, f), "static", w, f)
+                                                        for w in windows for f in fuses]
+    for name, cache, w, f in variants:
         adapter.release_cache()  # a fresh decoder: its graphs are captured under this setting
+        adapter.fuse_kernels = f == "on"
         with window(w):
             timed(cache, new_tokens)  # warm-up: kernels, allocator, graph capture
             outs[name] = outs["last"]  # the full-length tokens (later calls are timing only)
@@ -270,6 +280,9 @@ def main():
     ap.add_argument("--window", choices=["on", "off", "both"], default="on",
                     help="decode attention over the live cache slots (on, the default path) or the whole cache "
                          "(off, before issue 21); both: run the engine scan and the decode bench with each")
+    ap.add_argument("--fuse", choices=["on", "off", "both"], default="off",
+                    help="the static-cache decoder's elementwise kernels fused (on, --fuse-kernels) or not (off, "
+                         "the default path); both: run the engine scan and the decode bench with each")
     ap.add_argument("--decode-window", type=int, default=None,
                     help="slots per decode-attention window when the window is on (default: the library's)")
     ap.add_argument("--decode-lora", type=int, default=0, metavar="R",
@@ -321,33 +334,49 @@ def main():
             torch.cuda.synchronize()
 
     windows = ["off", "on"] if a.window == "both" else [a.window]
+    fuses = ["off", "on"] if a.fuse == "both" else [a.fuse]
+    settings = [(w, f) for w in windows for f in fuses]
+
+    def label(w, f):  # the JSON key of a setting: as before when only the window varies
+        return w if len(fuses) == 1 else f"fuse_{f}" if len(windows) == 1 else f"window_{w}_fuse_{f}"
+
+    # the first to the last setting's responses: "window_off_vs_on", "fuse_off_vs_on", ...
+    tag = "window_off_vs_on" if len(fuses) == 1 else f"{label(*settings[0])}_vs_{label(*settings[-1])}"
+    if len(fuses) == 1 and len(windows) == 1:
+        tag = None
+    warm_samples = min(a.samples, -(-a.batch_size // len(layers)))  # one full batch of pairs
     engine = {}
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up (kernels, allocator) on 1 sample, then the timed scan
         run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=1, layers="0,1",
                             out=f"{tmp}/warm", max_new_tokens=4, batch_size=2, judges=[], cache=a.cache),
                  adapter=adapter, progress=False, log=lambda m: None)
-        for w in windows:
+        for w, f in settings:
+            key = label(w, f)
             adapter.release_cache()  # a fresh decoder: its graphs are captured under this setting
-            sync()
             with window(w):
+                if f == "on":  # compile the fused kernels for this batch size outside the timing
+                    run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=warm_samples,
+                                        layers=a.layers, out=f"{tmp}/warm_{key}", max_new_tokens=4,
+                                        batch_size=a.batch_size, judges=[], cache=a.cache, fuse_kernels=True),
+                             adapter=adapter, progress=False, log=lambda m: None)
+                sync()
                 t = time.perf_counter()
                 cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers=a.layers,
-                                 out=f"{tmp}/scan_{w}", max_new_tokens=a.new_tokens, batch_size=a.batch_size,
-                                 judges=[], cache=a.cache)
+                                 out=f"{tmp}/scan_{key}", max_new_tokens=a.new_tokens, batch_size=a.batch_size,
+                                 judges=[], cache=a.cache, fuse_kernels=f == "on")
                 run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
                 sync()
-                engine[w] = time.perf_counter() - t
-            print(f"engine (window {w}): {pairs} pairs in {engine[w]:.1f} s", flush=True)  # in case a later part dies
-            rows = read_jsonl(f"{tmp}/scan_{w}/generations.jsonl")
+                engine[key] = time.perf_counter() - t
+            print(f"engine ({key}): {pairs} pairs in {engine[key]:.1f} s", flush=True)  # in case a later part dies
+            rows = read_jsonl(f"{tmp}/scan_{key}/generations.jsonl")
             resp = {(r["sample_id"], r["layer"]): r["response"] for r in rows}
-            if w == windows[0]:
-                ours, prompt_tokens = resp, [r["prompt_tokens"] for r in rows]
-            else:  # the two paths' responses, bf16 on the GPU: count, don't assert
-                same_paths = sum(resp[k] == v for k, v in ours.items())
-    t_engine = engine[windows[-1]]  # the headline figure: the last (default) setting
-    if len(windows) > 1:
-        ours = resp
+            if (w, f) == settings[0]:
+                first, prompt_tokens = resp, [r["prompt_tokens"] for r in rows]
+            # the paths' responses, bf16 on the GPU: count, don't assert
+            same_paths = sum(resp[k] == v for k, v in first.items())
+    t_engine = engine[label(*settings[-1])]  # the headline figure: the last setting
+    ours = resp
 
     naive_samples = samples[: a.naive_samples if a.naive_samples is not None else len(samples)]
     naive_pairs = len(naive_samples) * len(naive_layers)
@@ -371,7 +400,7 @@ def main():
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
         "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
-        "batch_size": a.batch_size, "cache": a.cache, "window": a.window,
+        "batch_size": a.batch_size, "cache": a.cache, "window": a.window, "fuse": a.fuse,
         "decode_window": a.decode_window or decode.DECODE_WINDOW,
         "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
         "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),
@@ -384,10 +413,11 @@ def main():
     if not naive_pairs:  # --naive-samples 0: not timed
         for k in ("naive_s", "naive_pairs_per_s", "naive_tokens_per_s", "speedup", "identical_greedy_outputs"):
             res[k] = None
-    if len(windows) > 1:
-        res["engine_s_by_window"] = {w: round(v, 2) for w, v in engine.items()}
-        res["engine_pairs_per_s_by_window"] = {w: round(pairs / v, 3) for w, v in engine.items()}
-        res["identical_responses_window_off_vs_on"] = f"{same_paths}/{pairs}"
+    if tag:
+        by = "window" if len(fuses) == 1 else "setting"
+        res[f"engine_s_by_{by}"] = {w: round(v, 2) for w, v in engine.items()}
+        res[f"engine_pairs_per_s_by_{by}"] = {w: round(pairs / v, 3) for w, v in engine.items()}
+        res[f"identical_responses_{tag}"] = f"{same_paths}/{pairs}"
     rate = None
     if dev.type == "cuda":
         res["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
@@ -399,13 +429,14 @@ def main():
         res["engine_fraction_of_limit"] = {w: round(lim["pair_ms"] / (v / pairs * 1e3), 3) for w, v in engine.items()}
     if a.decode_bench and dev.type == "cuda":
         res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev,
-                                           windows=tuple(windows), rate=rate)
+                                           windows=tuple(windows), rate=rate, fuses=tuple(fuses))
         if a.decode_lora:
             # The same batch through the same decoder with L-PPO's LoRA (non-zero B) in every language-model
             # linear: what the LoRA layers add to a decode step (docs/lppo.md, "Decode cache").
             add_lora(adapter, a.decode_lora)
             res["decode_bench_lora"] = {"lora_r": a.decode_lora, **decode_bench(
-                adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev, windows=("on",), rate=rate)}
+                adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev, windows=("on",), rate=rate,
+                fuses=tuple(fuses))}
     print(json.dumps(res, indent=2))
     if a.json:
         with open(a.json, "w") as f:

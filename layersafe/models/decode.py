@@ -10,6 +10,8 @@ until the end, except for an all-rows-stopped check every ``STOP_CHECK_EVERY`` s
 attention reads only the cache slots up to the live length rounded up to ``DECODE_WINDOW`` (one
 graph per window), and the prefill's only the prompt's slots, not the whole padded cache.
 On CPU the same step runs eagerly; tests compare its tokens with stock ``generate``.
+``fuse=True`` (opt-in) runs the layers' RMSNorms, rotary embedding and SiLU-times-up as compiled
+kernels, in the prefill and in the captured steps (layersafe/models/fuse.py).
 
 Token choice: greedy (argmax), or sampling from softmax(logits / T) with no top-k/top-p
 truncation (the exponential-race form of the Gumbel-max trick, as vLLM does), or the same
@@ -20,7 +22,7 @@ anything else.
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -102,9 +104,14 @@ class StaticDecoder:
     Weights updated in place (an optimizer step on LoRA weights) are seen by later replays.
     """
 
-    def __init__(self, model, *, use_graph: bool | None = None):
+    def __init__(self, model, *, use_graph: bool | None = None, fuse: bool = False):
         self.model = model
         self.decoder = model.get_decoder()
+        self.fuse = fuse
+        if fuse:
+            from .fuse import Fusion
+
+            self._fusion = Fusion(self.decoder)
         self.lm_head = model.get_output_embeddings()
         # transformers 5.24 renamed the decoder's past_key_values to cache (old name deprecated).
         self._cache_kw = "cache" if "cache" in inspect.signature(self.decoder.forward).parameters else "past_key_values"
@@ -172,6 +179,10 @@ class StaticDecoder:
         self._st = st
         return st
 
+    def _fused(self, *, dynamic: bool):
+        """The fused kernels while inside (``fuse=True``); ``dynamic`` for the prefill's changing shapes."""
+        return self._fusion.active(dynamic=dynamic) if self.fuse else nullcontext()
+
     def _graphs_on(self, device) -> bool:
         return self.use_graph if self.use_graph is not None else device.type == "cuda"
 
@@ -223,7 +234,8 @@ class StaticDecoder:
         dev, dtype = inputs_embeds.device, inputs_embeds.dtype
         sample = None if temperature is None else "seeded" if seeds is not None else "torch"
         L = -(-(P + N) // LEN_BUCKET) * LEN_BUCKET
-        st = self._state(B, L, dev, dtype, sample, P, N)
+        with self._fused(dynamic=False):  # a new state captures its graphs here
+            st = self._state(B, L, dev, dtype, sample, P, N)
         L = st.key[1]
         windows = self._windows(P, N, L, DECODE_WINDOW)
         st.cache.reset()
@@ -246,7 +258,7 @@ class StaticDecoder:
         # DECODE_WINDOW = 0 keeps the old whole-cache read.
         if DECODE_WINDOW <= 0:
             keep = torch.cat([keep, keep.new_zeros(B, 1, P, L - P)], -1)
-        with self._attending(P if DECODE_WINDOW > 0 else None):
+        with self._attending(P if DECODE_WINDOW > 0 else None), self._fused(dynamic=True):
             h = self.decoder(inputs_embeds=inputs_embeds, attention_mask=self._to_attn_mask(keep, dtype),
                              position_ids=positions, use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
         out = torch.empty(B, N, dtype=torch.long, device=dev)
@@ -267,7 +279,7 @@ class StaticDecoder:
             if st.graph is not None:
                 st.graphs.get(w, st.graph).replay()
             else:
-                with self._attending(w):
+                with self._attending(w), self._fused(dynamic=False):
                     self._step(st, sample, dtype)
             out[:, n] = st.nxt
             n += 1

@@ -105,7 +105,7 @@ class LlavaAdapter(VLMAdapter):
         seeds = row_seeds(self.model, len(items), do_sample, sample_seeds, top_p, dev)
         if self._use_static(cache, do_sample, top_p, dev):
             if self._static is None:
-                self._static = StaticDecoder(self.model)
+                self._static = StaticDecoder(self.model, fuse=getattr(self, "fuse_kernels", False))
             out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
                                         temperature=temperature if do_sample else None, seeds=seeds)
             return decode_generations(self.model, tok, out)

@@ -40,6 +40,9 @@ class ScanConfig:
     max_new_tokens: int = opt(64, "tokens per response", min=1, resume=True)
     batch_size: int = opt(8, "sequences per generate call and images per encoder call", min=1)
     cache: CacheMode = opt("auto", CACHE_HELP)
+    fuse_kernels: bool = opt(False, "with the static cache: run each language-model layer's RMSNorms, rotary embedding "
+                             "and SiLU-times-up as torch.compile'd kernels (Llama/Mistral/Qwen2/Qwen3 decoders; "
+                             "others run unfused with a warning; compiles on the first batch)")
     resume: bool = opt(False, "continue an interrupted scan in OUT, keeping finished rows")
     limit: int | None = opt(None, "scan only the first N samples", min=1, resume=True)
     seed: int = opt(0, "seed for dataset pairing and sampling", resume=True)
@@ -236,6 +239,9 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         # --device-map spread the model over several devices: a CUDA graph captures one device's
         # stream, so the static-cache decoder (docs/design.md §4.4) is not used (docs/scale.md).
         cache = "dynamic"
+    if getattr(adapter, "fuse_kernels", False) != cfg.fuse_kernels:
+        adapter.release_cache()  # a decoder it holds was built with the other setting
+    adapter.fuse_kernels = cfg.fuse_kernels  # read when the adapter builds its static-cache decoder
     # Sampling from the untruncated softmax(logits/T) is seeded per row by (seed, sample, layer)
     # (docs/design.md §4.4): a row's draw depends on neither its batch nor its process, so N
     # processes, another --batch-size or a resume sample what one uninterrupted process samples.

@@ -1,0 +1,150 @@
+"""Opt-in kernel fusion (layersafe/models/fuse.py, issue 21): with ``fuse=True`` the static-cache
+decoder gives stock ``generate``'s greedy tokens in fp32 (prefill and decode through the compiled
+functions, windowed decode kept), patches nothing after the call, and falls back with one warning
+for decoders it does not target; on a GPU (``pytest -m gpu``) the same through the CUDA graphs."""
+
+import warnings
+
+import pytest
+import torch
+from transformers import GemmaConfig, GemmaForCausalLM
+
+from layersafe.models import decode, fuse
+from layersafe.models.decode import StaticDecoder
+
+torch.set_num_threads(1)  # 2 shared cores
+
+
+def _counting(monkeypatch):
+    """Record each (name, dynamic) call of the compiled functions."""
+    calls = {}
+    real = fuse.compiled
+
+    def spy(name, dynamic):
+        fn = real(name, dynamic)
+
+        def counted(*a, **k):
+            calls[name, dynamic] = calls.get((name, dynamic), 0) + 1
+            return fn(*a, **k)
+        return counted
+
+    monkeypatch.setattr(fuse, "compiled", spy)
+    return calls
+
+
+TINY = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128)
+
+
+@torch.no_grad()
+def test_fused_tokens_equal_unfused_and_generate(tiny_adapter, monkeypatch):
+    from test_decode_window import _embeds, _stock
+    from transformers.models.llama import modeling_llama
+
+    model = tiny_adapter.model
+    emb, attn = _embeds(tiny_adapter)
+    N = 24
+    monkeypatch.setattr(decode, "DECODE_WINDOW", 8)  # window changes every 8 steps
+    calls = _counting(monkeypatch)
+    rope = modeling_llama.apply_rotary_pos_emb
+    dec = StaticDecoder(model, fuse=True)
+    fused = dec.generate(emb, attn, max_new_tokens=N).tolist()
+    cfg = model.config.get_text_config(decoder=True)
+    L = cfg.num_hidden_layers
+    # prefill (dynamic) once, then N - 1 eager steps (static): 2 norms a layer + the final one
+    assert calls == {("rms_norm", True): 2 * L + 1, ("silu_mul", True): L, ("rotary", True): L,
+                     ("rms_norm", False): (N - 1) * (2 * L + 1), ("silu_mul", False): (N - 1) * L,
+                     ("rotary", False): (N - 1) * L}
+    # nothing stays patched: the modules run their class forward again
+    assert modeling_llama.apply_rotary_pos_emb is rope
+    assert not any("forward" in m.__dict__ for m in dec.decoder.modules())
+    plain = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
+    assert fused == plain == _stock(model, emb, attn, N)
+    # a second call with another batch (prefill shape changes) reuses the decoder
+    short = dec.generate(emb[:2, 10:], attn[:2, 10:], max_new_tokens=N).tolist()
+    assert short == _stock(model, emb[:2, 10:], attn[:2, 10:], N)
+
+
+def test_scan_fuse_kernels_option(tiny_adapter, small_dataset, tmp_path, monkeypatch):
+    """``fuse_kernels`` reaches the scan's static decoder, and the responses equal the unfused scan's."""
+    from test_scan_static_cache import scan
+
+    calls = _counting(monkeypatch)
+    try:
+        off = scan(tiny_adapter, small_dataset, tmp_path / "off", cache="static", layers="0,3")
+        assert calls == {} and not tiny_adapter._static.fuse
+        on = scan(tiny_adapter, small_dataset, tmp_path / "on", cache="static", layers="0,3", fuse_kernels=True)
+        assert tiny_adapter._static.fuse and calls[("rms_norm", True)] > 0
+        assert on == off and len(on) == 5 * 2
+    finally:  # the adapter is shared by other tests
+        tiny_adapter.fuse_kernels = False
+        tiny_adapter.release_cache()
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_targets_match_transformers_eagerly(family, dtype):
+    """The pure functions equal each family's modules bit for bit (eagerly, no compile)."""
+    import importlib
+
+    mod = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+    prefix = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    config = getattr(importlib.import_module(f"transformers.models.{family}"), prefix + "Config")(**TINY)
+    decoder = getattr(mod, prefix + "Model")(config).to(dtype)
+    plan, why = fuse._plan(decoder)
+    assert why == "" and len(plan["mlps"]) == 2
+    # 2 per layer + the final norm; Qwen3 adds q_norm and k_norm per layer
+    assert len(plan["norms"]) == (9 if family == "qwen3" else 5)
+    x = torch.randn(3, 5, 32).to(dtype)
+    n = decoder.norm
+    torch.nn.init.normal_(n.weight)
+    assert torch.equal(n(x), fuse.rms_norm(x, n.weight, n.variance_epsilon))
+
+
+def _tiny_gemma():
+    torch.manual_seed(0)
+    cfg = GemmaConfig(**TINY, attn_implementation="sdpa")
+    return GemmaForCausalLM(cfg).eval()
+
+
+@torch.no_grad()
+def test_unknown_architecture_runs_unfused_with_one_warning(monkeypatch):
+    model = _tiny_gemma()
+    calls = _counting(monkeypatch)
+    emb = model.get_input_embeddings()(torch.randint(0, 64, (2, 7)))
+    attn = torch.ones(2, 7, dtype=torch.long)
+    attn[0, :2] = 0
+    dec = StaticDecoder(model, fuse=True)
+    with pytest.warns(RuntimeWarning, match="kernel fusion off: GemmaModel is not a llama/mistral/qwen2/qwen3") as w:
+        fused = dec.generate(emb, attn, max_new_tokens=6).tolist()
+    assert len(w) == 1 and calls == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # checked once per decoder: no second warning
+        again = dec.generate(emb, attn, max_new_tokens=6).tolist()
+    assert fused == again == StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist()
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_gpu_fused_graphs_equal_generate_fp32(tiny_adapter, monkeypatch):
+    """fp32 on the GPU: the fused prefill and the captured fused (windowed) steps give stock
+    ``generate``'s greedy tokens; a second, smaller batch reuses the compiled prefill."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from test_decode_window import _embeds, _stock
+
+    emb, attn = _embeds(tiny_adapter, "cuda")
+    model = tiny_adapter.model.to("cuda")
+    try:
+        N = 150
+        monkeypatch.setattr(decode, "DECODE_WINDOW", 16)
+        calls = _counting(monkeypatch)
+        dec = StaticDecoder(model, fuse=True)
+        out = dec.generate(emb, attn, max_new_tokens=N).tolist()
+        assert dec._st.graph is not None and len(dec._st.graphs) >= 5  # captured window graphs
+        assert calls[("rms_norm", False)] > 0 and calls[("rms_norm", True)] > 0
+        assert out == _stock(model, emb, attn, N)
+        short = dec.generate(emb[:2, 20:], attn[:2, 20:], max_new_tokens=N - 20).tolist()
+        assert short == _stock(model, emb[:2, 20:], attn[:2, 20:], N - 20)
+    finally:
+        tiny_adapter.model.to("cpu")
