@@ -60,9 +60,15 @@ def test_fused_tokens_equal_unfused_and_generate(tiny_adapter, monkeypatch):
     assert not any("forward" in m.__dict__ for m in dec.decoder.modules())
     plain = StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist()
     assert fused == plain == _stock(model, emb, attn, N)
-    # a second call with another batch (prefill shape changes) reuses the decoder
-    short = dec.generate(emb[:2, 10:], attn[:2, 10:], max_new_tokens=N).tolist()
-    assert short == _stock(model, emb[:2, 10:], attn[:2, 10:], N)
+    # a second call with another batch size and prompt length: the prefill's dynamic-shape kernel
+    # is reused; only the step's static one is compiled for batch 2 (if not cached already)
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list as entries
+
+    n = len(entries(fuse.rms_norm.__code__))
+    emb2, attn2 = emb[:2, 10:].contiguous(), attn[:2, 10:]  # contiguous, as the adapters' embeddings
+    short = dec.generate(emb2, attn2, max_new_tokens=N).tolist()
+    assert len(entries(fuse.rms_norm.__code__)) <= n + 1
+    assert short == _stock(model, emb2, attn2, N)
 
 
 def test_scan_fuse_kernels_option(tiny_adapter, small_dataset, tmp_path, monkeypatch):
@@ -101,6 +107,25 @@ def test_targets_match_transformers_eagerly(family, dtype):
     assert torch.equal(n(x), fuse.rms_norm(x, n.weight, n.variance_epsilon))
 
 
+def _compiled_vs_eager_bf16(device):
+    """Compiled vs eager in bf16: rotary and silu*up bit for bit (eager's intermediate roundings
+    kept: ``emulate_precision_casts``), RMSNorm within one bf16 rounding (the mean's reduction order)."""
+    g = torch.Generator().manual_seed(0)
+    rnd = lambda *s: torch.randn(*s, generator=g).to(device, torch.bfloat16)  # noqa: E731
+    q, k, cos, sin = rnd(3, 4, 5, 16), rnd(3, 2, 5, 16), rnd(3, 5, 16), rnd(3, 5, 16)
+    for a, b in zip(fuse.compiled("rotary", False)(q, k, cos, sin), fuse.rotary(q, k, cos, sin)):
+        assert torch.equal(a, b)
+    gate, up = rnd(3, 5, 48), rnd(3, 5, 48)
+    assert torch.equal(fuse.compiled("silu_mul", False)(gate, up), fuse.silu_mul(gate, up))
+    x, w = rnd(3, 5, 512) * 3, rnd(512)
+    a, b = fuse.compiled("rms_norm", False)(x, w, 1e-6).float(), fuse.rms_norm(x, w, 1e-6).float()
+    assert ((a - b).abs() <= b.abs() * 2**-7).all()
+
+
+def test_compiled_bf16_keeps_eager_roundings():
+    _compiled_vs_eager_bf16("cpu")
+
+
 def _tiny_gemma():
     torch.manual_seed(0)
     cfg = GemmaConfig(**TINY, attn_implementation="sdpa")
@@ -128,11 +153,13 @@ def test_unknown_architecture_runs_unfused_with_one_warning(monkeypatch):
 @torch.no_grad()
 def test_gpu_fused_graphs_equal_generate_fp32(tiny_adapter, monkeypatch):
     """fp32 on the GPU: the fused prefill and the captured fused (windowed) steps give stock
-    ``generate``'s greedy tokens; a second, smaller batch reuses the compiled prefill."""
+    ``generate``'s greedy tokens; a second, smaller batch reuses the compiled prefill. And the
+    Triton kernels keep eager's bf16 roundings."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     from test_decode_window import _embeds, _stock
 
+    _compiled_vs_eager_bf16("cuda")
     emb, attn = _embeds(tiny_adapter, "cuda")
     model = tiny_adapter.model.to("cuda")
     try:
