@@ -135,7 +135,8 @@ class Fusion:
             self._checked = True
             self._plan, why = _plan(self.decoder)
             if self._plan is None:
-                warnings.warn(f"kernel fusion off: {why}; running unfused", RuntimeWarning, stacklevel=3)
+                # one line on stderr ("layersafe:0: RuntimeWarning: ..."): no source line to quote
+                warnings.warn_explicit(f"kernel fusion off: {why}; running unfused", RuntimeWarning, "layersafe", 0)
         return self._plan is not None
 
     @contextmanager
