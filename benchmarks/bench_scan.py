@@ -340,7 +340,7 @@ def main():
     def label(w, f):  # the JSON key of a setting: as before when only the window varies
         return w if len(fuses) == 1 else f"fuse_{f}" if len(windows) == 1 else f"window_{w}_fuse_{f}"
 
-    # the first to the last setting's responses: "window_off_vs_on", "fuse_off_vs_on", ...
+    # the first vs the last setting's responses: "window_off_vs_on", "fuse_off_vs_fuse_on", ...
     tag = "window_off_vs_on" if len(fuses) == 1 else f"{label(*settings[0])}_vs_{label(*settings[-1])}"
     if len(fuses) == 1 and len(windows) == 1:
         tag = None
