@@ -108,18 +108,21 @@ def test_targets_match_transformers_eagerly(family, dtype):
 
 
 def _compiled_vs_eager_bf16(device):
-    """Compiled vs eager in bf16: rotary and silu*up bit for bit (eager's intermediate roundings
-    kept: ``emulate_precision_casts``), RMSNorm within one bf16 rounding (the mean's reduction order)."""
+    """Compiled vs eager in bf16: rotary bit for bit (eager's intermediate roundings kept:
+    ``emulate_precision_casts``); RMSNorm (the mean's reduction order) and silu*up (the device's
+    exp) within one bf16 rounding. On the CPU all three come out bit for bit."""
     g = torch.Generator().manual_seed(0)
     rnd = lambda *s: torch.randn(*s, generator=g).to(device, torch.bfloat16)  # noqa: E731
     q, k, cos, sin = rnd(3, 4, 5, 16), rnd(3, 2, 5, 16), rnd(3, 5, 16), rnd(3, 5, 16)
     for a, b in zip(fuse.compiled("rotary", False)(q, k, cos, sin), fuse.rotary(q, k, cos, sin)):
         assert torch.equal(a, b)
     gate, up = rnd(3, 5, 48), rnd(3, 5, 48)
-    assert torch.equal(fuse.compiled("silu_mul", False)(gate, up), fuse.silu_mul(gate, up))
     x, w = rnd(3, 5, 512) * 3, rnd(512)
-    a, b = fuse.compiled("rms_norm", False)(x, w, 1e-6).float(), fuse.rms_norm(x, w, 1e-6).float()
-    assert ((a - b).abs() <= b.abs() * 2**-7).all()
+    for a, b in [(fuse.compiled("silu_mul", False)(gate, up), fuse.silu_mul(gate, up)),
+                 (fuse.compiled("rms_norm", False)(x, w, 1e-6), fuse.rms_norm(x, w, 1e-6))]:
+        assert ((a.float() - b.float()).abs() <= b.float().abs() * 2**-7).all()
+        if device == "cpu":
+            assert torch.equal(a, b)
 
 
 def test_compiled_bf16_keeps_eager_roundings():
