@@ -11,7 +11,8 @@ module's function. One compiled function serves every layer. The default compile
 ``reduce-overhead``): ``StaticDecoder`` captures its own CUDA graphs around the compiled kernels.
 
 Numbers: the same ops in the same order; inductor keeps eager's intermediate low-precision
-roundings (``emulate_precision_casts``), so only the reduction order of RMSNorm's mean differs.
+roundings (``emulate_precision_casts``), so only the reduction order of RMSNorm's mean (and on a
+GPU the exp inside SiLU) can differ: one bf16 rounding at most (tests/test_fuse.py).
 
 Targets the Llama, Mistral, Qwen2 and Qwen3 decoders; anything else (or modules whose eager
 output differs from these functions on a probe input, e.g. a hub kernel or a changed transformers
