@@ -87,6 +87,34 @@ def test_scan_fuse_kernels_option(tiny_adapter, small_dataset, tmp_path, monkeyp
         tiny_adapter.release_cache()
 
 
+@torch.no_grad()
+def test_fused_with_lora_equals_unfused(monkeypatch):
+    """L-PPO's LoRA in every language-model linear (bench_scan --decode-lora): the fused MLP calls
+    the LoRA-wrapped projections, so the tokens stay the unfused ones."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_scan import add_lora
+
+    from layersafe.models.llava import LlavaAdapter
+    from layersafe.models.tiny import make_random_llava
+
+    torch.manual_seed(0)
+    model, processor = make_random_llava(dtype=torch.float32, device=torch.device("cpu"), vision_layers=1,
+                                         vision_hidden=32, text_layers=2, text_hidden=64, image_size=32,
+                                         patch_size=16, initializer_range=0.5)
+    assert add_lora(LlavaAdapter(model, processor, name="t", device=torch.device("cpu")), 4) == 14
+    model.eval()
+    calls = _counting(monkeypatch)
+    emb = model.get_input_embeddings()(torch.randint(3, 100, (3, 9)))
+    attn = torch.ones(3, 9, dtype=torch.long)
+    attn[1, :4] = 0
+    fused = StaticDecoder(model, fuse=True).generate(emb, attn, max_new_tokens=8).tolist()
+    assert calls[("silu_mul", False)] == 7 * 2  # 7 steps x 2 layers
+    assert fused == StaticDecoder(model).generate(emb, attn, max_new_tokens=8).tolist()
+
+
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_targets_match_transformers_eagerly(family, dtype):
