@@ -21,10 +21,15 @@ def _embeds(adapter, device="cpu"):
 
 
 def _stock(model, emb, attn, n):
+    # generate fills a None eos_token_id back in from the model's own generation config, so a row
+    # would stop at EOS while StaticDecoder (given no eos_ids) runs on: clear it there for the call
     gc = copy.deepcopy(model.generation_config)
-    gc.eos_token_id = None
-    return model.generate(inputs_embeds=emb, attention_mask=attn, max_new_tokens=n, do_sample=False,
-                          generation_config=gc, pad_token_id=0).tolist()
+    gc.update(eos_token_id=None, max_new_tokens=n, do_sample=False, pad_token_id=0)
+    saved, model.generation_config.eos_token_id = model.generation_config.eos_token_id, None
+    try:
+        return model.generate(inputs_embeds=emb, attention_mask=attn, generation_config=gc).tolist()
+    finally:
+        model.generation_config.eos_token_id = saved
 
 
 def test_windows_cover_each_step():
@@ -66,6 +71,20 @@ def test_windowed_tokens_equal_generate_and_whole_cache(tiny_adapter, monkeypatc
     assert windowed_reads == want and sum(want) < len(want) * L
     assert prefill_reads == [P] * layers  # the prompt reads its own P slots
     assert win == whole == _stock(model, emb, attn, N)
+
+
+@torch.no_grad()
+def test_reused_decoder_shorter_prompt_equals_generate(tiny_adapter):
+    """A decoder reused for a shorter prompt gives stock generate's tokens, also past an EOS that
+    generate must not stop at (the reference runs on after token id 2 in one row)."""
+    model = tiny_adapter.model
+    emb, attn = _embeds(tiny_adapter)
+    dec = StaticDecoder(model)
+    dec.generate(emb, attn, max_new_tokens=150)
+    ref = _stock(model, emb[:, 20:], attn[:, 20:], 130)
+    eos = model.generation_config.eos_token_id
+    assert any(eos in r[:-1] for r in ref)
+    assert dec.generate(emb[:, 20:], attn[:, 20:], max_new_tokens=130).tolist() == ref
 
 
 @pytest.mark.gpu
