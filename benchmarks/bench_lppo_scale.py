@@ -81,6 +81,7 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
                     str(a.new_tokens), "--steps", str(a.steps), "--save-every", str(a.steps), "--dtype", a.dtype,
                     "--device", a.device, "--layers", a.layers, "--decode-cache", a.decode_cache,
                     "--rollout-weights", a.rollout_weights, "--no-progress",
+                    *(["--fuse-kernels"] if a.fuse_kernels else []),
                     "--out", str(out)]
     shown = " ".join(cmd[cmd.index("layersafe") - 1:])
     for path, name in ((model, "MODEL"), (data, "DATA"), (benign, "BENIGN"), (out, "OUT")):
@@ -155,6 +156,8 @@ def main() -> int:
                          "step 1; auto keeps it from step 2 on, so its step 2 still builds one)")
     ap.add_argument("--rollout-weights", choices=["auto", "merged", "adapter"], default="auto",
                     help="align --rollout-weights (auto: merged LoRA weights on a GPU when the copy fits)")
+    ap.add_argument("--fuse-kernels", action="store_true",
+                    help="align --fuse-kernels (rollouts' norms, rotary and SiLU-times-up compiled; step 1 compiles)")
     ap.add_argument("--prompts", type=int, default=128, help="synthetic harmful prompts (and as many benign)")
     ap.add_argument("--phase-timeout", type=int, default=300, help="seconds per phase")
     ap.add_argument("--budget", type=int, default=None,
@@ -189,7 +192,8 @@ def main() -> int:
         res: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": a.preset, **facts,
                      "global_batch": a.batch_size, "global_mini_batch": a.mini_batch_size, "new_tokens": a.new_tokens,
                      "ppo_epochs": a.ppo_epochs, "steps": a.steps, "layers": a.layers, "reward": "refusal",
-                     "decode_cache": a.decode_cache, "rollout_weights": a.rollout_weights}
+                     "decode_cache": a.decode_cache, "rollout_weights": a.rollout_weights,
+                     "fuse_kernels": a.fuse_kernels}
         one = align(a, model, data, benign, work / "one", 1, share=0.6)  # the slower phase; leave the rest
         print(json.dumps({"one": one}), file=sys.stderr, flush=True)  # in case the next phase dies
         dp = align(a, model, data, benign, work / "dp", a.gpus)

@@ -70,6 +70,10 @@ class LPPOConfig:
                                           "kernels, one more copy of those weights in memory while decoding), adapter "
                                           "(peft's LoRA path, as the training forward), auto (merged on a GPU when the "
                                           "copy fits, decided at the first rollout; docs/lppo.md)")
+    fuse_kernels: bool = opt(False, "rollouts through the static-cache decoder run each language-model layer's "
+                             "RMSNorms, rotary embedding and SiLU-times-up as torch.compile'd kernels "
+                             "(Llama/Mistral/Qwen2/Qwen3 decoders; others unfused with a warning; the first "
+                             "rollout compiles; docs/lppo.md)")
     # --- PPO -------------------------------------------------------------------------------
     gamma: float = opt(1.0, "discount γ (eq. 6)", min=0, max=1, resume=True)
     lam: float = opt(0.95, "GAE λ (eq. 6)", min=0, max=1, resume=True)

@@ -19,6 +19,7 @@ processes too (:mod:`.fsdp`; docs/scale.md): the same run, decoded with synchron
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import math
@@ -29,6 +30,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -49,6 +51,9 @@ MERGED_DIR = "merged"
 # --decode-cache auto keeps the decoder only if this share of the GPU stays free beyond the memory
 # the step needed so far plus the cache: learning's footprint varies with the step's lengths.
 DECODE_CACHE_MARGIN = 0.10
+# Load and preprocess the next step's images while this step scores and learns (_prefetch_next);
+# off = every step tokenises in its rollout, as before (tests compare the two).
+PREFETCH = True
 
 
 # ============================================================================================
@@ -399,6 +404,11 @@ class OnPolicyTrainer:
             self.merged_weights = MergedRolloutWeights(self.peft)
         self._merge_rollouts: bool | None = None  # decided at the first rollout
         self.rollout_merged: bool | None = None  # whether the last rollout decoded merged weights
+        # --fuse-kernels: read when the adapter builds its static-cache decoder (models/fuse.py)
+        adapter.fuse_kernels = cfg.fuse_kernels
+        # The next step's images, loaded and preprocessed in a background thread (_prefetch_next)
+        self._prefetch: tuple[int, Any] | None = None
+        self._prefetch_pool = None
 
     # ---- hooks -----------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -517,7 +527,8 @@ class OnPolicyTrainer:
     def rollout(self, step: int) -> Rollout:
         """The GLOBAL rollout of ``step``, the same on every process: each process draws the whole
         global batch, loads and preprocesses the images of its own rows (:func:`shard`; the
-        tokenised rows are gathered), encodes the whole global batch (one encoder call, as one
+        tokenised rows are gathered) unless the previous step prefetched the whole batch in the
+        background (:meth:`_prefetch_next`), encodes the whole global batch (one encoder call, as one
         process makes it: the encoder is cheap next to decoding, and the learning phase needs every
         row's features), generates its own rows with per-row seeds, and the responses are gathered.
         Sets ``self.rollout_seconds``: wall time of each part."""
@@ -529,7 +540,7 @@ class OnPolicyTrainer:
         batch = draw_batch(self.samples, self.benign, cfg, step, world)
         layers = self.row_layers(batch, step)
         mine = shard(len(batch), rank, world)
-        items = self._tokenize_global(batch, mine)
+        items = self._prefetched(step) or self._tokenize_global(batch, mine)
         t_tok = self._clock()
         feats, *extra = project_views(ad, items, [layers, *self.extra_views(len(batch))])
         t_enc = self._clock()
@@ -563,6 +574,7 @@ class OnPolicyTrainer:
         self._settle_decoder(dev, reserved0, allocated0)
         self.rollouts_done += 1
         t_dec = self._clock()
+        self._prefetch_next(step)  # overlaps this step's scoring and learning
         gens = self._gather_rows(gens)
         pad = self.tok.pad_token_id
         # The stop token the row generated (Llama 3 stops on any of several), so the scored
@@ -637,6 +649,38 @@ class OnPolicyTrainer:
         self.adapter.release_cache()
         self._free_merged()
         self.decode_cache_kept = None if self.decode_cache_kept is None else False
+
+    def _prefetch_next(self, step: int) -> None:
+        """Start loading and preprocessing step + 1's images in a background thread, so this CPU
+        work overlaps the GPU's scoring and learning (docs/lppo.md "Image prefetch"). Every process
+        prepares the whole global batch: nothing to gather, and a bad image stops every process at
+        the same step with the same line. The thread has its own copy of the processor (a fast
+        tokenizer must not be used from two threads at once; PPO-ptx tokenises during learning)."""
+        if not PREFETCH or step >= self.cfg.steps:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._prefetch_pool is None:
+            self._prefetch_pool = ThreadPoolExecutor(1, thread_name_prefix="layersafe-prefetch")
+            self._prefetch_adapter = copy.copy(self.adapter)
+            self._prefetch_adapter.processor = copy.deepcopy(self.adapter.processor)
+            if getattr(self.adapter, "tokenizer", None) is getattr(self.adapter.processor, "tokenizer", False):
+                self._prefetch_adapter.tokenizer = self._prefetch_adapter.processor.tokenizer
+        batch = draw_batch(self.samples, self.benign, self.cfg, step + 1, self.rank_world[1])
+        self._prefetch = (step + 1, self._prefetch_pool.submit(tokenize_samples, self._prefetch_adapter, batch))
+
+    def _prefetched(self, step: int) -> list | None:
+        """The tokenised global batch of ``step`` if it was prefetched (waits for the thread and
+        re-raises its error), else None."""
+        pre, self._prefetch = self._prefetch, None
+        return pre[1].result() if pre is not None and pre[0] == step else None
+
+    def close_prefetch(self) -> None:
+        """Drop a pending prefetch (end of training, or a stop after a given step)."""
+        self._prefetch = None
+        if self._prefetch_pool is not None:
+            self._prefetch_pool.shutdown(wait=True, cancel_futures=True)
+            self._prefetch_pool = None
 
     def _tokenize_global(self, batch, mine: list[int]) -> list:
         """Every row of the global batch tokenised with its image, each process preprocessing only
@@ -1028,6 +1072,7 @@ def run(cfg, trainer_cls, resume_keys, *, adapter=None, progress: bool = True, l
                     return {"stopped_at": step, "last": last}
         finally:
             trainer.release_decoder()  # before save_final's merge changes the modules the graph replays
+            trainer.close_prefetch()
             bar.close()
             if logger:
                 logger.close()
