@@ -17,6 +17,14 @@ P(unsafe), the first two through the judge's own code (``layersafe.judges.llamag
   ``generate(max_new_tokens=20, output_logits=True)``, P(unsafe) from the first step's logits
   (random weights never stop early, so every row decodes the full 20 tokens).
 
+``--fuse on`` runs both forward paths with ``fuse=on`` (``FirstTokenLogits(fuse=True)``: the
+decoder's RMSNorm, rotary and silu*up as compiled kernels, layersafe/models/fuse.py, dynamic
+shapes; the compile happens in the warm-up, outside the timing); their entries are
+``forward_fused`` and ``forward_prefix_fused``. ``--fuse both`` runs off then on and adds
+``max_abs_diff_fused_vs_unfused`` (max |ΔP(unsafe)| over every row and path, ``_by_path`` per
+path) and ``fused_speedup`` (responses/s on / off per path). The default ``off`` is the run
+before this option. ``generate`` is never fused (neither is the judge's).
+
 The script checks that the paths agree on every row (``max_abs_diff*``; bf16, so different batch
 shapes round differently). The matmul limit is measured, not assumed: a bf16 8192^3 GEMM on the
 same device (the H100/H200 SXM dense-bf16 spec, 989 TFLOP/s, is reported beside it).
@@ -25,9 +33,11 @@ once plus each row's rest; padding is not counted, so it shows as a lower fracti
 ``equivalent_tflops_not_work_done`` is the FLOPs the whole-row forward would need for the same rows
 divided by the prefix path's time: a speed figure, not work done. ``kv_copy_ms_per_batch`` times
 the two copies of the expanded prefix cache one batch costs (``DynamicCache`` builds it, then each
-layer's ``torch.cat`` appends the batch's keys and values).
+layer's ``torch.cat`` appends the batch's keys and values; unfused entries only: fusion does not
+touch the copies).
 
     export PYTHONPATH=$PWD && python3 benchmarks/bench_judge.py --out bench_judge.json        # the GPU run
+    export PYTHONPATH=$PWD && python3 benchmarks/bench_judge.py --prefix-batch-sizes 256 --generate-n 0 --fuse both --out f.json
     python3 benchmarks/bench_judge.py --shape tiny --device cpu --n 16 --generate-n 4 --batch-size 4   # plumbing check
 
 Prints one JSON object (also written to ``--out`` after every stage, so a run cut short keeps what
@@ -114,15 +124,16 @@ def forward_flops(model, seq_lens: list[int], logits_kept: int, cached: int = 0)
     return 2.0 * blocks * sum(L - cached for L in seq_lens) + attn + 2.0 * head * logits_kept * len(seq_lens)
 
 
-def p_unsafe_forward(model, rows, batch_size: int, prefix: bool) -> tuple[list[float], list[int], int, int]:
+def p_unsafe_forward(model, rows, batch_size: int, prefix: bool, fuse: bool = False) -> tuple[list[float], list[int], int, int]:
     """P(unsafe) and the greedy first token of each row (input order) through the judge's
-    FirstTokenLogits, one call per length-sorted batch; also the tokens run including padding,
-    and the shared prefix's length (0: whole rows)."""
+    FirstTokenLogits (``fuse``: its forwards with fuse.py's kernels, as ``fuse=on``), one call per
+    length-sorted batch; also the tokens run including padding, and the shared prefix's length
+    (0: whole rows)."""
     import torch
 
     from layersafe.judges.llamaguard import FirstTokenLogits
 
-    first = FirstTokenLogits(model, 0, reuse=prefix)
+    first = FirstTokenLogits(model, 0, reuse=prefix, fuse=fuse)
     cached = first.plan(rows)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     probs, top = [math.nan] * len(rows), [-1] * len(rows)
@@ -228,6 +239,14 @@ def _rates(flops: float, sec: float, peak: float | None) -> tuple[float, float |
     return round(tf, 1), (round(tf / peak, 3) if peak else None), (round(tf / H100_H200_BF16_DENSE_TFLOPS, 3) if peak else None)
 
 
+def _speedups(res: dict) -> dict:
+    """responses/s fused / unfused, per path (``whole`` rows, ``prefix_bs<N>``)."""
+    out = {"whole": round(res["forward_fused"]["responses_per_s"] / res["forward"]["responses_per_s"], 3)}
+    for on, off in zip(res["forward_prefix_fused"], res["forward_prefix"]):
+        out[f"prefix_bs{on['batch_size']}"] = round(on["responses_per_s"] / off["responses_per_s"], 3)
+    return out
+
+
 def run(a) -> dict:
     import torch
     import transformers
@@ -260,46 +279,60 @@ def run(a) -> dict:
         res["gpu"] = torch.cuda.get_device_name(a.device)
     full_flops = forward_flops(model, lens, 1)
 
-    def timed(batch_size: int, reuse: bool):
-        p_unsafe_forward(model, rows[:batch_size], batch_size, reuse)  # warm-up (kernels, allocator)
+    def timed(batch_size: int, reuse: bool, fuse: bool):
+        p_unsafe_forward(model, rows[:batch_size], batch_size, reuse, fuse)  # warm-up (kernels, allocator, compile)
         _sync(a.device)
         t = time.perf_counter()
-        out = p_unsafe_forward(model, rows, batch_size, reuse)  # the prefix pass is inside the timing
+        out = p_unsafe_forward(model, rows, batch_size, reuse, fuse)  # the prefix pass is inside the timing
         _sync(a.device)
         return (*out, time.perf_counter() - t)
 
-    # whole rows (prefix=off)
-    probs_f, top_f, padded_f, _, sec = timed(a.batch_size, False)
-    tf, fg, fs = _rates(full_flops, sec, peak)
-    res["forward"] = {"prefix": "off", "seconds": round(sec, 3), "responses_per_s": round(len(rows) / sec, 1),
-                      "useful_tflops": tf, "padding_share": round(1 - real / padded_f, 4),
-                      "fraction_of_gemm": fg, "fraction_of_spec": fs}
-    res["sweep_minutes_forward"] = round(sweep / res["forward"]["responses_per_s"] / 60, 2)
-    save()
-    # the shared prefix once + each row's rest (prefix=auto)
-    res["forward_prefix"] = []
-    for bs in a.prefix_batch_sizes:
-        probs_p, top_p, padded_p, cached, sec_p = timed(bs, True)
-        computed = forward_flops(model, lens, 1, cached) + forward_flops(model, [cached], 0)
-        ctf, cfg, cfs = _rates(computed, sec_p, peak)
-        etf, efg, efs = _rates(full_flops, sec_p, peak)
-        rest_tokens = real - cached * len(rows)
-        res["forward_prefix"].append({
-            "prefix": "auto", "batch_size": bs, "prefix_tokens": cached, "seconds": round(sec_p, 3),
-            "responses_per_s": round(len(rows) / sec_p, 1), "speedup_vs_off": round(sec / sec_p, 2),
-            "computed_tokens_per_row_mean": round(rest_tokens / len(rows), 1),
-            "padding_share": round(1 - rest_tokens / padded_p, 4),
-            "computed_tflops": ctf, "fraction_of_gemm": cfg, "fraction_of_spec": cfs,
-            "equivalent_tflops_not_work_done": etf, "equivalent_fraction_of_gemm": efg, "equivalent_fraction_of_spec": efs,
-            "max_abs_diff_vs_off": max(abs(x - y) for x, y in zip(probs_p, probs_f)),
-            "same_top_token_share": round(sum(x == y for x, y in zip(top_p, top_f)) / len(rows), 4),
-            "sweep_minutes": round(sweep / (len(rows) / sec_p) / 60, 2)})
-        e = res["forward_prefix"][-1]
-        if cached:  # after the timed run: the copies alone, at the mean padded width of a batch's rests
-            ms = kv_copy_ms(model, cached, min(bs, len(rows)), round(padded_p / len(rows)), a.device)
-            e["kv_copy_ms_per_batch"] = round(ms, 2)
-            e["kv_copy_share_of_time"] = round(ms * math.ceil(len(rows) / bs) / 1e3 / sec_p, 4)
-        res["sweep_minutes_forward_prefix"] = min(e["sweep_minutes"] for e in res["forward_prefix"])
+    probs: dict = {}  # (fuse, prefix batch size or None for whole rows) -> P(unsafe) per row
+    for fuse in a.fuse:
+        tag = "_fused" if fuse else ""  # fuse=off keeps the keys of the runs before --fuse
+        # whole rows (prefix=off)
+        probs_f, top_f, padded_f, _, sec = timed(a.batch_size, False, fuse)
+        probs[fuse, None] = probs_f
+        tf, fg, fs = _rates(full_flops, sec, peak)
+        res["forward" + tag] = {"prefix": "off", "fuse": "on" if fuse else "off", "seconds": round(sec, 3),
+                                "responses_per_s": round(len(rows) / sec, 1), "useful_tflops": tf,
+                                "padding_share": round(1 - real / padded_f, 4), "fraction_of_gemm": fg,
+                                "fraction_of_spec": fs}
+        res["sweep_minutes_forward" + tag] = round(sweep / res["forward" + tag]["responses_per_s"] / 60, 2)
+        save()
+        # the shared prefix once + each row's rest (prefix=auto)
+        res["forward_prefix" + tag] = []
+        for bs in a.prefix_batch_sizes:
+            probs_p, top_p, padded_p, cached, sec_p = timed(bs, True, fuse)
+            probs[fuse, bs] = probs_p
+            computed = forward_flops(model, lens, 1, cached) + forward_flops(model, [cached], 0)
+            ctf, cfg, cfs = _rates(computed, sec_p, peak)
+            etf, efg, efs = _rates(full_flops, sec_p, peak)
+            rest_tokens = real - cached * len(rows)
+            res["forward_prefix" + tag].append({
+                "prefix": "auto", "fuse": "on" if fuse else "off", "batch_size": bs, "prefix_tokens": cached,
+                "seconds": round(sec_p, 3), "responses_per_s": round(len(rows) / sec_p, 1),
+                "speedup_vs_off": round(sec / sec_p, 2), "computed_tokens_per_row_mean": round(rest_tokens / len(rows), 1),
+                "padding_share": round(1 - rest_tokens / padded_p, 4),
+                "computed_tflops": ctf, "fraction_of_gemm": cfg, "fraction_of_spec": cfs,
+                "equivalent_tflops_not_work_done": etf, "equivalent_fraction_of_gemm": efg,
+                "equivalent_fraction_of_spec": efs,
+                "max_abs_diff_vs_off": max(abs(x - y) for x, y in zip(probs_p, probs_f)),
+                "same_top_token_share": round(sum(x == y for x, y in zip(top_p, top_f)) / len(rows), 4),
+                "sweep_minutes": round(sweep / (len(rows) / sec_p) / 60, 2)})
+            e = res["forward_prefix" + tag][-1]
+            if cached and not fuse:  # after the timed run: the copies alone, at the mean padded width of a batch's rests
+                ms = kv_copy_ms(model, cached, min(bs, len(rows)), round(padded_p / len(rows)), a.device)
+                e["kv_copy_ms_per_batch"] = round(ms, 2)
+                e["kv_copy_share_of_time"] = round(ms * math.ceil(len(rows) / bs) / 1e3 / sec_p, 4)
+            res["sweep_minutes_forward_prefix" + tag] = min(e["sweep_minutes"] for e in res["forward_prefix" + tag])
+            save()
+    if len(a.fuse) == 2:  # fuse on vs off, per path and batch size: same math, other kernels
+        diffs = {("whole" if k is None else f"prefix_bs{k}"): max(abs(x - y) for x, y in zip(probs[True, k], probs[False, k]))
+                 for f, k in probs if f}
+        res["max_abs_diff_fused_vs_unfused"] = max(diffs.values())
+        res["max_abs_diff_fused_vs_unfused_by_path"] = diffs
+        res["fused_speedup"] = _speedups(res)
         save()
     if a.generate_n:
         sub = rows[:a.generate_n]
@@ -312,9 +345,11 @@ def run(a) -> dict:
         res["generate"] = {"n": len(sub), "seconds": round(sec_g, 3), "responses_per_s": round(len(sub) / sec_g, 1),
                            "max_new_tokens": a.max_new_tokens, "generated_tokens": generated,
                            "padding_share": round(1 - sum(len(r) for r in sub) / padded_g, 4)}
-        res["forward_speedup"] = round(res["forward"]["responses_per_s"] / res["generate"]["responses_per_s"], 2)
-        res["max_abs_diff"] = max(abs(x - y) for x, y in zip(probs_f[:len(sub)], probs_g))
-        res["max_rel_diff"] = max(abs(x - y) / max(abs(y), 1e-30) for x, y in zip(probs_f[:len(sub)], probs_g))
+        first = a.fuse[0]  # off when it was run (the judge's generate is never fused)
+        fwd = res["forward_fused" if first else "forward"]
+        res["forward_speedup"] = round(fwd["responses_per_s"] / res["generate"]["responses_per_s"], 2)
+        res["max_abs_diff"] = max(abs(x - y) for x, y in zip(probs[first, None][:len(sub)], probs_g))
+        res["max_rel_diff"] = max(abs(x - y) / max(abs(y), 1e-30) for x, y in zip(probs[first, None][:len(sub)], probs_g))
         res["sweep_minutes_generate"] = round(sweep / res["generate"]["responses_per_s"] / 60, 2)
         save()
     return res
@@ -330,6 +365,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64, help="rows per batch of whole rows (prefix=off) and of generate")
     p.add_argument("--prefix-batch-sizes", default="64,256",
                    help="comma-separated rows per batch of the prefix=auto path, one timed run each ('' skips it)")
+    p.add_argument("--fuse", choices=("off", "on", "both"), default="off",
+                   help="the forward paths with fuse.py's compiled norm/rotary/silu kernels (the judge's fuse=on), "
+                        "without (off, the figures before this option), or both (also max |dP(unsafe)| on vs off)")
     p.add_argument("--max-new-tokens", type=int, default=20, help="the llamaguard judge's default")
     p.add_argument("--gemm-size", type=int, default=8192)
     p.add_argument("--gemm-repeats", type=int, default=50)
@@ -344,6 +382,7 @@ def main(argv=None) -> int:
         p.error(f"--prefix-batch-sizes is not a comma-separated list of integers: {a.prefix_batch_sizes!r}")
     if any(b < 1 for b in a.prefix_batch_sizes):
         p.error("--prefix-batch-sizes must all be >= 1")
+    a.fuse = {"off": [False], "on": [True], "both": [False, True]}[a.fuse]
     print(json.dumps(run(a), indent=2))
     return 0
 

@@ -79,3 +79,39 @@ def test_bad_options_exit_2(bench):
         with pytest.raises(SystemExit) as e:
             bench.main(["--shape", "tiny", "--n", "2", "--prefix-batch-sizes", bad])
         assert e.value.code == 2
+
+
+def test_tiny_run_fuse_both(bench, tmp_path, monkeypatch):
+    """--fuse both: the forward paths again through fuse.py's compiled kernels (fp32: the same
+    P(unsafe) within 1e-5), reported beside the unfused ones with their speed ratios."""
+    import torch
+    from test_fuse import _counting
+
+    torch.set_num_threads(1)  # 2 shared cores
+    calls = _counting(monkeypatch)  # the fused run really runs the compiled functions
+    out = tmp_path / "f.json"
+    assert bench.main(["--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--n", "6", "--generate-n", "2",
+                       "--batch-size", "3", "--prefix-batch-sizes", "2", "--max-new-tokens", "2", "--fuse", "both",
+                       "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    L = 2  # tiny: 2 layers; each forward runs 2 norms a layer + the final one, one MLP and rotary a layer
+    # whole rows: warm-up 1 batch + 2 timed; prefix: warm-up (prefix pass + 1 batch) + prefix pass + 3 batches
+    forwards = 1 + 2 + 2 + 1 + 3
+    assert calls == {("rms_norm", True): forwards * (2 * L + 1), ("silu_mul", True): forwards * L,
+                     ("rotary", True): forwards * L}
+    assert res["forward"]["fuse"] == "off" and res["forward_fused"]["fuse"] == "on"
+    assert [e["fuse"] for e in res["forward_prefix"] + res["forward_prefix_fused"]] == ["off", "on"]
+    on = res["forward_prefix_fused"][0]
+    assert on["batch_size"] == 2 and on["prefix_tokens"] == bench.TINY_PREFIX and on["max_abs_diff_vs_off"] < 1e-5
+    assert on["fraction_of_gemm"] is None and "kv_copy_ms_per_batch" not in on  # CPU; copies timed unfused only
+    assert 0 <= res["max_abs_diff_fused_vs_unfused"] < 1e-5
+    assert set(res["max_abs_diff_fused_vs_unfused_by_path"]) == set(res["fused_speedup"]) == {"whole", "prefix_bs2"}
+    assert res["fused_speedup"]["whole"] == pytest.approx(
+        res["forward_fused"]["responses_per_s"] / res["forward"]["responses_per_s"], rel=0.01)
+    assert res["max_abs_diff"] < 1e-5  # generate (unfused) against the unfused whole rows
+
+
+def test_bad_fuse_exits_2(bench, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--shape", "tiny", "--n", "2", "--fuse", "yes"])
+    assert e.value.code == 2 and "invalid choice: 'yes'" in capsys.readouterr().err

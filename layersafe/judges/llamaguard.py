@@ -30,10 +30,18 @@ remaining tokens (right-padded) against that key/value cache, reading the logits
 last real token only (:class:`FirstTokenLogits`). Used when the shared part is at least
 ``PREFIX_MIN_TOKENS`` tokens and the model is a text-only causal LM of ``PREFIX_MODEL_TYPES``;
 ``summary()`` counts the rows it scored (``prefix_rows``).
+
+``fuse=on`` (mode=forward; default off): the forward passes (whole rows, the shared prefix, the
+rests) run the guard decoder's RMSNorms, rotary embedding and silu*up as compiled kernels
+(layersafe/models/fuse.py, shape-polymorphic: batches change length). Same math op for op
+(P(unsafe) equal to fuse=off within 1e-5 in fp32); the first batches pay the compile. Llama,
+Mistral and Qwen guards only; any other runs unfused with one warning. Rows decoded because their
+first token is no verdict are decoded unfused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
@@ -175,7 +183,10 @@ class LlamaGuardJudge(Judge):
                                          "per length-sorted batch: verdict and P(unsafe) from the first token, no "
                                          "categories; much faster)"),
                "prefix": (str, "auto", f"mode=forward: auto (run the token prefix all rows share once, when it is "
-                                       f">= {PREFIX_MIN_TOKENS} tokens, and per batch only each row's rest) or off")}
+                                       f">= {PREFIX_MIN_TOKENS} tokens, and per batch only each row's rest) or off"),
+               "fuse": (str, "off", "mode=forward: on (the forward passes run the decoder's RMSNorm, rotary and "
+                                    "silu*up as compiled fused kernels, layersafe/models/fuse.py; Llama/Mistral/Qwen "
+                                    "guards, others run unfused with a warning) or off")}
 
     def __init__(self, arg=None, **options):
         super().__init__(arg, **options)
@@ -186,6 +197,11 @@ class LlamaGuardJudge(Judge):
             raise UserError(f"llamaguard: unknown mode {self.opts['mode']!r}; use generate or forward")
         if self.opts["prefix"] not in ("auto", "off"):
             raise UserError(f"llamaguard: unknown prefix {self.opts['prefix']!r}; use auto or off")
+        if self.opts["fuse"] not in ("on", "off"):
+            raise UserError(f"llamaguard: unknown fuse {self.opts['fuse']!r}; use on or off")
+        if self.opts["fuse"] == "on" and self.opts["mode"] != "forward":
+            # generate's decode steps are not fused (a silently ignored opt-in would mislead)
+            raise UserError("llamaguard: fuse=on needs mode=forward")
         self.model = self.tokenizer = self.first_token = None
         self.n_prefix_rows = 0  # mode=forward: rows scored against a shared prefix cache
         self.n_parse_errors = 0
@@ -220,7 +236,7 @@ class LlamaGuardJudge(Judge):
         # nor families that scale or cap their logits).
         reuse = (self.opts["prefix"] == "auto" and loader is tf.AutoModelForCausalLM
                  and getattr(model.config, "model_type", None) in PREFIX_MODEL_TYPES)
-        self.first_token = FirstTokenLogits(model, tok.pad_token_id, reuse=reuse)
+        self.first_token = FirstTokenLogits(model, tok.pad_token_id, reuse=reuse, fuse=self.opts["fuse"] == "on")
 
     def close(self):
         self.model = self.tokenizer = self.first_token = None
@@ -352,16 +368,31 @@ class FirstTokenLogits:
     prefix_len + 0, 1, ...; the LM head is applied to each row's last real token only. The cache is
     the prefix's tensors expanded over the batch (a view); ``DynamicCache`` copies them once when it
     is built and once more when each layer appends the batch's keys (``torch.cat``):
-    memory-bound copies, measured by benchmarks/bench_judge.py."""
+    memory-bound copies, measured by benchmarks/bench_judge.py.
 
-    def __init__(self, model, pad_id: int | None, reuse: bool = True, min_prefix: int = PREFIX_MIN_TOKENS):
+    With ``fuse``, every forward pass (the prefix's, whole rows, the rests) runs inside
+    ``Fusion(decoder).active(dynamic=True)`` (layersafe/models/fuse.py): batch and length change
+    every call, so the compiled kernels are shape-polymorphic. A decoder fuse.py does not target
+    runs unfused, with its one warning."""
+
+    def __init__(self, model, pad_id: int | None, reuse: bool = True, min_prefix: int = PREFIX_MIN_TOKENS,
+                 fuse: bool = False):
         self.model, self.pad_id, self.reuse, self.min_prefix = model, pad_id or 0, reuse, max(int(min_prefix), 1)
         self.device = next(model.parameters()).device
+        self.fusion = None
+        if fuse:
+            from ..models.fuse import Fusion
+
+            self.fusion = Fusion(model.base_model)
         # transformers 5.24 renamed the decoder's past_key_values argument to cache (5.17 has only the old name)
         params = inspect.signature(model.base_model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.prefix: list[int] = []
         self.prefix_kv: list[tuple] = []
+
+    def _fused(self):
+        """The fused kernels while a forward runs (``fuse``), else nothing."""
+        return self.fusion.active(dynamic=True) if self.fusion is not None else contextlib.nullcontext()
 
     def plan(self, rows: Sequence[Sequence[int]]) -> int:
         """Pick the shared prefix for the rows to come; returns its length (0: none, full rows run).
@@ -384,7 +415,7 @@ class FirstTokenLogits:
 
         self.prefix = list(rows[0][:n])
         cache = DynamicCache(config=self.model.config)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._fused():
             self.model.base_model(input_ids=torch.tensor([self.prefix], device=self.device), use_cache=True,
                                   **{self.cache_arg: cache})
         self.prefix_kv = [tuple(layer) for layer in cache]  # (keys, values, sliding window) per layer
@@ -409,7 +440,7 @@ class FirstTokenLogits:
             ids[i, width - len(r):] = torch.tensor(list(r))
             mask[i, width - len(r):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._fused():
             return self.model(input_ids=ids, attention_mask=mask, position_ids=mask_positions(mask),
                               logits_to_keep=1).logits[:, -1]
 
@@ -429,7 +460,7 @@ class FirstTokenLogits:
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = torch.arange(n, n + width, device=self.device).repeat(b, 1)
         last = torch.tensor(lens, device=self.device) - 1
-        with torch.inference_mode():
+        with torch.inference_mode(), self._fused():
             cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), *rest)
                                                  for k, v, *rest in self.prefix_kv])
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
