@@ -129,6 +129,20 @@ def _model_judge(spec: str, cfg: PaperConfig, **defaults) -> str:
     return spec
 
 
+def _guard_fuse(spec: str, cfg: PaperConfig) -> dict:
+    """fuse=on for a forward-mode guard on a GPU: its fused kernels judge 1.17-1.28x faster on the
+    H200 (docs/benchmarks.md), which repays the compile over a sweep; on the CPU, compiling needs a
+    C compiler and buys little. A guard spec that sets fuse or mode itself keeps its own."""
+    import torch
+
+    from .judges.base import parse_spec
+
+    opts = parse_spec(spec)[2]
+    dev = str(opts.get("device", cfg.device))
+    gpu = dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available())
+    return {"fuse": "on"} if gpu and opts.get("mode", "forward") == "forward" else {}
+
+
 def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
     """([(metric, judge spec)], notes about metrics that are skipped). Llama Guard and the reward
     model run on ``--device`` (and load pickle weights with ``--allow-pickle``) unless their spec
@@ -137,7 +151,8 @@ def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
     if cfg.guard.strip().lower() != "none":
         # The headline needs the verdict only: one forward pass per row, no decoding (2.1x on the
         # H200, docs/benchmarks.md); mode=generate in --guard brings the categories back.
-        judges.append(("ASR", _model_judge("llamaguard:" + cfg.guard.strip(), cfg, mode="forward")))
+        spec = "llamaguard:" + cfg.guard.strip()
+        judges.append(("ASR", _model_judge(spec, cfg, mode="forward", **_guard_fuse(spec, cfg))))
     else:
         notes.append("ASR skipped (--guard none): the paper's ASR is Llama Guard's share of unsafe responses")
     rm = (cfg.rm or "").strip()

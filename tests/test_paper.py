@@ -320,3 +320,13 @@ def test_plan_judges_specs_and_notes(monkeypatch):
     monkeypatch.setenv("PERSPECTIVE_API_KEY", "k")
     judges, notes = plan_judges(PaperConfig(guard="none", toxicity="perspective,qps=5"))
     assert judges == [("TS", "perspective,qps=5")] and notes[0].startswith("ASR skipped")
+    # on a GPU the forward-mode guard runs fused (docs/benchmarks.md); the guard's own fuse/mode win
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3", toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,mode=forward,fuse=on")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3,fuse=off", device="cuda:0", toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,fuse=off,device=cuda:0,mode=forward")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3,mode=generate", toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,mode=generate")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3", device="cpu", toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,device=cpu,mode=forward")]
