@@ -70,6 +70,10 @@ class PaperConfig:
     max_new_tokens: int | None = opt(None, "tokens per response (default: each set's, 64)", min=1, resume=True)
     batch_size: int = opt(8, "sequences per generate call", min=1)
     judge_batch_size: int = opt(64, "rows per judge call", min=1)
+    fuse_kernels: bool = opt(True, "on a GPU: the scan's static-cache decoder (scan --fuse-kernels) and a forward-mode "
+                             "Llama Guard (fuse=on) run RMSNorm, rotary and SiLU-times-up as compiled kernels "
+                             "(Llama/Mistral/Qwen language models; faster on the H200, docs/benchmarks.md); "
+                             "--no-fuse-kernels for transformers' own kernels")
     n_boot: int = opt(2000, "bootstrap draws for the intervals", min=100)
     resume: bool = opt(False, "continue an interrupted run in OUT (any stage)")
     seed: int = opt(0, "seed for dataset pairing and the bootstrap", resume=True)
@@ -130,7 +134,7 @@ def _model_judge(spec: str, cfg: PaperConfig, **defaults) -> str:
 
 
 def _guard_fuse(spec: str, cfg: PaperConfig) -> dict:
-    """fuse=on for a forward-mode guard on a GPU: its fused kernels judge 1.17-1.28x faster on the
+    """fuse=on for a forward-mode guard on a GPU (--fuse-kernels, the default): its fused kernels judge 1.17-1.28x faster on the
     H200 (docs/benchmarks.md), which repays the compile over a sweep; on the CPU, compiling needs a
     C compiler and buys little. A guard spec that sets fuse or mode itself keeps its own."""
     import torch
@@ -140,7 +144,7 @@ def _guard_fuse(spec: str, cfg: PaperConfig) -> dict:
     opts = parse_spec(spec)[2]
     dev = str(opts.get("device", cfg.device))
     gpu = dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available())
-    return {"fuse": "on"} if gpu and opts.get("mode", "forward") == "forward" else {}
+    return {"fuse": "on"} if cfg.fuse_kernels and gpu and opts.get("mode", "forward") == "forward" else {}
 
 
 def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
@@ -310,7 +314,8 @@ def _scan_stage(cfg, out, sets, state, progress, log, say) -> None:
                           max_new_tokens=cfg.max_new_tokens or task.max_new_tokens, batch_size=cfg.batch_size,
                           resume=not is_empty(folder), limit=cfg.limit, seed=cfg.seed, dtype=cfg.dtype,
                           device=cfg.device, trust_remote_code=cfg.trust_remote_code, adapter=cfg.adapter,
-                          allow_pickle=cfg.allow_pickle, template=template, system_prompt=cfg.system_prompt)
+                          allow_pickle=cfg.allow_pickle, template=template, system_prompt=cfg.system_prompt,
+                          fuse_kernels=cfg.fuse_kernels)
         log(f"paper: scanning {task.name} ({task.title})")
         run = run_scan(scfg, adapter=adapter, progress=progress, log=log)
         st = run["stats"]

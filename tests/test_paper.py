@@ -151,7 +151,9 @@ def test_paper_end_to_end_resume_and_compare(tmp_path, tiny_llava_dir, data_root
     row = json.loads(gen_rt.splitlines()[0])
     assert row["input_text"].startswith("A chat between a curious human and an artificial intelligence assistant.")
     assert row["input_text"].endswith(f"USER: <image>\n{row['prompt']} ASSISTANT:")
-    assert json.loads((before / "RT" / "run.json").read_text())["template"]["name"] == "llava_v1"
+    rt_run = json.loads((before / "RT" / "run.json").read_text())
+    assert rt_run["template"]["name"] == "llava_v1"
+    assert rt_run["config"]["fuse_kernels"] is True  # the paper's default (used by the static decoder on a GPU)
 
     # Table 1: every layer, ASR 100 % (the guard says unsafe to everything), TR = mean reward
     t1 = _read_csv(before / "table1.csv")
@@ -330,3 +332,5 @@ def test_plan_judges_specs_and_notes(monkeypatch):
     assert judges == [("ASR", "llamaguard:/m/lg3,mode=generate")]
     judges, _ = plan_judges(PaperConfig(guard="/m/lg3", device="cpu", toxicity="none"))
     assert judges == [("ASR", "llamaguard:/m/lg3,device=cpu,mode=forward")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3", fuse_kernels=False, toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,mode=forward")]
