@@ -22,6 +22,7 @@ anything else.
 from __future__ import annotations
 
 import inspect
+import weakref
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -70,11 +71,15 @@ def seeded_gumbel(seeds: torch.Tensor, step, vocab: int) -> torch.Tensor:
 
 def _window_cache(cache, dec: "StaticDecoder") -> None:
     """Make each cache layer's update return only the first ``dec._window`` slots (all when None);
-    the slots are still written in place in the full tensors."""
+    the slots are still written in place in the full tensors. The wrapper holds the layer and the
+    decoder weakly: a strong reference would make a cycle (layer -> wrapper -> layer, decoder ->
+    cache -> wrapper -> decoder) that keeps a dropped cache's GPU tensors alive until Python's
+    cyclic GC happens to run, so a new cache would be allocated beside the old one."""
+    dec_ref = weakref.ref(dec)
     for layer in cache.layers:
-        def update(*a, _orig=layer.update, **k):
-            keys, values = _orig(*a, **k)
-            w = dec._window
+        def update(*a, _layer=weakref.ref(layer), _cls_update=type(layer).update, **k):
+            keys, values = _cls_update(_layer(), *a, **k)
+            w = dec_ref()._window
             return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
         layer.update = update
 
@@ -161,7 +166,8 @@ class StaticDecoder:
         # A somewhat longer cache serves too: its extra slots stay masked (and past the windows, unread).
         if old is not None and old.key[0] == B and old.key[2:] == key[2:] and L <= old.key[1] <= L + REUSE_SLACK:
             return old
-        self._st = None  # free the old cache and graph before allocating new ones
+        del old  # free the old cache and graphs before allocating new ones (the capture below allocates)
+        self._st = None
         from transformers import StaticCache
 
         z = lambda *s: torch.zeros(s, dtype=torch.long, device=device)  # noqa: E731
