@@ -76,12 +76,18 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
     cache -> wrapper -> decoder) that keeps a dropped cache's GPU tensors alive until Python's
     cyclic GC happens to run, so a new cache would be allocated beside the old one."""
     dec_ref = weakref.ref(dec)
-    for layer in cache.layers:
-        def update(*a, _layer=weakref.ref(layer), _cls_update=type(layer).update, **k):
-            keys, values = _cls_update(_layer(), *a, **k)
+
+    def windowed(layer):
+        layer_ref, cls_update = weakref.ref(layer), type(layer).update
+
+        def update(*a, **k):
+            keys, values = cls_update(layer_ref(), *a, **k)
             w = dec_ref()._window
             return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
-        layer.update = update
+        return update
+
+    for layer in cache.layers:
+        layer.update = windowed(layer)
 
 
 @dataclass
