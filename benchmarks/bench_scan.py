@@ -26,6 +26,8 @@ setting's engine scan is preceded by an untimed scan of one full batch, so compi
     python benchmarks/bench_scan.py --samples 20 --new-tokens 32 --batch-size 32
     python benchmarks/bench_scan.py --preset llava-1.5-7b --samples 100 --layers 1-24 --new-tokens 128 \
         --batch-size 64 --naive-samples 1 --naive-layers 1,8,16,24 --decode-bench     # GPU, issue 11
+    python benchmarks/bench_scan.py --preset llava-1.5-7b --samples 100 --layers 1-24 --new-tokens 128 \
+        --batch-size auto --naive-samples 0 --fuse on                                 # GPU, issue 21
 
 Records go in docs/benchmarks.md with the exact command, date and machine.
 """
@@ -252,6 +254,19 @@ def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev,
     return res
 
 
+def batch_size_arg(s: str):
+    """``--batch-size``: a positive integer or auto."""
+    if s.strip().lower() == "auto":
+        return "auto"
+    try:
+        n = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {s!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {s!r}")
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=["small", "llava-1.5-7b"], default="small",
@@ -259,7 +274,9 @@ def main():
                          "architecture with random bf16 weights built on the GPU")
     ap.add_argument("--samples", type=int, default=12)
     ap.add_argument("--new-tokens", type=int, default=24)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=batch_size_arg, default=32,
+                    help="pairs per generate call, or auto: chosen from free GPU memory as `layersafe scan "
+                         "--batch-size auto` (resolved after the model is built; the result's batch_size is the int)")
     ap.add_argument("--naive-samples", type=int, default=None,
                     help="time the naive way on the first N samples only (it is slow); default all")
     ap.add_argument("--layers", default="all", help="layer spec scanned (default all: 0..N)")
@@ -327,6 +344,11 @@ def main():
     layers = parse_layers(a.layers, adapter.num_layers, adapter.default_layer)
     naive_layers = parse_layers(a.naive_layers, adapter.num_layers, adapter.default_layer) if a.naive_layers else layers
     pairs = len(samples) * len(layers)
+    if a.batch_size == "auto":
+        from layersafe.scan.batching import resolve_batch_size
+
+        a.batch_size = resolve_batch_size(adapter, samples, pairs, cache=a.cache, max_new_tokens=a.new_tokens)
+        print(f"--batch-size auto: {a.batch_size}", flush=True)
     n_params = sum(p.numel() for p in adapter.model.parameters())
 
     def sync():

@@ -20,7 +20,7 @@ Field metadata (all optional):
 ``metavar``
 
 Types: ``bool`` gives ``--x/--no-x``; ``Literal[...]`` gives ``choices``; ``X | None`` accepts
-``none``; ``list[str]`` is a repeatable option. Every float must be finite. Parsing imports nothing
+``none``; ``int | Literal["auto"]`` takes a number or one of the words; ``list[str]`` is a repeatable option. Every float must be finite. Parsing imports nothing
 heavy (no torch), so ``layersafe CMD --help`` stays fast: keep config modules free of torch imports.
 """
 
@@ -82,6 +82,7 @@ class FieldType:
     optional: bool = False
     choices: tuple | None = None
     is_list: bool = False
+    words: tuple = ()  # ``int | Literal["auto"]``: words accepted besides a number
 
 
 def field_type(tp: Any) -> FieldType:
@@ -91,6 +92,10 @@ def field_type(tp: Any) -> FieldType:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         optional = len(args) < len(typing.get_args(tp))
+        lits = [a for a in args if typing.get_origin(a) is Literal]
+        nums = [a for a in args if a in (int, float)]
+        if len(args) == 2 and len(lits) == 1 and len(nums) == 1:  # a number or a word (e.g. int | "auto")
+            return FieldType(nums[0], optional, words=typing.get_args(lits[0]))
         if len(args) != 1:
             raise TypeError(f"unsupported option type {tp!r}")
         tp = args[0]
@@ -141,6 +146,10 @@ def check_value(f: dataclasses.Field, ft: FieldType, v: Any, where: str | None =
         if ft.optional or ft.is_list:
             return None
         raise UserError(f"{name} cannot be empty")
+    if ft.words and isinstance(v, str):
+        if v in ft.words:
+            return v
+        raise UserError(f"{name} must be a number or {' or '.join(ft.words)}, got {v!r}")
     if ft.is_list:
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, ft.base) for x in v):
             raise UserError(f"{name} must be a list of {ft.base.__name__}, got {v!r}")
@@ -195,11 +204,14 @@ def _scalar(ft: FieldType, flag: str):
     def parse(s: str):
         if ft.optional and s.strip().lower() in _NONE_WORDS:
             return None
+        if s.strip().lower() in ft.words:
+            return s.strip().lower()
         try:
             return ft.base(s)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected {'an integer' if ft.base is int else 'a number'}"
+                + "".join(f" or {w!r}" for w in ft.words)
                 + (" or 'none'" if ft.optional else "") + f", got {s!r}") from None
     parse.__name__ = ft.base.__name__
     return parse

@@ -68,7 +68,11 @@ class PaperConfig:
                               "intervals")
     limit: int | None = opt(None, "a small version: only the first N samples of each set", min=1, resume=True)
     max_new_tokens: int | None = opt(None, "tokens per response (default: each set's, 64)", min=1, resume=True)
-    batch_size: int = opt(8, "sequences per generate call", min=1)
+    batch_size: int | Literal["auto"] = opt(
+        "auto", "sequences per generate call, or auto (scan --batch-size auto: on a GPU the largest of "
+        "256/128/64/32/16/8 whose static KV cache fits in 60% of the memory free after loading, chosen per set; "
+        "8 on CPU). Default auto: the sweep is a GPU job that has the GPU to itself while scanning (the judges "
+        "load after), and larger batches decode faster per row (docs/design.md §4.4)", min=1, metavar="N|auto")
     judge_batch_size: int = opt(64, "rows per judge call", min=1)
     fuse_kernels: bool = opt(True, "on a GPU: the scan's static-cache decoder (scan --fuse-kernels) and a forward-mode "
                              "Llama Guard (fuse=on) run RMSNorm, rotary and SiLU-times-up as compiled kernels "

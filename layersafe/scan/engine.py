@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..config import (CACHE_HELP, DTYPE_HELP, PICKLE_HELP, SYSTEM_PROMPT_HELP, TEMPLATE_HELP, CacheMode, DType,
                       Template, check_fields, opt, resume_keys)
@@ -38,7 +39,11 @@ class ScanConfig:
     layers: str = opt("all", "layer spec: all, default, N, A-B or a comma list (e.g. 'default,8-12'); default all")
     out: str = opt("runs/scan", "output folder (must be empty unless --resume)")
     max_new_tokens: int = opt(64, "tokens per response", min=1, resume=True)
-    batch_size: int = opt(8, "sequences per generate call and images per encoder call", min=1)
+    batch_size: int | Literal["auto"] = opt(
+        8, "sequences per generate call and images per encoder call, or auto: chosen once from the GPU memory free "
+        "after loading, the largest of 256/128/64/32/16/8 whose static KV cache fits in 60% of it (8 on CPU or "
+        "with the dynamic cache; run.json records it as batch_size_resolved). Default 8: auto can take most of "
+        "a GPU, which a shared GPU may not have to spare", min=1, metavar="N|auto")
     cache: CacheMode = opt("auto", CACHE_HELP)
     fuse_kernels: bool = opt(False, "with the static cache: run each language-model layer's RMSNorms, rotary embedding "
                              "and SiLU-times-up as torch.compile'd kernels (Llama/Mistral/Qwen2/Qwen3 decoders; "
@@ -198,7 +203,13 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     # Similar prompt lengths batch together (less padding); the order is deterministic so a
     # resumed scan forms the same groups as an uninterrupted one, and every rank the same plan.
     samples = sorted(dataset.samples, key=lambda s: (len(s.prompt), s.id))
-    order = row_order(samples, layers, cfg.batch_size)
+    cache = cfg.cache
+    if cache == "auto" and len(set(getattr(adapter.model, "hf_device_map", {}).values())) > 1:
+        # --device-map spread the model over several devices: a CUDA graph captures one device's
+        # stream, so the static-cache decoder (docs/design.md §4.4) is not used (docs/scale.md).
+        cache = "dynamic"
+    batch = _batch_size(cfg, adapter, samples, layers, cache, info, log)
+    order = row_order(samples, layers, batch)
     context = context_length(adapter.model.config)
     run = {
         "config": asdict(cfg),
@@ -208,6 +219,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         "num_layers": adapter.num_layers,
         "default_layer": adapter.default_layer,
         "layers": layers,
+        "batch_size_resolved": batch,
         "template": describe(cfg.template, cfg.system_prompt),
         "dataset": {"name": dataset.name, "source": dataset.source, "n_samples": len(dataset.samples),
                     "n_bad_rows": len(dataset.errors), "content_sha256": content,
@@ -234,11 +246,6 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     import torch
     from tqdm.auto import tqdm
 
-    cache = cfg.cache
-    if cache == "auto" and len(set(getattr(adapter.model, "hf_device_map", {}).values())) > 1:
-        # --device-map spread the model over several devices: a CUDA graph captures one device's
-        # stream, so the static-cache decoder (docs/design.md §4.4) is not used (docs/scale.md).
-        cache = "dynamic"
     if getattr(adapter, "fuse_kernels", False) != cfg.fuse_kernels:
         adapter.release_cache()  # a decoder it holds was built with the other setting
     adapter.fuse_kernels = cfg.fuse_kernels  # read when the adapter builds its static-cache decoder
@@ -262,7 +269,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     unit = 0
     write_path = dist.part_path(gen_path, info.rank) if info.distributed else gen_path
     with JsonlAppender(write_path) as writer:
-        for group in iter_chunks(samples, cfg.batch_size):
+        for group in iter_chunks(samples, batch):
             need = [s for s in group if any((s.id, l) not in done for l in layers)]
             if not need:
                 continue
@@ -297,7 +304,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
                 continue
             # Layer-major pairs, chunked across layer boundaries so every generate call is full.
             pairs = [(i, layer) for layer in layers for i, (s, _, _) in enumerate(ok) if (s.id, layer) not in done]
-            chunks = list(iter_chunks(pairs, cfg.batch_size))
+            chunks = list(iter_chunks(pairs, batch))
             mine = [c for k, c in enumerate(chunks) if (unit + k) % info.world == info.rank]
             unit += len(chunks)
             if not mine:
@@ -340,6 +347,22 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         return run
 
     return dist.on_main(finish)  # the other ranks return once the merged file is written
+
+
+def _batch_size(cfg: ScanConfig, adapter, samples, layers: list[int], cache: str, info, log) -> int:
+    """``--batch-size``, with ``auto`` resolved once (layersafe/scan/batching.py). Every rank takes the
+    smallest rank's choice, so all plan the same generate calls."""
+    if cfg.batch_size != "auto":
+        return int(cfg.batch_size)
+    from .. import distributed as dist
+    from .batching import resolve_batch_size
+
+    batch = resolve_batch_size(adapter, samples, len(samples) * len(layers), cache=cache,
+                               max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, top_p=cfg.top_p)
+    batch = min(dist.gather(batch))
+    if info.is_main:
+        log(f"--batch-size auto: {batch}")
+    return batch
 
 
 def merge_parts(gen_path: Path, order) -> int:
