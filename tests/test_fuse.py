@@ -206,3 +206,35 @@ def test_gpu_fused_graphs_equal_generate_fp32(tiny_adapter, monkeypatch):
         assert short == _stock(model, emb[:2, 20:], attn[:2, 20:], N - 20)
     finally:
         tiny_adapter.model.to("cpu")
+
+
+def test_past_the_recompile_limit_a_function_runs_unfused(monkeypatch):
+    """Dynamo fails (fullgraph) once a function has more compiled variants than its limit; the fused
+    function then runs eagerly, with one warning, and gives the same numbers."""
+    import warnings
+
+    fuse.compiled.cache_clear()
+    monkeypatch.setattr(fuse, "_unfused", set())
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    f = fuse.compiled("silu_mul", False)
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            for n in (2, 3, 4):  # static shapes: every new one is a recompile
+                g, u = torch.randn(n, 8), torch.randn(n, 8)
+                if n == 2:  # compiled (SiLU's exp may round differently)
+                    torch.testing.assert_close(f(g, u), fuse.silu_mul(g, u), rtol=1e-6, atol=1e-7)
+                else:  # past the limit: the eager function itself
+                    assert torch.equal(f(g, u), fuse.silu_mul(g, u))
+        assert fuse._unfused == {"silu_mul"}
+        assert [str(w.message) for w in said if "unfused" in str(w.message)] == [
+            "kernel fusion: silu_mul runs unfused from now on (FailOnRecompileLimitHit)"]
+    finally:
+        fuse.compiled.cache_clear()
+
+
+def test_inside_active_the_recompile_limit_is_raised(tiny_adapter):
+    before = torch._dynamo.config.recompile_limit
+    with fuse.Fusion(tiny_adapter.model.get_decoder()).active(dynamic=True):
+        assert torch._dynamo.config.recompile_limit == max(fuse.RECOMPILE_LIMIT, before) >= 64
+    assert torch._dynamo.config.recompile_limit == before

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import types
 import warnings
 from contextlib import contextmanager
 
@@ -60,12 +61,34 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
 
 _FUNCS = {"rms_norm": rms_norm, "rotary": rotary, "silu_mul": silu_mul}
 
+# Dynamo counts compiled variants per code object and, past torch's default of 8, fails (fullgraph).
+# One process may legitimately need more: a static variant per decode batch size (a scan's last
+# chunk is smaller), per dtype and norm epsilon, for every model it fuses (a paper run fuses the
+# VLM and the guard). Inside Fusion.active the limit is this; past it a function runs unfused.
+RECOMPILE_LIMIT = 64
+_unfused: set[str] = set()  # functions that hit the limit anyway: eager from then on (warned once)
+
 
 @functools.cache
 def compiled(name: str, dynamic: bool):
     """The compiled ``name``: static shapes for the decode step (compiled once per batch size),
-    dynamic for the prefill (whose batch and prompt length change every call: no recompiles)."""
-    return torch.compile(_FUNCS[name], fullgraph=True, dynamic=dynamic, options={"emulate_precision_casts": True})
+    dynamic for the prefill (whose batch and prompt length change every call: no recompiles).
+    Each variant compiles its own copy of the function's code, so their counts are separate."""
+    fn = _FUNCS[name]
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    cfn = torch.compile(own, fullgraph=True, dynamic=dynamic, options={"emulate_precision_casts": True})
+
+    def call(*args):
+        if name not in _unfused:
+            try:
+                return cfn(*args)
+            except (torch._dynamo.exc.FailOnRecompileLimitHit, torch._dynamo.exc.TorchDynamoException) as e:
+                _unfused.add(name)
+                warnings.warn_explicit(f"kernel fusion: {name} runs unfused from now on ({type(e).__name__})",
+                                       RuntimeWarning, "layersafe", 0)
+        return fn(*args)
+
+    return call
 
 
 # --- finding and checking the modules ---------------------------------------------------------
@@ -157,7 +180,8 @@ class Fusion:
         orig_rope = g["apply_rotary_pos_emb"]
         g["apply_rotary_pos_emb"] = rope_fn
         try:
-            yield
+            with torch._dynamo.config.patch(recompile_limit=max(RECOMPILE_LIMIT, torch._dynamo.config.recompile_limit)):
+                yield
         finally:
             g["apply_rotary_pos_emb"] = orig_rope
             for m in p["norms"] + p["mlps"]:
