@@ -226,7 +226,7 @@ def test_past_the_recompile_limit_a_function_runs_unfused(monkeypatch):
                     torch.testing.assert_close(f(g, u), fuse.silu_mul(g, u), rtol=1e-6, atol=1e-7)
                 else:  # past the limit: the eager function itself
                     assert torch.equal(f(g, u), fuse.silu_mul(g, u))
-        assert fuse._unfused == {"silu_mul"}
+        assert fuse._unfused == {("silu_mul", False)}
         assert [str(w.message) for w in said if "unfused" in str(w.message)] == [
             "kernel fusion: silu_mul runs unfused from now on (FailOnRecompileLimitHit)"]
     finally:

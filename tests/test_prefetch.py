@@ -127,6 +127,9 @@ def test_fused_rollouts_log_what_unfused_rollouts_log(base_model, tmp_path, monk
         assert json.loads((tmp_path / str(fuse) / "run.json").read_text())["config"]["fuse_kernels"] is fuse
         logs[fuse] = _rows(tmp_path / str(fuse))
         assert built and set(built) == {fuse}  # the rollouts' static decoder was built with the setting
+        from layersafe.models import fuse as fusion
+
+        assert not fusion._unfused  # the compiled kernels ran (no fall-back to eager)
     for a, b in zip(logs[False], logs[True]):  # same tokens; numbers up to fp32 summation order
         assert a.keys() == b.keys()
         for k in a:
@@ -158,3 +161,49 @@ def test_gpu_fused_merged_graph_rollouts_log_what_plain_rollouts_log(base_model,
         assert a["response_length"] == b["response_length"]
         for k in a:
             assert b[k] == (pytest.approx(a[k], rel=1e-3, abs=1e-5) if isinstance(a[k], float) else a[k]), k
+
+
+def test_the_prefetch_copy_does_not_keep_a_released_decoder(base_model, tmp_path):
+    """``--decode-cache keep``: the adapter holds its static decoder when the first prefetch copies
+    the adapter; releasing the decoder at the end must free it (no second reference in the copy)."""
+    import gc
+    import weakref
+
+    tr = lppo.LPPOTrainer(_cfg(_data(tmp_path / "d.jsonl"), tmp_path / "o", cache="static", decode_cache="keep"),
+                          adapter=_adapter(base_model), log=lambda m: None)
+    gc.disable()
+    try:
+        tr.rollout(1)  # decodes through the static decoder, then starts step 2's prefetch
+        assert tr.adapter._static is not None and tr._prefetch_adapter._static is None
+        dec = weakref.ref(tr.adapter._static)
+        tr._prefetched(2)
+        tr.release_decoder()
+        tr.close_prefetch()
+        assert dec() is None and tr._prefetch_adapter is None
+    finally:
+        gc.enable()
+        tr.close_prefetch()
+
+
+def test_a_prefetch_failure_on_another_process_stops_this_one(base_model, tmp_path, monkeypatch):
+    """Several processes agree on a prefetch failure: a process whose own prefetch succeeded still
+    raises the other's line (instead of walking into the next collective alone)."""
+    import accelerate.utils
+
+    tr = lppo.LPPOTrainer(_cfg(_data(tmp_path / "d.jsonl"), tmp_path / "o"), adapter=_adapter(base_model),
+                          log=lambda m: None)
+    try:
+        tr._prefetch_next(1)
+        monkeypatch.setattr(type(tr), "rank_world", property(lambda self: (0, 2)))
+        gathered = []
+
+        def gather(x):
+            gathered.append(list(x))
+            return list(x) + ["cannot load training sample r3 (skimage:gone): no such photo"]
+
+        monkeypatch.setattr(accelerate.utils, "gather_object", gather)
+        with pytest.raises(UserError, match="cannot load training sample r3"):
+            tr._prefetched(2)
+        assert gathered == [[None]]  # this process's own prefetch succeeded
+    finally:
+        tr.close_prefetch()

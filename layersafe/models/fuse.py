@@ -66,7 +66,11 @@ _FUNCS = {"rms_norm": rms_norm, "rotary": rotary, "silu_mul": silu_mul}
 # chunk is smaller), per dtype and norm epsilon, for every model it fuses (a paper run fuses the
 # VLM and the guard). Inside Fusion.active the limit is this; past it a function runs unfused.
 RECOMPILE_LIMIT = 64
-_unfused: set[str] = set()  # functions that hit the limit anyway: eager from then on (warned once)
+_unfused: set[tuple[str, bool]] = set()  # variants that hit the limit anyway: eager from then on (warned once)
+# torch >= 2.7 names; before, the limit was cache_size_limit and the error FailOnCacheLimitHit
+_LIMIT_KEY = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+_LIMIT_HIT = getattr(torch._dynamo.exc, "FailOnRecompileLimitHit", None) or getattr(
+    torch._dynamo.exc, "FailOnCacheLimitHit", RuntimeError)
 
 
 @functools.cache
@@ -79,11 +83,11 @@ def compiled(name: str, dynamic: bool):
     cfn = torch.compile(own, fullgraph=True, dynamic=dynamic, options={"emulate_precision_casts": True})
 
     def call(*args):
-        if name not in _unfused:
+        if (name, dynamic) not in _unfused:
             try:
                 return cfn(*args)
-            except (torch._dynamo.exc.FailOnRecompileLimitHit, torch._dynamo.exc.TorchDynamoException) as e:
-                _unfused.add(name)
+            except _LIMIT_HIT as e:  # only the limit: a compiler that fails for another reason is an error
+                _unfused.add((name, dynamic))
                 warnings.warn_explicit(f"kernel fusion: {name} runs unfused from now on ({type(e).__name__})",
                                        RuntimeWarning, "layersafe", 0)
         return fn(*args)
@@ -180,7 +184,8 @@ class Fusion:
         orig_rope = g["apply_rotary_pos_emb"]
         g["apply_rotary_pos_emb"] = rope_fn
         try:
-            with torch._dynamo.config.patch(recompile_limit=max(RECOMPILE_LIMIT, torch._dynamo.config.recompile_limit)):
+            limit = max(RECOMPILE_LIMIT, getattr(torch._dynamo.config, _LIMIT_KEY))
+            with torch._dynamo.config.patch(**{_LIMIT_KEY: limit}):
                 yield
         finally:
             g["apply_rotary_pos_emb"] = orig_rope

@@ -405,10 +405,13 @@ class OnPolicyTrainer:
         self._merge_rollouts: bool | None = None  # decided at the first rollout
         self.rollout_merged: bool | None = None  # whether the last rollout decoded merged weights
         # --fuse-kernels: read when the adapter builds its static-cache decoder (models/fuse.py)
+        if getattr(adapter, "fuse_kernels", False) != cfg.fuse_kernels:
+            adapter.release_cache()  # a decoder it holds was built with the other setting
         adapter.fuse_kernels = cfg.fuse_kernels
         # The next step's images, loaded and preprocessed in a background thread (_prefetch_next)
         self._prefetch: tuple[int, Any] | None = None
         self._prefetch_pool = None
+        self._prefetch_adapter = None
 
     # ---- hooks -----------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -653,8 +656,8 @@ class OnPolicyTrainer:
     def _prefetch_next(self, step: int) -> None:
         """Start loading and preprocessing step + 1's images in a background thread, so this CPU
         work overlaps the GPU's scoring and learning (docs/lppo.md "Image prefetch"). Every process
-        prepares the whole global batch: nothing to gather, and a bad image stops every process at
-        the same step with the same line. The thread has its own copy of the processor (a fast
+        prepares the whole global batch: no rows to gather, only an agreement on failure
+        (:meth:`_prefetched`). The thread has its own copy of the processor (a fast
         tokenizer must not be used from two threads at once; PPO-ptx tokenises during learning)."""
         if not PREFETCH or step >= self.cfg.steps:
             return
@@ -663,6 +666,8 @@ class OnPolicyTrainer:
         if self._prefetch_pool is None:
             self._prefetch_pool = ThreadPoolExecutor(1, thread_name_prefix="layersafe-prefetch")
             self._prefetch_adapter = copy.copy(self.adapter)
+            if hasattr(self._prefetch_adapter, "_static"):
+                self._prefetch_adapter._static = None  # the copy must not keep a released decoder alive
             self._prefetch_adapter.processor = copy.deepcopy(self.adapter.processor)
             if getattr(self.adapter, "tokenizer", None) is getattr(self.adapter.processor, "tokenizer", False):
                 self._prefetch_adapter.tokenizer = self._prefetch_adapter.processor.tokenizer
@@ -670,17 +675,32 @@ class OnPolicyTrainer:
         self._prefetch = (step + 1, self._prefetch_pool.submit(tokenize_samples, self._prefetch_adapter, batch))
 
     def _prefetched(self, step: int) -> list | None:
-        """The tokenised global batch of ``step`` if it was prefetched (waits for the thread and
-        re-raises its error), else None."""
+        """The tokenised global batch of ``step`` if it was prefetched (waits for the thread), else
+        None. A failure is agreed across processes as in :meth:`_tokenize_global`: one that only
+        some processes meet (a file missing on one node) must not leave the others waiting."""
         pre, self._prefetch = self._prefetch, None
-        return pre[1].result() if pre is not None and pre[0] == step else None
+        if pre is None or pre[0] != step:
+            return None
+        try:
+            items, err = pre[1].result(), None
+        except UserError as e:
+            items, err = None, str(e)
+        if self.rank_world[1] > 1:
+            from accelerate.utils import gather_object
+
+            errors = [e for e in gather_object([err]) if e]
+            err = errors[0] if errors else None
+        if err:
+            raise UserError(err)
+        return items
 
     def close_prefetch(self) -> None:
-        """Drop a pending prefetch (end of training, or a stop after a given step)."""
+        """Drop a pending prefetch and the thread (end of training, or a stop after a given step)."""
         self._prefetch = None
         if self._prefetch_pool is not None:
             self._prefetch_pool.shutdown(wait=True, cancel_futures=True)
             self._prefetch_pool = None
+        self._prefetch_adapter = None
 
     def _tokenize_global(self, batch, mine: list[int]) -> list:
         """Every row of the global batch tokenised with its image, each process preprocessing only
