@@ -207,3 +207,38 @@ def test_bench_scan_takes_auto(capsys):
     for bad in ("0", "-1", "big"):
         with pytest.raises(argparse.ArgumentTypeError, match="positive integer or auto"):
             batch_size_arg(bad)
+
+
+def test_the_cache_length_comes_from_the_longest_text_plus_the_image_tokens(tiny_adapter, small_dataset, monkeypatch):
+    """Every prompt's text is tokenised (not judged by characters) and the image tokens seen are
+    added: the estimate is at least every real prompt's length; a driver that does not answer
+    gives the fixed default."""
+    import torch
+
+    from layersafe.data import load_dataset
+    from layersafe.data.base import load_image
+    from layersafe.scan import batching
+
+    samples = load_dataset(str(small_dataset)).samples
+    seen = {}
+
+    def fake_auto(adapter, items, **kw):
+        seen["longest"] = max(int(it["input_ids"].shape[-1]) for it in items)
+        return 8
+
+    monkeypatch.setattr(tiny_adapter, "device", torch.device("cuda"))
+    monkeypatch.setattr(tiny_adapter, "release_cache", lambda: None)
+    monkeypatch.setattr(batching, "auto_batch_size", fake_auto)
+    batching.resolve_batch_size(tiny_adapter, samples, 100, cache="auto", max_new_tokens=8)
+    real = [int(tiny_adapter.tokenize(tiny_adapter.build_prompt(s.prompt), load_image(s.image))["input_ids"].shape[-1])
+            for s in samples]
+    assert seen["longest"] == max(real)  # one image size here: the estimate is exact
+
+    monkeypatch.undo()
+
+    def no_driver(device=None):
+        raise RuntimeError("CUDA driver not answering")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", no_driver)
+    items = [tiny_adapter.tokenize(tiny_adapter.build_prompt(s.prompt), load_image(s.image)) for s in samples[:2]]
+    assert batching.auto_batch_size(tiny_adapter, items, max_new_tokens=8, pairs=100, static=True) == batching.FALLBACK

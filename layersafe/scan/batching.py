@@ -66,19 +66,25 @@ def auto_batch_size(adapter, items: list, *, max_new_tokens: int, pairs: int, st
     slots = cache_slots(longest, max_new_tokens, LEN_BUCKET)
     per_row = row_bytes(slots, slot_bytes(t["n_layers"], t["kv_heads"], t["head_dim"], nbytes), t["hidden"],
                         t["intermediate"], nbytes)
-    free, _ = torch.cuda.mem_get_info(param.device)
-    # blocks torch's caching allocator keeps but no tensor uses are free to this process too
-    free += torch.cuda.memory_reserved(param.device) - torch.cuda.memory_allocated(param.device)
+    try:
+        free, _ = torch.cuda.mem_get_info(param.device)
+        # blocks torch's caching allocator keeps but no tensor uses are free to this process too
+        free += torch.cuda.memory_reserved(param.device) - torch.cuda.memory_allocated(param.device)
+    except (RuntimeError, AssertionError):  # no answer from the driver: the fixed default, on every rank
+        return FALLBACK
     return pick_batch_size(free, per_row, pairs)
 
 
 def resolve_batch_size(adapter, samples, pairs: int, *, cache: str, max_new_tokens: int, do_sample: bool = False,
                        top_p: float = 1.0) -> int:
     """``auto`` for a loaded ``adapter`` and the scan's ``samples``: the static-cache decoder will run
-    when the family has one (``_use_static``) and says yes on CUDA for these settings; the 8 longest
-    prompts are tokenised with their images for the cache length (an unreadable image is skipped: its
-    rows fail later, with their reason). A decoder kept from an earlier scan is released first, so
+    when the family has one (``_use_static``) and says yes on CUDA for these settings. The cache
+    length is the longest prompt's text tokens (every prompt tokenised, no images) plus the most image
+    tokens of the 8 longest prompts tokenised with their images (image token counts vary with the
+    image in some families; an unreadable image is skipped: its rows fail later, with their reason). A decoder kept from an earlier scan is released first, so
     its cache counts as free (``layersafe paper`` scans its sets with one adapter)."""
+    import torch
+
     from ..data.base import load_image
 
     use_static = getattr(adapter, "_use_static", None)
@@ -88,9 +94,16 @@ def resolve_batch_size(adapter, samples, pairs: int, *, cache: str, max_new_toke
     items = []
     if static:
         adapter.release_cache()
-        for s in sorted(samples, key=lambda s: len(s.prompt))[-8:]:
+        tok = getattr(adapter, "tokenizer", None) or adapter.processor.tokenizer
+        text = {s.id: len(tok(adapter.build_prompt(s.prompt), add_special_tokens=False)["input_ids"]) for s in samples}
+        image_tokens = 0
+        for s in sorted(samples, key=lambda s: text[s.id])[-8:]:
             try:
-                items.append(adapter.tokenize(adapter.build_prompt(s.prompt), load_image(s.image)))
+                item = adapter.tokenize(adapter.build_prompt(s.prompt), load_image(s.image))
             except Exception:
                 continue
+            image_tokens = max(image_tokens, int(item["input_ids"].shape[-1]) - text[s.id])
+            items.append(item)
+        if items:  # the longest text with the most image tokens seen: an upper estimate of the longest prompt
+            items.append({"input_ids": torch.zeros(max(text.values()) + image_tokens, dtype=torch.long)})
     return auto_batch_size(adapter, items, max_new_tokens=max_new_tokens, pairs=pairs, static=static)

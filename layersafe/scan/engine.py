@@ -357,7 +357,8 @@ def _batch_size(cfg: ScanConfig, adapter, samples, layers: list[int], cache: str
     from .. import distributed as dist
     from .batching import resolve_batch_size
 
-    batch = resolve_batch_size(adapter, samples, len(samples) * len(layers), cache=cache,
+    pairs = -(-len(samples) * len(layers) // info.world)  # this rank's share: a bigger batch is only padding
+    batch = resolve_batch_size(adapter, samples, pairs, cache=cache,
                                max_new_tokens=cfg.max_new_tokens, do_sample=cfg.do_sample, top_p=cfg.top_p)
     batch = min(dist.gather(batch))
     if info.is_main:
