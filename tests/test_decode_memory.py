@@ -40,8 +40,20 @@ def test_a_replaced_or_dropped_cache_is_freed_at_once(tiny_adapter, no_gc):
     first = _kv(dec)
     assert len(first) == 2 * model.config.get_text_config().num_hidden_layers and all(r() is not None for r in first)
     long = torch.randn(2, 600, H, generator=g)  # needs a longer cache than REUSE_SLACK covers: a new state
-    dec.generate(long, torch.ones(2, 600, dtype=torch.long), max_new_tokens=4)
-    assert all(r() is None for r in first)
+    import transformers
+
+    real_init, at_alloc = transformers.StaticCache.__init__, []
+
+    def init(self, *a, **k):  # on a GPU the new cache is filled while the state is built (graph capture)
+        at_alloc.append(all(r() is None for r in first))
+        real_init(self, *a, **k)
+
+    transformers.StaticCache.__init__ = init
+    try:
+        dec.generate(long, torch.ones(2, 600, dtype=torch.long), max_new_tokens=4)
+    finally:
+        transformers.StaticCache.__init__ = real_init
+    assert at_alloc == [True]  # the old cache was gone before the new one was made
     second = _kv(dec)
     del dec
     assert all(r() is None for r in second)
