@@ -147,8 +147,8 @@ def check_value(f: dataclasses.Field, ft: FieldType, v: Any, where: str | None =
             return None
         raise UserError(f"{name} cannot be empty")
     if ft.words and isinstance(v, str):
-        if v in ft.words:
-            return v
+        if v.strip().lower() in ft.words:  # as on the command line: " Auto" is auto
+            return v.strip().lower()
         raise UserError(f"{name} must be a number or {' or '.join(ft.words)}, got {v!r}")
     if ft.is_list:
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, ft.base) for x in v):

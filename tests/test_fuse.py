@@ -238,3 +238,16 @@ def test_inside_active_the_recompile_limit_is_raised(tiny_adapter):
     with fuse.Fusion(tiny_adapter.model.get_decoder()).active(dynamic=True):
         assert torch._dynamo.config.recompile_limit == max(fuse.RECOMPILE_LIMIT, before) >= 64
     assert torch._dynamo.config.recompile_limit == before
+
+
+def test_active_nests(tiny_adapter):
+    """An inner block over the same decoder leaves the outer one's fused modules in place."""
+    dec = tiny_adapter.model.get_decoder()
+    f = fuse.Fusion(dec)
+    norm = next(m for m in dec.modules() if type(m).__name__.endswith("RMSNorm"))
+    with f.active(dynamic=True):
+        outer = norm.__dict__["forward"]
+        with f.active(dynamic=True):
+            assert norm.__dict__["forward"] is outer
+        assert norm.__dict__["forward"] is outer
+    assert "forward" not in norm.__dict__

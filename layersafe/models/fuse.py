@@ -171,7 +171,7 @@ class Fusion:
     def active(self, *, dynamic: bool):
         """Inside, the decoder's RMSNorms, MLPs and rotary embedding run the compiled functions
         (``dynamic``: shape-polymorphic, for the prefill). Nothing of it outlives the block."""
-        if not self.enabled:
+        if not self.enabled or "forward" in self._plan["norms"][0].__dict__:  # off, or nested: already fused
             yield
             return
         p = self._plan
