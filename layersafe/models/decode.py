@@ -82,7 +82,10 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
 
         def update(*a, **k):
             keys, values = cls_update(layer_ref(), *a, **k)
-            w = dec_ref()._window
+            dec = dec_ref()
+            if dec is None:  # the cache was kept past its decoder (only the decoder may drive it)
+                raise RuntimeError("this static KV cache's StaticDecoder is gone: generate through a new decoder")
+            w = dec._window
             return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
         return update
 
