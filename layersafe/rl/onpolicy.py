@@ -659,7 +659,10 @@ class OnPolicyTrainer:
         prepares the whole global batch: no rows to gather, only an agreement on failure
         (:meth:`_prefetched`). The thread has its own copy of the processor (a fast
         tokenizer must not be used from two threads at once; PPO-ptx tokenises during learning)."""
-        if not PREFETCH or step >= self.cfg.steps:
+        # Not with --shard-model: its rollouts decode with synchronized stock generate, slow enough
+        # that preprocessing hardly counts, and a 2-process gloo run aborted (SIGABRT) twice in CI
+        # with the thread working beside FSDP's CPU collectives.
+        if not PREFETCH or self.sharded or step >= self.cfg.steps:
             return
         from concurrent.futures import ThreadPoolExecutor
 
