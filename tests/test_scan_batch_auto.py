@@ -78,8 +78,8 @@ def test_never_more_than_the_pairs():
 
 def test_fallback_without_the_static_cache(tiny_adapter):
     # CPU / dynamic cache: the old default, whatever the pair count (same plan as --batch-size 8)
-    assert auto_batch_size(tiny_adapter, [], max_new_tokens=8, pairs=3, static=False) == 8
-    assert auto_batch_size(tiny_adapter, [], max_new_tokens=8, pairs=10**6, static=False) == 8
+    assert auto_batch_size(tiny_adapter, 0, max_new_tokens=8, pairs=3, static=False) == 8
+    assert auto_batch_size(tiny_adapter, 0, max_new_tokens=8, pairs=10**6, static=False) == 8
 
 
 def test_batch_size_is_not_a_resume_key():
@@ -157,16 +157,16 @@ def test_wrapper_reads_free_memory_and_the_longest_prompt(tiny_adapter, monkeypa
     monkeypatch.setattr(torch.cuda, "mem_get_info", free)
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
-    assert auto_batch_size(tiny_adapter, items, max_new_tokens=100, pairs=10**6, static=True) == 64
-    assert auto_batch_size(tiny_adapter, items, max_new_tokens=100, pairs=40, static=True) == 40
+    assert auto_batch_size(tiny_adapter, longest, max_new_tokens=100, pairs=10**6, static=True) == 64
+    assert auto_batch_size(tiny_adapter, longest, max_new_tokens=100, pairs=40, static=True) == 40
     assert len(seen) == 2
     # 100 rows' worth reserved by torch's caching allocator but unused count as free: 60 % of it is 60 rows
     # more, 130 in all, so 128 fit
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 120 * per_row)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 20 * per_row)
-    assert auto_batch_size(tiny_adapter, items, max_new_tokens=100, pairs=10**6, static=True) == 128
+    assert auto_batch_size(tiny_adapter, longest, max_new_tokens=100, pairs=10**6, static=True) == 128
     # a longer answer needs more slots per row: with the same memory fewer rows fit
-    assert auto_batch_size(tiny_adapter, items, max_new_tokens=100 + 64 * 40, pairs=10**6, static=True) < 64
+    assert auto_batch_size(tiny_adapter, longest, max_new_tokens=100 + 64 * 40, pairs=10**6, static=True) < 64
 
 
 def test_resolve_uses_free_memory_only_where_the_static_decoder_runs(tiny_adapter, small_dataset, monkeypatch):
@@ -222,8 +222,8 @@ def test_the_cache_length_comes_from_the_longest_text_plus_the_image_tokens(tiny
     samples = load_dataset(str(small_dataset)).samples
     seen = {}
 
-    def fake_auto(adapter, items, **kw):
-        seen["longest"] = max(int(it["input_ids"].shape[-1]) for it in items)
+    def fake_auto(adapter, longest, **kw):
+        seen["longest"] = longest
         return 8
 
     monkeypatch.setattr(tiny_adapter, "device", torch.device("cuda"))
@@ -240,5 +240,4 @@ def test_the_cache_length_comes_from_the_longest_text_plus_the_image_tokens(tiny
         raise RuntimeError("CUDA driver not answering")
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", no_driver)
-    items = [tiny_adapter.tokenize(tiny_adapter.build_prompt(s.prompt), load_image(s.image)) for s in samples[:2]]
-    assert batching.auto_batch_size(tiny_adapter, items, max_new_tokens=8, pairs=100, static=True) == batching.FALLBACK
+    assert batching.auto_batch_size(tiny_adapter, max(real), max_new_tokens=8, pairs=100, static=True) == batching.FALLBACK

@@ -48,12 +48,11 @@ def text_sizes(config) -> dict:
             "intermediate": getattr(text, "intermediate_size", None) or 4 * text.hidden_size}
 
 
-def auto_batch_size(adapter, items: list, *, max_new_tokens: int, pairs: int, static: bool) -> int:
+def auto_batch_size(adapter, longest: int, *, max_new_tokens: int, pairs: int, static: bool) -> int:
     """The thin device wrapper: ``static`` (the static-cache decoder will run, on CUDA) picks from
     ``torch.cuda.mem_get_info`` on the model's device (plus the caching allocator's unused blocks)
-    and the longest of the tokenised ``items``
-    (the dataset's longest prompts); anything else gets :data:`FALLBACK`, as ``--batch-size 8``."""
-    if not static or not items:
+    and ``longest``, the prompt tokens of the dataset's longest prompt (0: unknown); anything else gets :data:`FALLBACK`, as ``--batch-size 8``."""
+    if not static or longest <= 0:
         return FALLBACK
     import torch
 
@@ -62,7 +61,6 @@ def auto_batch_size(adapter, items: list, *, max_new_tokens: int, pairs: int, st
     param = next(adapter.model.parameters())
     t = text_sizes(adapter.model.config)
     nbytes = param.element_size()
-    longest = max(int(it["input_ids"].shape[-1]) for it in items)
     slots = cache_slots(longest, max_new_tokens, LEN_BUCKET)
     per_row = row_bytes(slots, slot_bytes(t["n_layers"], t["kv_heads"], t["head_dim"], nbytes), t["hidden"],
                         t["intermediate"], nbytes)
@@ -83,27 +81,24 @@ def resolve_batch_size(adapter, samples, pairs: int, *, cache: str, max_new_toke
     tokens of the 8 longest prompts tokenised with their images (image token counts vary with the
     image in some families; an unreadable image is skipped: its rows fail later, with their reason). A decoder kept from an earlier scan is released first, so
     its cache counts as free (``layersafe paper`` scans its sets with one adapter)."""
-    import torch
-
     from ..data.base import load_image
 
     use_static = getattr(adapter, "_use_static", None)
     dev = getattr(adapter, "device", None)
     on_cuda = getattr(dev, "type", None) == "cuda"
     static = bool(use_static and on_cuda and use_static(cache, do_sample, top_p, dev))
-    items = []
+    longest = 0
     if static:
         adapter.release_cache()
         tok = getattr(adapter, "tokenizer", None) or adapter.processor.tokenizer
         text = {s.id: len(tok(adapter.build_prompt(s.prompt), add_special_tokens=False)["input_ids"]) for s in samples}
-        image_tokens = 0
+        image_tokens = None
         for s in sorted(samples, key=lambda s: text[s.id])[-8:]:
             try:
                 item = adapter.tokenize(adapter.build_prompt(s.prompt), load_image(s.image))
             except Exception:
                 continue
-            image_tokens = max(image_tokens, int(item["input_ids"].shape[-1]) - text[s.id])
-            items.append(item)
-        if items:  # the longest text with the most image tokens seen: an upper estimate of the longest prompt
-            items.append({"input_ids": torch.zeros(max(text.values()) + image_tokens, dtype=torch.long)})
-    return auto_batch_size(adapter, items, max_new_tokens=max_new_tokens, pairs=pairs, static=static)
+            image_tokens = max(image_tokens or 0, int(item["input_ids"].shape[-1]) - text[s.id])
+        if image_tokens is not None:  # the longest text with the most image tokens seen: an upper estimate
+            longest = max(text.values()) + image_tokens
+    return auto_batch_size(adapter, longest, max_new_tokens=max_new_tokens, pairs=pairs, static=static)
