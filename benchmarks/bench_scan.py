@@ -153,6 +153,38 @@ def physical_limit(adapter, prompt_tokens: list[int], new_tokens: int, batch: in
     return {"prefill_ms": pre * 1e3, "decode_ms": dec * 1e3, "pair_ms": (pre + dec) * 1e3, "prompt_tokens_mean": p}
 
 
+@contextlib.contextmanager
+def counting(adapter, sync):
+    """Count the engine's generate calls: rows, prefill tokens computed (with a shared prefix: U x Q +
+    B x S, else B x P) and the wall time inside ``adapter.generate`` (synchronized)."""
+    from layersafe.models import decode
+
+    c = {"rows": 0, "prefill_tokens": 0, "generate_s": 0.0}
+    real_dec, real_gen = decode.StaticDecoder.generate, adapter.generate
+
+    def dec_generate(self, inputs_embeds, attention_mask, **kw):
+        pre = kw.get("prefix")
+        c["prefill_tokens"] += inputs_embeds.shape[0] * inputs_embeds.shape[1] + (
+            pre[0].shape[0] * pre[0].shape[1] if pre is not None else 0)
+        c["rows"] += inputs_embeds.shape[0]
+        return real_dec(self, inputs_embeds, attention_mask, **kw)
+
+    def gen(*args, **kw):
+        sync()
+        t = time.perf_counter()
+        out = real_gen(*args, **kw)
+        sync()
+        c["generate_s"] += time.perf_counter() - t
+        return out
+
+    decode.StaticDecoder.generate, adapter.generate = dec_generate, gen
+    try:
+        yield c
+    finally:
+        decode.StaticDecoder.generate = real_dec
+        del adapter.generate  # the instance attribute: back to the class's method
+
+
 WINDOW_ON = None  # --decode-window: the window size "on" uses (None: the library's default)
 
 
@@ -300,6 +332,9 @@ def main():
     ap.add_argument("--fuse", choices=["on", "off", "both"], default="off",
                     help="the static-cache decoder's elementwise kernels fused (on, --fuse-kernels) or not (off, "
                          "the default path); both: run the engine scan and the decode bench with each")
+    ap.add_argument("--prefix-reuse", choices=["on", "off", "both"], default="on",
+                    help="scan --prefix-reuse (on, the default path: rows sharing an image at a layer compute "
+                         "their prompt start once) or --no-prefix-reuse (off); both: run the engine scan with each")
     ap.add_argument("--decode-window", type=int, default=None,
                     help="slots per decode-attention window when the window is on (default: the library's)")
     ap.add_argument("--decode-lora", type=int, default=0, metavar="R",
@@ -357,43 +392,53 @@ def main():
 
     windows = ["off", "on"] if a.window == "both" else [a.window]
     fuses = ["off", "on"] if a.fuse == "both" else [a.fuse]
-    settings = [(w, f) for w in windows for f in fuses]
+    reuses = ["off", "on"] if a.prefix_reuse == "both" else [a.prefix_reuse]
+    settings = [(w, f, r) for w in windows for f in fuses for r in reuses]
 
-    def label(w, f):  # the JSON key of a setting: as before when only the window varies
-        return w if len(fuses) == 1 else f"fuse_{f}" if len(windows) == 1 else f"window_{w}_fuse_{f}"
+    def label(w, f, r="on"):  # the JSON key of a setting: as before when only the window varies
+        key = w if len(fuses) == 1 else f"fuse_{f}" if len(windows) == 1 else f"window_{w}_fuse_{f}"
+        if len(reuses) == 1:
+            return key
+        return f"reuse_{r}" if len(fuses) == len(windows) == 1 else f"{key}_reuse_{r}"
 
     # the first vs the last setting's responses: "window_off_vs_on", "fuse_off_vs_fuse_on", ...
     tag = "window_off_vs_on" if len(fuses) == 1 else f"{label(*settings[0])}_vs_{label(*settings[-1])}"
-    if len(fuses) == 1 and len(windows) == 1:
+    if len(reuses) > 1:
+        tag = f"{label(*settings[0])}_vs_{label(*settings[-1])}"
+    if len(fuses) == 1 and len(windows) == 1 and len(reuses) == 1:
         tag = None
     warm_samples = min(a.samples, -(-a.batch_size // len(layers)))  # one full batch of pairs
-    engine = {}
+    engine: dict = {}
+    counts: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up (kernels, allocator) on 1 sample, then the timed scan
         run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=1, layers="0,1",
                             out=f"{tmp}/warm", max_new_tokens=4, batch_size=2, judges=[], cache=a.cache),
                  adapter=adapter, progress=False, log=lambda m: None)
-        for w, f in settings:
-            key = label(w, f)
+        for w, f, r in settings:
+            key = label(w, f, r)
             adapter.release_cache()  # a fresh decoder: its graphs are captured under this setting
             with window(w):
                 if f == "on":  # compile the fused kernels for this batch size outside the timing
                     run_scan(ScanConfig(model=adapter.name, dataset="custom-prompts", limit=warm_samples,
                                         layers=a.layers, out=f"{tmp}/warm_{key}", max_new_tokens=4,
-                                        batch_size=a.batch_size, judges=[], cache=a.cache, fuse_kernels=True),
+                                        batch_size=a.batch_size, judges=[], cache=a.cache, fuse_kernels=True,
+                                        prefix_reuse=r == "on"),
                              adapter=adapter, progress=False, log=lambda m: None)
                 sync()
                 t = time.perf_counter()
                 cfg = ScanConfig(model=adapter.name, dataset="custom-prompts", limit=a.samples, layers=a.layers,
                                  out=f"{tmp}/scan_{key}", max_new_tokens=a.new_tokens, batch_size=a.batch_size,
-                                 judges=[], cache=a.cache, fuse_kernels=f == "on")
-                run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
+                                 judges=[], cache=a.cache, fuse_kernels=f == "on", prefix_reuse=r == "on")
+                with counting(adapter, sync) as count:
+                    run_scan(cfg, adapter=adapter, progress=False, log=lambda m: None)
                 sync()
                 engine[key] = time.perf_counter() - t
+                counts[key] = count
             print(f"engine ({key}): {pairs} pairs in {engine[key]:.1f} s", flush=True)  # in case a later part dies
             rows = read_jsonl(f"{tmp}/scan_{key}/generations.jsonl")
             resp = {(r["sample_id"], r["layer"]): r["response"] for r in rows}
-            if (w, f) == settings[0]:
+            if (w, f, r) == settings[0]:
                 first, prompt_tokens = resp, [r["prompt_tokens"] for r in rows]
             # the paths' responses, bf16 on the GPU: count, don't assert
             same_paths = sum(resp[k] == v for k, v in first.items())
@@ -436,7 +481,7 @@ def main():
         for k in ("naive_s", "naive_pairs_per_s", "naive_tokens_per_s", "speedup", "identical_greedy_outputs"):
             res[k] = None
     if tag:
-        by = "window" if len(fuses) == 1 else "setting"
+        by = "window" if len(fuses) == len(reuses) == 1 else "setting"
         res[f"engine_s_by_{by}"] = {w: round(v, 2) for w, v in engine.items()}
         res[f"engine_pairs_per_s_by_{by}"] = {w: round(pairs / v, 3) for w, v in engine.items()}
         res[f"identical_responses_{tag}"] = f"{same_paths}/{pairs}"
@@ -449,6 +494,18 @@ def main():
                                  "copy_bandwidth_tb_s": round(bw / 1e12, 3)}
         res["engine_pair_ms"] = {w: round(v / pairs * 1e3, 2) for w, v in engine.items()}
         res["engine_fraction_of_limit"] = {w: round(lim["pair_ms"] / (v / pairs * 1e3), 3) for w, v in engine.items()}
+        # Where the engine's time went, and the limit of the work it did: with prefix reuse a pair's
+        # prefill is fewer tokens than its prompt (the shared start computed once per prefix).
+        res["engine_generate_s"] = {w: round(c["generate_s"], 2) for w, c in counts.items()}
+        res["engine_outside_generate_ms_per_pair"] = {
+            w: round((engine[w] - c["generate_s"]) / pairs * 1e3, 2) for w, c in counts.items()}
+        res["prefill_tokens_per_pair"] = {w: round(c["prefill_tokens"] / max(c["rows"], 1), 1) for w, c in counts.items()}
+        params = lm_sizes(adapter)[0]
+        res["work_limit_pair_ms"] = {
+            w: round(lim["decode_ms"] + 2 * params * c["prefill_tokens"] / max(c["rows"], 1) / rate * 1e3, 2)
+            for w, c in counts.items()}
+        res["engine_fraction_of_work_limit"] = {
+            w: round(res["work_limit_pair_ms"][w] / (engine[w] / pairs * 1e3), 3) for w in counts}
     if a.decode_bench and dev.type == "cuda":
         res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev,
                                            windows=tuple(windows), rate=rate, fuses=tuple(fuses))

@@ -106,6 +106,9 @@ class VLMAdapter:
         error and ``auto`` as ``dynamic``."""
         raise NotImplementedError
 
+    # generate() takes ``prefix_keys``: rows sharing image features compute their common prompt start once
+    prefix_reuse = False
+
     def release_cache(self) -> None:
         """Free memory kept between generate calls (the static KV cache and its CUDA graph)."""
 
@@ -191,6 +194,34 @@ def embeds_at_image_tokens(model, image_token_id: int, prompt_ids, prompt_mask, 
         raise RuntimeError(f"image tokens ({int(is_img.sum())}) do not match cached features ({feats.shape[0]})")
     embeds = embeds.masked_scatter(is_img.unsqueeze(-1).expand_as(embeds), feats)
     return {"inputs_embeds": embeds, "attention_mask": attn, "position_ids": mask_positions(attn)}
+
+
+def shared_prefix(items: Sequence[dict], keys: Sequence, image_token_id: int) -> tuple[int, list[int], list[int]] | None:
+    """How a batch splits into shared prefixes (docs/design.md §4.4): ``(q, first, rows)`` where every
+    item's first q tokens run to its last image token, ``first`` lists one item per distinct key and
+    ``rows[b]`` is the position in ``first`` of item b's key. Items with equal keys must hold the same
+    image features (the caller's promise: same image, same layer); their first q token ids are checked
+    equal here. None when nothing is shared or the items do not split alike (then the batch runs whole)."""
+    if len(keys) != len(items) or len(set(keys)) == len(items):
+        return None
+    ids = [it["input_ids"] for it in items]
+    img = [torch.nonzero(x == image_token_id).flatten() for x in ids]
+    if any(len(i) == 0 for i in img):
+        return None
+    q = int(img[0][-1]) + 1
+    if any(int(i[-1]) + 1 != q or len(x) <= q for i, x in zip(img, ids)):
+        return None
+    first: list[int] = []
+    where: dict = {}
+    rows = []
+    for b, k in enumerate(keys):
+        if k not in where:
+            where[k] = len(first)
+            first.append(b)
+        elif not torch.equal(ids[b][:q], ids[first[where[k]]][:q]):
+            return None
+        rows.append(where[k])
+    return q, first, rows
 
 
 def mask_positions(attn: torch.Tensor) -> torch.Tensor:

@@ -80,11 +80,15 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
     def windowed(layer):
         layer_ref, cls_update = weakref.ref(layer), type(layer).update
 
-        def update(*a, **k):
-            keys, values = cls_update(layer_ref(), *a, **k)
+        def update(key_states, value_states, *a, **k):
             dec = dec_ref()
             if dec is None:  # the cache was kept past its decoder (only the decoder may drive it)
                 raise RuntimeError("this static KV cache's StaticDecoder is gone: generate through a new decoder")
+            rows = dec._expand
+            if rows is not None:  # a shared prefix: computed once per group, written into every row of it
+                cls_update(layer_ref(), key_states[rows], value_states[rows], *a, **k)
+                return key_states, value_states  # the prefix attends over itself only
+            keys, values = cls_update(layer_ref(), key_states, value_states, *a, **k)
             w = dec._window
             return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
         return update
@@ -132,6 +136,7 @@ class StaticDecoder:
         self.use_graph = use_graph
         self._st: _State | None = None
         self._window: int | None = None  # slots the step attends over (None: the whole cache)
+        self._expand: torch.Tensor | None = None  # [B] prefix row of each batch row, while a prefix is written
 
     @staticmethod
     def supports(model) -> bool:
@@ -237,14 +242,43 @@ class StaticDecoder:
             return []
         return list(range(-(-(P + 1) // every) * every, min(L, P + N - 1 + every), every))
 
+    def _write_prefix(self, st: _State, embeds: torch.Tensor, rows, dtype) -> None:
+        """Run the U shared prefixes ``[U, Q, D]`` (causal, no padding, positions 0..Q-1) and write
+        each one's keys and values into the cache slots [0, Q) of its rows (``rows[b]`` = the
+        prefix of batch row b): the prefill's largest part, done once per prefix, not per row."""
+        U, Q, _ = embeds.shape
+        dev = embeds.device
+        rows = torch.as_tensor(rows, dtype=torch.long, device=dev)
+        if rows.shape != (st.key[0],) or int(rows.min()) < 0 or int(rows.max()) >= U:
+            raise ValueError(f"prefix rows must give each of the {st.key[0]} batch rows one of {U} prefixes")
+        q = torch.arange(Q, device=dev)
+        causal = (q[None, :] <= q[:, None])[None, None].expand(U, 1, Q, Q)
+        self._expand = rows
+        try:
+            with self._fused(dynamic=True):
+                self.decoder(inputs_embeds=embeds, attention_mask=self._to_attn_mask(causal, dtype),
+                             position_ids=q[None].expand(U, Q), use_cache=True, **{self._cache_kw: st.cache})
+        finally:
+            self._expand = None
+
     # ---- public ----------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
-                 eos_ids=(), temperature: float | None = None, seeds=None) -> torch.Tensor:
+                 eos_ids=(), temperature: float | None = None, seeds=None, prefix=None) -> torch.Tensor:
         """``[B, max_new_tokens]`` new token ids for a left-padded batch (greedy when ``temperature``
         is None; with ``seeds``, one int per row, sampling is seeded per row). Tokens after a row's
-        first stop token are arbitrary: cut there."""
-        B, P, _ = inputs_embeds.shape
+        first stop token are arbitrary: cut there.
+
+        ``prefix=(prefix_embeds [U, Q, D], rows [B])``: rows sharing their first Q tokens (system
+        prompt + image) get them from one of U prefixes, whose keys and values are computed once
+        and written into each of its rows' cache slots [0, Q) (docs/design.md §4.4, prefix reuse).
+        ``inputs_embeds`` is then only the rest of each row ``[B, S]`` (left-padded: the pads sit
+        between prefix and text, masked) and ``attention_mask`` covers both, ``[B, Q + S]``."""
+        B, S, _ = inputs_embeds.shape
+        Q = 0 if prefix is None else int(prefix[0].shape[1])
+        P = Q + S
+        if attention_mask.shape != (B, P):
+            raise ValueError(f"attention_mask {tuple(attention_mask.shape)}: expected {(B, P)}")
         N = max_new_tokens
         dev, dtype = inputs_embeds.device, inputs_embeds.dtype
         sample = None if temperature is None else "seeded" if seeds is not None else "torch"
@@ -273,6 +307,9 @@ class StaticDecoder:
         # DECODE_WINDOW = 0 keeps the old whole-cache read.
         if DECODE_WINDOW <= 0:
             keep = torch.cat([keep, keep.new_zeros(B, 1, P, L - P)], -1)
+        if prefix is not None:
+            self._write_prefix(st, *prefix, dtype)
+            keep, positions = keep[:, :, Q:], positions[:, Q:]
         with self._attending(P if DECODE_WINDOW > 0 else None), self._fused(dynamic=True):
             h = self.decoder(inputs_embeds=inputs_embeds, attention_mask=self._to_attn_mask(keep, dtype),
                              position_ids=positions, use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from .base import (CACHE_MODES, Encoded, VLMAdapter, decode_generations, embeds_at_image_tokens, eos_ids, left_pad,
-                   row_seeds, stock_sampling)
+                   row_seeds, shared_prefix, stock_sampling)
 from .decode import StaticDecoder
 from .registry import register
 
@@ -29,6 +29,7 @@ class LlavaAdapter(VLMAdapter):
     architectures = ("LlavaForConditionalGeneration",)
     model_types = ("llava",)
     static_cache = True  # generate(inputs_embeds=...) over a plain decoder: models/decode.py applies
+    prefix_reuse = True
 
     def __init__(self, model, processor, **kw):
         super().__init__(model, processor, **kw)
@@ -85,12 +86,26 @@ class LlavaAdapter(VLMAdapter):
 
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
-                 cache="dynamic", sample_seeds=None):
+                 cache="dynamic", sample_seeds=None, prefix_keys=None):
         """``sample_seeds`` (one int per item, with ``do_sample``): each row's draw depends only on its
-        seed, not on the rest of the batch (untruncated softmax(logits/T) only)."""
+        seed, not on the rest of the batch (untruncated softmax(logits/T) only). ``prefix_keys`` (one
+        hashable per item, e.g. (image, layer)): items with equal keys have the same image features,
+        so with the static cache their common prompt start is computed once (docs/design.md §4.4)."""
         tok = self.tokenizer
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
+        seeds = row_seeds(self.model, len(items), do_sample, sample_seeds, top_p, dev)
+        static = self._use_static(cache, do_sample, top_p, dev)
+        split = shared_prefix(items, prefix_keys, self.image_token_id) if static and prefix_keys else None
+        if split is not None and len({tuple(features[i].shape) for i in split[1]}) > 1:
+            split = None  # prefixes of different lengths (LLaVA-NeXT tiles): the batch runs whole
+        if split is not None:
+            self._ensure_static()
+            embeds, attn, prefix = self._prefix_inputs(items, features, *split)
+            out = self._static.generate(embeds, attn, prefix=prefix, max_new_tokens=max_new_tokens,
+                                        eos_ids=eos_ids(self.model), temperature=temperature if do_sample else None,
+                                        seeds=seeds)
+            return decode_generations(self.model, tok, out)
         ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
         ids, attn = ids.to(dev), attn.to(dev)
         embeds = embed(ids)
@@ -102,10 +117,8 @@ class LlavaAdapter(VLMAdapter):
                 f"({feats.shape[0]}); processor and model config disagree"
             )
         embeds = embeds.masked_scatter(mask, feats)
-        seeds = row_seeds(self.model, len(items), do_sample, sample_seeds, top_p, dev)
-        if self._use_static(cache, do_sample, top_p, dev):
-            if self._static is None:
-                self._static = StaticDecoder(self.model, fuse=getattr(self, "fuse_kernels", False))
+        if static:
+            self._ensure_static()
             out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
                                         temperature=temperature if do_sample else None, seeds=seeds)
             return decode_generations(self.model, tok, out)
@@ -113,6 +126,27 @@ class LlavaAdapter(VLMAdapter):
                                   **stock_sampling(self.model, tok, seeds, max_new_tokens=max_new_tokens,
                                                    do_sample=do_sample, temperature=temperature, top_p=top_p))
         return decode_generations(self.model, tok, out)
+
+    def _ensure_static(self) -> None:
+        if self._static is None:
+            self._static = StaticDecoder(self.model, fuse=getattr(self, "fuse_kernels", False))
+
+    def _prefix_inputs(self, items, features, q: int, first: list[int], rows: list[int]):
+        """StaticDecoder.generate's inputs with a shared prefix: the U prefixes (prompt start to the
+        last image token, with the image features), each row's rest left-padded, and the mask."""
+        embed = self.model.get_input_embeddings()
+        dev = embed.weight.device
+        pre = torch.stack([items[i]["input_ids"][:q] for i in first]).to(dev)
+        pre_embeds = embed(pre)
+        feats = torch.stack([features[i] for i in first]).to(dev, pre_embeds.dtype)
+        is_img = (pre == self.image_token_id).unsqueeze(-1).expand_as(pre_embeds)
+        if int(is_img.sum()) != feats.numel():
+            raise RuntimeError("image tokens do not match features; processor and model config disagree")
+        pre_embeds = pre_embeds.masked_scatter(is_img, feats)
+        ids, attn = left_pad([it["input_ids"][q:] for it in items], self.tokenizer.pad_token_id)
+        ids, attn = ids.to(dev), attn.to(dev)
+        attn = torch.cat([attn.new_ones(len(items), q), attn], 1)
+        return embed(ids), attn, (pre_embeds, torch.tensor(rows, dtype=torch.long, device=dev))
 
     def release_cache(self) -> None:
         self._static = None

@@ -48,6 +48,10 @@ class ScanConfig:
     fuse_kernels: bool = opt(False, "with the static cache: run each language-model layer's RMSNorms, rotary embedding "
                              "and SiLU-times-up as torch.compile'd kernels (Llama/Mistral/Qwen2/Qwen3 decoders; "
                              "others run unfused with a warning; compiles on the first batch)")
+    prefix_reuse: bool = opt(True, "with the static cache (LLaVA-1.5): rows of one batch that share an image at a layer "
+                             "compute their common prompt start (system prompt + image tokens) once, and each "
+                             "row only its own text; the scan then groups rows by image. Same tokens, less "
+                             "prefill (--no-prefix-reuse: every row whole, rows sorted by prompt length)")
     resume: bool = opt(False, "continue an interrupted scan in OUT, keeping finished rows")
     limit: int | None = opt(None, "scan only the first N samples", min=1, resume=True)
     seed: int = opt(0, "seed for dataset pairing and sampling", resume=True)
@@ -155,6 +159,16 @@ def _rank_device(cfg: ScanConfig, info) -> str:
     return rank_device(cfg.device, info)
 
 
+def scan_order(samples, *, by_image: bool) -> list:
+    """The order samples are scanned in: by prompt length (less padding), or with ``by_image`` and an
+    image that repeats, by image first, so a batch's rows share images and their prefixes are
+    computed once (prefix reuse, docs/design.md §4.4). Deterministic: every rank and a resumed scan
+    form the same groups."""
+    if by_image and len({str(s.image) for s in samples}) < len(samples):
+        return sorted(samples, key=lambda s: (str(s.image), len(s.prompt), str(s.id)))
+    return sorted(samples, key=lambda s: (len(s.prompt), s.id))
+
+
 def row_order(samples, layers: list[int], batch_size: int):
     """Sort key putting rows in the order one process writes them for a fresh scan: group by
     group (``batch_size`` samples in scan order), a group's failed rows (sample, then layer) before
@@ -183,6 +197,8 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     from ..layers import parse_layers
     from ..models import context_length, load_vlm, model_identity
 
+    import torch
+
     dataset = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
     content = dataset_hash(dataset)
     if cfg.resume:
@@ -202,12 +218,15 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     gen_path = out / GENERATIONS
     # Similar prompt lengths batch together (less padding); the order is deterministic so a
     # resumed scan forms the same groups as an uninterrupted one, and every rank the same plan.
-    samples = sorted(dataset.samples, key=lambda s: (len(s.prompt), s.id))
     cache = cfg.cache
     if cache == "auto" and len(set(getattr(adapter.model, "hf_device_map", {}).values())) > 1:
         # --device-map spread the model over several devices: a CUDA graph captures one device's
         # stream, so the static-cache decoder (docs/design.md §4.4) is not used (docs/scale.md).
         cache = "dynamic"
+    # Prefix reuse needs the static-cache decoder (on CUDA with --cache auto, or --cache static).
+    reuse = cfg.prefix_reuse and getattr(adapter, "prefix_reuse", False) and (
+        cache == "static" or (cache == "auto" and torch.device(adapter.device).type == "cuda"))
+    samples = scan_order(dataset.samples, by_image=reuse)
     batch = _batch_size(cfg, adapter, samples, layers, cache, info, log)
     order = row_order(samples, layers, batch)
     context = context_length(adapter.model.config)
@@ -220,6 +239,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         "default_layer": adapter.default_layer,
         "layers": layers,
         "batch_size_resolved": batch,
+        "prefix_reuse": reuse,
         "template": describe(cfg.template, cfg.system_prompt),
         "dataset": {"name": dataset.name, "source": dataset.source, "n_samples": len(dataset.samples),
                     "n_bad_rows": len(dataset.errors), "content_sha256": content,
@@ -243,7 +263,6 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
 
     done = set(dist.on_main(start))
 
-    import torch
     from tqdm.auto import tqdm
 
     if getattr(adapter, "fuse_kernels", False) != cfg.fuse_kernels:
@@ -316,10 +335,12 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
                 for layer in dict.fromkeys(l for _, l in chunk):  # distinct layers, in order
                     feats += adapter.features(enc, layer, [i for i, l in chunk if l == layer])
                 seeds = [row_seed(cfg.seed, ok[i][0].id, layer) for i, layer in chunk] if per_row else None
+                extra: dict = {"sample_seeds": seeds} if seeds else {}
+                if reuse:  # rows with the same image at the same layer share their prompt start
+                    extra["prefix_keys"] = [(str(ok[i][0].image), layer) for i, layer in chunk]
                 gens = adapter.generate(
                     [ok[i][2] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
-                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cache,
-                    **({"sample_seeds": seeds} if seeds else {}))
+                    do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cache, **extra)
                 batch_rows = []
                 for (i, layer), g in zip(chunk, gens):
                     s, input_text, item = ok[i]
