@@ -285,26 +285,32 @@ def write_data(root: Path, prompts: dict[str, list[str]], seed: int, coco_images
 # Judges' fixed cost (their own process, after the command: load + first call, minus a second call)
 # --------------------------------------------------------------------------------------------
 
-def measure_fixed(specs: list[str], rows_file: Path, guard_spec: str) -> dict:
+def measure_fixed(specs: list[str], rows_file: Path, guard_spec: str, n: int = 1) -> dict:
+    """Each judge's costs apart from its per-row rate, on calls of ``n`` rows (the runner's judge
+    batch, so compiles happen at its shapes): ``process_once_s``, what the first judge of a process
+    pays beyond a later one (lazy imports, CUDA context, kernel compiles: paid once, in the first
+    set); ``fixed_s``, what a fresh judge's first call pays beyond its second (load: once per set)."""
     from layersafe.io import read_jsonl
     from layersafe.judges.base import get_judge
 
-    rows = [r for r in read_jsonl(rows_file) if r.get("response")]
+    rows = [r for r in read_jsonl(rows_file) if r.get("response")][:n]
     out: dict = {}
     for spec in specs:
-        # once untimed: the process's one-time costs (lazy imports, CUDA context, kernels), which the
-        # command pays once, not per set; then a fresh judge as the runner makes one for each set
-        get_judge(spec).score_rows(rows[:1])
+        t = time.perf_counter()
+        get_judge(spec).score_rows(rows)
+        very_first = time.perf_counter() - t
         _free("cuda" if _cuda() else "cpu")
         j = get_judge(spec)
         t = time.perf_counter()
-        j.score_rows(rows[:1])
+        j.score_rows(rows)
         first = time.perf_counter() - t
         t = time.perf_counter()
-        j.score_rows(rows[:1])
+        j.score_rows(rows)
         again = time.perf_counter() - t
-        out[spec] = {"first_call_s": round(first, 3), "second_call_s": round(again, 3),
-                     "fixed_s": round(max(first - again, 0.0), 3)}
+        out[spec] = {"rows_per_call": len(rows), "process_first_call_s": round(very_first, 3),
+                     "first_call_s": round(first, 3), "second_call_s": round(again, 3),
+                     "fixed_s": round(max(first - again, 0.0), 3),
+                     "process_once_s": round(max(very_first - first, 0.0), 3)}
         if spec == guard_spec:  # the tokens Llama Guard reads per row, for comparison with the real model
             tok = j.tokenizer
             n = [len(tok(j.render(str(r["prompt"]), str(r["response"])), add_special_tokens=False)["input_ids"])
@@ -362,21 +368,29 @@ def extrapolate(state: dict, run: Path, fixed: dict, full: dict[str, int], specs
     for s in sets:
         st = stages[f"scan:{s}"]
         info = json.loads((run / s / "run.json").read_text())["stats"]
-        rate = st["generated"] / st["seconds"]
-        per_set[s] = {"seconds": st["seconds"], "rows": st["generated"], "rows_per_s": round(rate, 2),
+        rows = st["generated"]
+        # the scan's own split of its generate calls: a median per-row time and the calls' excess over
+        # it (decoder build, graph capture, compiles: paid once per set, not per row); the rest of the
+        # stage (images, encoder, writing) scales with the rows
+        warm = float(info.get("warmup_seconds") or 0.0)
+        per_row = float(info["median_row_seconds"]) + (st["seconds"] - float(info["generate_seconds"])) / rows
+        per_set[s] = {"seconds": st["seconds"], "rows": rows, "rows_per_s": round(rows / st["seconds"], 2),
+                      "steady_rows_per_s": round(1 / per_row, 2), "warmup_s": round(warm, 1),
                       "new_tokens_per_row": round(info["new_tokens"] / max(info["generated"], 1), 1),
-                      "full_rows": full[s], "extrapolated_s": round(full[s] / rate, 1)}
-    out["scan"] = _stage(per_set, load, "model load, once for all sets")
+                      "full_rows": full[s], "extrapolated_s": round(warm + full[s] * per_row, 1)}
+    out["scan"] = _stage(per_set, load, "model load, once for all sets; each set's warm-up once")
     for name, spec in specs.items():
-        f = fixed[spec]["fixed_s"]
+        f, once = fixed[spec]["fixed_s"], fixed[spec].get("process_once_s", 0.0)
         per_set = {}
-        for s in sets:
+        for i, s in enumerate(sets):
             st = stages[f"judge:{s}:{spec}"]
             rows = sum(1 for line in (run / s / "scores.jsonl").read_text().splitlines() if line.strip())
-            work = max(st["seconds"] - f, 1e-6)
+            first = once if i == 0 else 0.0  # the process's one-time costs land in the first set's stage
+            work = max(st["seconds"] - f - first, 1e-6)
             per_set[s] = {"seconds": st["seconds"], "rows": rows, "rows_per_s": round(rows / work, 2),
-                          "full_rows": full[s], "extrapolated_s": round(f + full[s] * work / rows, 1)}
-        out[name] = _stage(per_set, 0.0, f"judge load + first call, paid per set ({f:.1f} s each)")
+                          "full_rows": full[s], "extrapolated_s": round(first + f + full[s] * work / rows, 1)}
+        out[name] = _stage(per_set, 0.0, f"judge load + first call, paid per set ({f:.1f} s each), and "
+                                         f"the process's one-time costs once ({once:.1f} s)")
     measured_rows = sum(v["rows"] for v in out["scan"]["per_set"].values())
     t = float(state.get("tables_seconds") or 0.0)
     out["tables"] = {"measured_s": t, "rows": measured_rows, "full_rows": sum(full.values()),
@@ -423,7 +437,7 @@ def main(argv=None) -> int:
         return 0
     if a.measure_fixed:
         specs = json.loads(a.measure_fixed[1])
-        print(json.dumps(measure_fixed(specs, Path(a.measure_fixed[0]), specs[0])))
+        print(json.dumps(measure_fixed(specs, Path(a.measure_fixed[0]), specs[0], a.judge_batch_size)))
         return 0
 
     start = time.monotonic()
@@ -466,7 +480,8 @@ def main(argv=None) -> int:
                                 **{k.replace(str(work), "WORK"): v.get("seconds") for k, v in state["stages"].items()}}
         specs = {"llamaguard": state["judges"]["ASR"], "reward": state["judges"]["TR"]}
         res["judge_specs"] = {k: v.replace(str(work), "WORK") for k, v in specs.items()}
-        proc, err = _call([sys.executable, __file__, "--preset", a.preset, "--limit", str(a.limit), "--measure-fixed",
+        proc, err = _call([sys.executable, __file__, "--preset", a.preset, "--limit", str(a.limit),
+                           "--judge-batch-size", str(a.judge_batch_size), "--measure-fixed",
                            str(run / "RT" / "generations.jsonl"), json.dumps(list(specs.values()))], env, left())
         if err:
             return _finish(res, a, {"error": "judge fixed-cost measurement: " + err})
@@ -494,12 +509,19 @@ def main(argv=None) -> int:
                 f"full sweep = RT {UPSTREAM_ROWS['RT']} + MR {UPSTREAM_ROWS['MR']} (upstream sizes) + AC "
                 f"{full['AC'] // n_layers} + CP {full['CP'] // n_layers} (built in) prompts x {n_layers} layers "
                 f"(--layers all: 0..{n_layers - 1})",
-                "per set and stage: time = fixed + full rows / (rows/s measured on that set's subset); the scan's "
-                "fixed part is the one model load, each judge's is its load + first call (measured apart), paid "
-                "once per set since the runner reloads a judge for every set",
-                "scan rows/s of a subset holds for the full set: generate calls are full batches in both, and a "
-                "pair costs the same at every layer (the language model dominates); warm-up is in the subset's "
-                "rate, so the scan estimate errs high",
+                "judges, per set: time = fixed + full rows / (rows/s measured on that set's subset); a judge's "
+                "fixed part is its load + first call (measured apart), paid once per set since the runner "
+                "reloads a judge for every set; the scan's model load is paid once for all sets",
+                "scan: per set, time = warm-up + full rows x (median seconds per row of the subset's generate "
+                "calls + the stage's time outside generate per row); warm-up = the calls' time beyond that "
+                "median (decoder build, CUDA-graph capture, kernel compiles), paid once per set as in the full "
+                "run; a pair costs the same at every layer (the language model dominates)",
+                "prefix reuse (scan's default) shares an image's prompt start within a batch: a subset of "
+                "--limit prompts shares less than the full set (RT: 15 photos over 2 000 prompts), so the "
+                "scan estimate errs high",
+                "judges: the first judge of the process pays one-time costs (imports, CUDA context, compiles at "
+                "the judge batch's shapes) measured apart (process_once_s), taken out of the first set's rate "
+                "and counted once",
                 "random weights never stop early: every answer is its set's full max_new_tokens (the Task "
                 "registry's), an upper bound for the scan and for the judges' input lengths",
                 "synthetic prompts: RT 8-25 words, MR 70 % 250-450-word jailbreak templates + 30 % 15-30 words, "

@@ -9,6 +9,7 @@ finish, so an interrupted scan loses at most the batch in flight; ``resume`` ski
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -286,6 +287,7 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
     # one-process order, unit u to rank u % world: every generate call is the one a single process
     # makes, so greedy rows are the same, and the shares differ by at most one call.
     unit = 0
+    calls: list[tuple[int, float]] = []  # (rows, seconds) of each generate call
     write_path = dist.part_path(gen_path, info.rank) if info.distributed else gen_path
     with JsonlAppender(write_path) as writer:
         for group in iter_chunks(samples, batch):
@@ -338,9 +340,11 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
                 extra: dict = {"sample_seeds": seeds} if seeds else {}
                 if reuse:  # rows with the same image at the same layer share their prompt start
                     extra["prefix_keys"] = [(str(ok[i][0].image), layer) for i, layer in chunk]
+                t_call = time.perf_counter()
                 gens = adapter.generate(
                     [ok[i][2] for i, _ in chunk], feats, max_new_tokens=cfg.max_new_tokens,
                     do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, cache=cache, **extra)
+                calls.append((len(chunk), time.perf_counter() - t_call))  # the tokens are on the host: synced
                 batch_rows = []
                 for (i, layer), g in zip(chunk, gens):
                     s, input_text, item = ok[i]
@@ -352,10 +356,15 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
                 bar.update(len(chunk))
             del enc
     bar.close()
+    stats.update(call_timing(calls))
     if info.distributed:
         dist.barrier()  # every rank's part is complete and closed
         shares = dist.gather(stats)
-        stats = {k: sum(s[k] for s in shares) if k != "skipped_done" else stats[k] for k in stats}
+        stats = {k: sum(s[k] for s in shares) if k not in ("skipped_done", "median_row_seconds") else stats[k]
+                 for k in stats}
+        meds = [s["median_row_seconds"] for s in shares if s["median_row_seconds"] is not None]
+        stats["median_row_seconds"] = round(sum(meds) / len(meds), 6) if meds else None  # mean of the ranks'
+
         stats["per_rank_generated"] = [s["generated"] for s in shares]
 
     def finish() -> dict:
@@ -368,6 +377,19 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         return run
 
     return dist.on_main(finish)  # the other ranks return once the merged file is written
+
+
+def call_timing(calls: list[tuple[int, float]]) -> dict:
+    """The generate calls' time as a per-row rate plus one-time excess: ``median_row_seconds`` is the
+    median over calls of seconds per row; ``warmup_seconds`` what calls took beyond rows x that
+    median (a new decoder's graph capture and kernel compile, a batch of another size). With them a
+    small run extrapolates to a large one without scaling its warm-up (benchmarks/bench_paper_sweep.py)."""
+    if not calls:
+        return {"generate_calls": 0, "generate_seconds": 0.0, "median_row_seconds": None, "warmup_seconds": 0.0}
+    med = statistics.median(t / n for n, t in calls)
+    return {"generate_calls": len(calls), "generate_seconds": round(sum(t for _, t in calls), 3),
+            "median_row_seconds": round(med, 6),
+            "warmup_seconds": round(sum(max(0.0, t - n * med) for n, t in calls), 3)}
 
 
 def _batch_size(cfg: ScanConfig, adapter, samples, layers: list[int], cache: str, info, log) -> int:
