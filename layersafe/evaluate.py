@@ -31,13 +31,15 @@ def write_metrics(out: Path, rows: list[dict], table_fn=per_layer_metrics) -> li
 JOURNAL = ".scores.journal.jsonl"
 
 
-def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=None, batch_size: int = 64) -> list[dict]:
+def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=None, batch_size: int = 64,
+              timing: dict | None = None) -> list[dict]:
     """Judge OUT/generations.jsonl into OUT/scores.jsonl and the metrics files.
 
     Scores already in scores.jsonl (of judges run since, e.g. a reward model) are kept for rows
     whose response is unchanged, so a resumed scan does not drop them. Scores are journalled as
     they are computed (OUT/.scores.journal.jsonl) and the journal is removed only once everything
-    is written: a failed write (disk full) or a kill loses no judged row."""
+    is written: a failed write (disk full) or a kill loses no judged row. ``timing`` (a dict) gets
+    each judge's call timing (layersafe.timing.call_timing), keyed by spec."""
     import sys
 
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -49,7 +51,9 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     for r in rows:  # a judge run again replaces its scores (stale details such as llamaguard_raw go too)
         if isinstance(r.get("scores"), dict):
             r["scores"] = {k: v for k, v in r["scores"].items() if not owned(k)}
-    judge_rows(rows, judges, batch_size=batch_size, progress=progress, log=log, journal=out / JOURNAL)
+    counts = judge_rows(rows, judges, batch_size=batch_size, progress=progress, log=log, journal=out / JOURNAL)
+    if timing is not None:
+        timing.update(counts.get("timing", {}))
     from .distributed import rank_info
 
     if not rank_info().is_main:  # a multi-process launch judged together; rank 0 writes (docs/scale.md)

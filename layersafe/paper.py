@@ -341,9 +341,11 @@ def _judge_stage(out, sets, judges, state, progress, log, say, batch_size: int) 
                 continue
             log(f"paper: judging {task.name} with {spec} ({metric})")
             t0 = time.perf_counter()
-            judge_run(out / task.name, [spec], progress=progress, log=log, batch_size=batch_size)
-            # loading the judge's model included: the runner loads it for every set
-            state.mark(stage, metric=metric, seconds=round(time.perf_counter() - t0, 3))
+            timing: dict = {}
+            judge_run(out / task.name, [spec], progress=progress, log=log, batch_size=batch_size, timing=timing)
+            # loading the judge's model included: the runner loads it for every set; the calls' own
+            # split (median per row, warm-up) lets benchmarks extrapolate (layersafe/timing.py)
+            state.mark(stage, metric=metric, seconds=round(time.perf_counter() - t0, 3), **timing.get(spec, {}))
             say(f"{task.name}: {metric} judged ({spec})")
         _free_memory()
 

@@ -3,7 +3,7 @@ paper-sweep benchmark extrapolates from without scaling a subset's compile and g
 
 import pytest
 
-from layersafe.scan.engine import call_timing
+from layersafe.timing import call_timing
 
 
 def test_call_timing_splits_rate_and_warmup():
@@ -28,3 +28,14 @@ def test_scan_records_call_timing(tiny_adapter, tmp_path):
     assert st["generate_calls"] == 2  # 6 pairs in calls of 4 and 2
     assert 0 < st["generate_seconds"] <= st["seconds"]
     assert st["median_row_seconds"] > 0 and st["warmup_seconds"] >= 0
+
+
+def test_judge_rows_records_call_timing():
+    from layersafe.judges.runner import judge_rows
+
+    rows = [{"prompt": "p", "response": r} for r in ["I cannot help with that.", "Sure, here it is.", "No.",
+                                                       "Here are the steps.", "I'm sorry, but I can't."]]
+    counts = judge_rows(rows, ["refusal"], batch_size=2, progress=False, log=None)
+    t = counts["timing"]["refusal"]
+    assert t["judge_calls"] == 3 and t["judge_seconds"] >= 0 and t["median_row_seconds"] >= 0
+    assert all("refusal" in r["scores"] for r in rows)

@@ -13,6 +13,7 @@ from typing import IO, Callable
 
 from ..errors import UserError
 from ..io import iter_chunks
+from ..timing import call_timing
 from .base import get_judge, parse_spec, upgrade_scores
 
 
@@ -178,9 +179,12 @@ def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log,
     desc = f"judge {judge.name}" + (f" rank {info.rank}/{info.world}" if info.distributed else "")
     bar = tqdm(total=sum(map(len, mine)), desc=desc, unit="row", disable=not progress, position=info.rank)
     done = []
+    calls: list[tuple[int, float]] = []  # (rows, seconds) per call: the first one loads the model
     try:
         for chunk in mine:
+            t = time.perf_counter()
             scores = judge.score_rows([rows[i] for i in chunk])  # empty responses: Judge.score_empty
+            calls.append((len(chunk), time.perf_counter() - t))
             for i, s in zip(chunk, scores, strict=True):
                 put(i, s)
             if book is not None:
@@ -206,5 +210,6 @@ def _run_judge(spec, judge, rows, todo, book, batch_size, progress, counts, log,
         if log:
             log(f"warning: judge {judge.name} gave {len(bad)} unusable scores (first: {bad[0]}), recorded as None")
     counts["judges"][spec] = summary
+    counts.setdefault("timing", {})[spec] = call_timing(calls, "judge")  # this process's calls
     if log and any(summary.values()):
         log(f"judge {judge.name}: " + ", ".join(f"{k}={v}" for k, v in summary.items()) + f" (of {len(left)} rows)")

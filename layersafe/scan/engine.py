@@ -9,7 +9,6 @@ finish, so an interrupted scan loses at most the batch in flight; ``resume`` ski
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from ..config import (CACHE_HELP, DTYPE_HELP, PICKLE_HELP, SYSTEM_PROMPT_HELP, T
                       Template, check_fields, opt, resume_keys)
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, iter_chunks, read_jsonl, truncate_torn_tail
+from ..timing import call_timing
 from ..versions import package_versions
 
 GENERATIONS = "generations.jsonl"
@@ -377,19 +377,6 @@ def _scan(cfg: ScanConfig, out: Path, info, *, adapter, progress: bool, log, dev
         return run
 
     return dist.on_main(finish)  # the other ranks return once the merged file is written
-
-
-def call_timing(calls: list[tuple[int, float]]) -> dict:
-    """The generate calls' time as a per-row rate plus one-time excess: ``median_row_seconds`` is the
-    median over calls of seconds per row; ``warmup_seconds`` what calls took beyond rows x that
-    median (a new decoder's graph capture and kernel compile, a batch of another size). With them a
-    small run extrapolates to a large one without scaling its warm-up (benchmarks/bench_paper_sweep.py)."""
-    if not calls:
-        return {"generate_calls": 0, "generate_seconds": 0.0, "median_row_seconds": None, "warmup_seconds": 0.0}
-    med = statistics.median(t / n for n, t in calls)
-    return {"generate_calls": len(calls), "generate_seconds": round(sum(t for _, t in calls), 3),
-            "median_row_seconds": round(med, 6),
-            "warmup_seconds": round(sum(max(0.0, t - n * med) for n, t in calls), 3)}
 
 
 def _batch_size(cfg: ScanConfig, adapter, samples, layers: list[int], cache: str, info, log) -> int:
