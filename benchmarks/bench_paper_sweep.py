@@ -358,7 +358,8 @@ def full_rows(data: Path, n_layers: int) -> dict[str, int]:
     return {s: prompts[s] * n_layers for s in ("RT", "MR", "AC", "CP")}
 
 
-def extrapolate(state: dict, run: Path, fixed: dict, full: dict[str, int], specs: dict[str, str]) -> dict:
+def extrapolate(state: dict, run: Path, fixed: dict, full: dict[str, int], specs: dict[str, str],
+                n_layers: int) -> dict:
     """Per stage: measured seconds, rows, rows/s (fixed cost taken out), extrapolated minutes."""
     stages = state["stages"]
     sets = list(full)
@@ -367,17 +368,24 @@ def extrapolate(state: dict, run: Path, fixed: dict, full: dict[str, int], specs
     per_set = {}
     for s in sets:
         st = stages[f"scan:{s}"]
-        info = json.loads((run / s / "run.json").read_text())["stats"]
+        meta = json.loads((run / s / "run.json").read_text())
+        info = meta["stats"]
         rows = st["generated"]
         # the scan's own split of its generate calls: a median per-row time and the calls' excess over
         # it (decoder build, graph capture, compiles: paid once per set, not per row); the rest of the
-        # stage (images, encoder, writing) scales with the rows
+        # stage (images loaded and tokenised, the encoder run once per image for all layers, reading
+        # the set) is per sample, so it scales with the prompts, not with prompts x layers
         warm = float(info.get("warmup_seconds") or 0.0)
-        per_row = float(info["median_row_seconds"]) + (st["seconds"] - float(info["generate_seconds"])) / rows
+        med = float(info["median_row_seconds"])
+        outside = max(st["seconds"] - float(info["generate_seconds"]), 0.0)
+        samples = int(meta["dataset"]["n_samples"])
+        full_samples = full[s] // n_layers
         per_set[s] = {"seconds": st["seconds"], "rows": rows, "rows_per_s": round(rows / st["seconds"], 2),
-                      "steady_rows_per_s": round(1 / per_row, 2), "warmup_s": round(warm, 1),
+                      "steady_rows_per_s": round(1 / med, 2), "warmup_s": round(warm, 1),
+                      "outside_generate_s": round(outside, 2), "samples": samples,
                       "new_tokens_per_row": round(info["new_tokens"] / max(info["generated"], 1), 1),
-                      "full_rows": full[s], "extrapolated_s": round(warm + full[s] * per_row, 1)}
+                      "full_rows": full[s], "full_samples": full_samples,
+                      "extrapolated_s": round(warm + full[s] * med + outside * full_samples / samples, 1)}
     out["scan"] = _stage(per_set, load, "model load, once for all sets; each set's warm-up once")
     for name, spec in specs.items():
         per_set = {}
@@ -495,7 +503,7 @@ def main(argv=None) -> int:
         fixed = json.loads(proc.stdout.strip().splitlines()[-1])
         n_layers = res["models"]["llava_vision_layers"] + 1  # "all" = 0 (patch embeddings) .. last block
         full = full_rows(data, n_layers)
-        stages = extrapolate(state, run, fixed, full, specs)
+        stages = extrapolate(state, run, fixed, full, specs, n_layers)
         # mode=forward decodes a row only when its first token is no verdict; the guard is built so none is
         stages["llamaguard"]["rows_decoded"] = sum(
             "llamaguard_categories" in (json.loads(x).get("scores") or {})
@@ -520,10 +528,12 @@ def main(argv=None) -> int:
                 "median (the model's load, compiles), paid once per set since the runner reloads a judge for "
                 "every set; judge_fixed (measured apart, a cross-check) is not used; the scan's model load is "
                 "paid once for all sets",
-                "scan: per set, time = warm-up + full rows x (median seconds per row of the subset's generate "
-                "calls + the stage's time outside generate per row); warm-up = the calls' time beyond that "
-                "median (decoder build, CUDA-graph capture, kernel compiles), paid once per set as in the full "
-                "run; a pair costs the same at every layer (the language model dominates)",
+                "scan: per set, time = warm-up + full rows x the median seconds per row of the subset's "
+                "generate calls + the stage's time outside generate x full prompts / subset prompts (images, "
+                "tokenising and the encoder are per prompt: one encoder pass serves every layer); warm-up = "
+                "the calls' time beyond that median (decoder build, CUDA-graph capture, kernel compiles), paid "
+                "once per set as in the full run; a pair costs the same at every layer (the language model "
+                "dominates)",
                 "prefix reuse (scan's default) shares an image's prompt start within a batch: a subset of "
                 "--limit prompts shares less than the full set (RT: 15 photos over 2 000 prompts), so the "
                 "scan estimate errs high",

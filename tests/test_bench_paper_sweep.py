@@ -69,10 +69,14 @@ def test_sweep_json_is_sane(sweep):
             assert v["warmup_s"] >= 0 and v["outside_calls_s"] >= 0 and v["steady_rows_per_s"] > 0
             assert v["extrapolated_s"] == pytest.approx(
                 v["outside_calls_s"] + v["warmup_s"] + v["full_rows"] / v["steady_rows_per_s"], rel=0.02, abs=0.3)
-    # scan per set = its warm-up once + full rows at the steady per-row time (from run.json's stats)
+    # scan per set = its warm-up once + full rows at the steady per-row time of its generate calls
+    # (run.json's stats) + the time outside generate scaled by prompts (per image, not per layer)
     per_set = st["scan"]["per_set"].values()
-    assert all(v["warmup_s"] >= 0 and v["steady_rows_per_s"] > 0 for v in per_set)
-    scan_s = sum(v["warmup_s"] + v["full_rows"] / v["steady_rows_per_s"] for v in per_set)
+    assert all(v["warmup_s"] >= 0 and v["steady_rows_per_s"] > 0 and v["outside_generate_s"] >= 0 for v in per_set)
+    assert [v["samples"] for v in per_set] == [1, 1, 1, 1]
+    assert [v["full_samples"] for v in per_set] == [2000, 280, 520, 100]
+    scan_s = sum(v["warmup_s"] + v["full_rows"] / v["steady_rows_per_s"]
+                 + v["outside_generate_s"] * v["full_samples"] / v["samples"] for v in per_set)
     load = st["scan"]["measured_s"] - sum(v["seconds"] for v in per_set)
     assert st["scan"]["extrapolated_min"] == pytest.approx((scan_s + load) / 60, rel=0.02)
     total = sum(st[k]["extrapolated_min"] for k in ("scan", "llamaguard", "reward"))

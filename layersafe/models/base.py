@@ -8,6 +8,8 @@ and generate from those features.
 
 from __future__ import annotations
 
+import copy
+
 import typing
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,6 +110,18 @@ class VLMAdapter:
 
     # generate() takes ``prefix_keys``: rows sharing image features compute their common prompt start once
     prefix_reuse = False
+
+    def preprocessing_copy(self) -> "VLMAdapter":
+        """A shallow copy with its own processor (and tokenizer) for ``build_prompt``/``tokenize`` in
+        a background thread while this adapter generates: a fast tokenizer must not be used from two
+        threads at once. It shares the model and holds no decoder (a released one stays freed)."""
+        other = copy.copy(self)
+        if hasattr(other, "_static"):
+            other._static = None
+        other.processor = copy.deepcopy(self.processor)
+        if getattr(self, "tokenizer", None) is getattr(self.processor, "tokenizer", False):
+            other.tokenizer = other.processor.tokenizer  # type: ignore[attr-defined]
+        return other
 
     def release_cache(self) -> None:
         """Free memory kept between generate calls (the static KV cache and its CUDA graph)."""

@@ -19,7 +19,6 @@ processes too (:mod:`.fsdp`; docs/scale.md): the same run, decoded with synchron
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import json
 import math
@@ -668,12 +667,7 @@ class OnPolicyTrainer:
 
         if self._prefetch_pool is None:
             self._prefetch_pool = ThreadPoolExecutor(1, thread_name_prefix="layersafe-prefetch")
-            self._prefetch_adapter = copy.copy(self.adapter)
-            if hasattr(self._prefetch_adapter, "_static"):
-                self._prefetch_adapter._static = None  # the copy must not keep a released decoder alive
-            self._prefetch_adapter.processor = copy.deepcopy(self.adapter.processor)
-            if getattr(self.adapter, "tokenizer", None) is getattr(self.adapter.processor, "tokenizer", False):
-                self._prefetch_adapter.tokenizer = self._prefetch_adapter.processor.tokenizer
+            self._prefetch_adapter = self.adapter.preprocessing_copy()
         batch = draw_batch(self.samples, self.benign, self.cfg, step + 1, self.rank_world[1])
         self._prefetch = (step + 1, self._prefetch_pool.submit(tokenize_samples, self._prefetch_adapter, batch))
 
