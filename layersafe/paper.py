@@ -73,7 +73,9 @@ class PaperConfig:
         "256/128/64/32/16/8 whose static KV cache fits in 60% of the memory free after loading, chosen per set; "
         "8 on CPU). Default auto: the sweep is a GPU job that has the GPU to itself while scanning (the judges "
         "load after), and larger batches decode faster per row (docs/design.md §4.4)", min=1, metavar="N|auto")
-    judge_batch_size: int = opt(64, "rows per judge call", min=1)
+    judge_batch_size: int = opt(256, "rows per judge call (a kill loses at most one call's rows; on a GPU the guard "
+                                "runs batches of 256 unless --guard sets batch_size=N, so keep this at least that)",
+                                min=1)
     fuse_kernels: bool = opt(True, "on a GPU: the scan's static-cache decoder (scan --fuse-kernels) and a forward-mode "
                              "Llama Guard (fuse=on) run RMSNorm, rotary and SiLU-times-up as compiled kernels "
                              "(Llama/Mistral/Qwen language models; faster on the H200, docs/benchmarks.md); "
@@ -137,18 +139,35 @@ def _model_judge(spec: str, cfg: PaperConfig, **defaults) -> str:
     return spec
 
 
-def _guard_fuse(spec: str, cfg: PaperConfig) -> dict:
-    """fuse=on for a forward-mode guard on a GPU (--fuse-kernels, the default): its fused kernels judge 1.17-1.28x faster on the
-    H200 (docs/benchmarks.md), which repays the compile over a sweep; on the CPU, compiling needs a
-    C compiler and buys little. A guard spec that sets fuse or mode itself keeps its own."""
+def _on_gpu(spec: str, cfg: PaperConfig) -> bool:
     import torch
 
     from .judges.base import parse_spec
 
-    opts = parse_spec(spec)[2]
-    dev = str(opts.get("device", cfg.device))
-    gpu = dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available())
-    return {"fuse": "on"} if cfg.fuse_kernels and gpu and opts.get("mode", "forward") == "forward" else {}
+    dev = str(parse_spec(spec)[2].get("device", cfg.device))
+    return dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available())
+
+
+def _guard_fuse(spec: str, cfg: PaperConfig) -> dict:
+    """fuse=on for a forward-mode guard on a GPU (--fuse-kernels, the default): its fused kernels judge 1.17-1.28x faster on the
+    H200 (docs/benchmarks.md), which repays the compile over a sweep; on the CPU, compiling needs a
+    C compiler and buys little. A guard spec that sets fuse or mode itself keeps its own."""
+    from .judges.base import parse_spec
+
+    forward = parse_spec(spec)[2].get("mode", "forward") == "forward"
+    return {"fuse": "on"} if cfg.fuse_kernels and forward and _on_gpu(spec, cfg) else {}
+
+
+# Judge batches on a GPU when the spec sets none (the judges' own default, 8, is sized for a CPU):
+# Llama Guard 3 8B at 256 rows reaches 68 % of the matmul rate on the H200, a GPT-2-sized reward
+# model is far from memory-bound at 64 (docs/benchmarks.md); --judge-batch-size must be at least
+# the guard's batch for it to be filled.
+GPU_GUARD_BATCH = 256
+GPU_RM_BATCH = 64
+
+
+def _gpu_batch(spec: str, cfg: PaperConfig, n: int) -> dict:
+    return {"batch_size": n} if _on_gpu(spec, cfg) else {}
 
 
 def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
@@ -160,14 +179,16 @@ def plan_judges(cfg: PaperConfig) -> tuple[list[tuple[str, str]], list[str]]:
         # The headline needs the verdict only: one forward pass per row, no decoding (2.1x on the
         # H200, docs/benchmarks.md); mode=generate in --guard brings the categories back.
         spec = "llamaguard:" + cfg.guard.strip()
-        judges.append(("ASR", _model_judge(spec, cfg, mode="forward", **_guard_fuse(spec, cfg))))
+        judges.append(("ASR", _model_judge(spec, cfg, mode="forward", **_guard_fuse(spec, cfg),
+                                           **_gpu_batch(spec, cfg, GPU_GUARD_BATCH))))
     else:
         notes.append("ASR skipped (--guard none): the paper's ASR is Llama Guard's share of unsafe responses")
     rm = (cfg.rm or "").strip()
     if rm.lower() in ("", "none"):
         notes.append("TR skipped: give --rm PATH (a reward model, e.g. a `layersafe train-rm` folder) to measure it")
     else:
-        judges.append(("TR", _model_judge("reward:" + (rm[3:] if rm.startswith("rm:") else rm), cfg)))
+        spec = "reward:" + (rm[3:] if rm.startswith("rm:") else rm)
+        judges.append(("TR", _model_judge(spec, cfg, **_gpu_batch(spec, cfg, GPU_RM_BATCH))))
     tox = cfg.toxicity.strip()
     if tox.lower() == "none":
         notes.append("TS skipped (--toxicity none)")

@@ -310,7 +310,7 @@ def test_paper_python_api(tmp_path, tiny_llava_dir):
 
 
 def test_plan_judges_specs_and_notes(monkeypatch):
-    from layersafe.paper import PaperConfig, plan_judges
+    from layersafe.paper import GPU_GUARD_BATCH, PaperConfig, plan_judges
 
     monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
     judges, notes = plan_judges(PaperConfig(guard="/m/lg3", rm="rm:/m/rm,batch_size=4", device="cpu"))
@@ -318,19 +318,25 @@ def test_plan_judges_specs_and_notes(monkeypatch):
     assert judges == [("ASR", "llamaguard:/m/lg3,device=cpu,mode=forward"), ("TR", "reward:/m/rm,batch_size=4,device=cpu")]
     assert len(notes) == 1 and notes[0].startswith("TS skipped: Perspective needs an API key")
     judges, _ = plan_judges(PaperConfig(guard="/m/lg3,device=cuda:1,mode=generate", allow_pickle=True, toxicity="none"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,device=cuda:1,mode=generate,allow_pickle=1")]
+    # on a GPU a guard spec without batch_size gets 256 (the judges' default 8 is for a CPU)
+    assert judges == [("ASR", "llamaguard:/m/lg3,device=cuda:1,mode=generate,allow_pickle=1,batch_size=256")]
     monkeypatch.setenv("PERSPECTIVE_API_KEY", "k")
     judges, notes = plan_judges(PaperConfig(guard="none", toxicity="perspective,qps=5"))
     assert judges == [("TS", "perspective,qps=5")] and notes[0].startswith("ASR skipped")
     # on a GPU the forward-mode guard runs fused (docs/benchmarks.md); the guard's own fuse/mode win
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    judges, _ = plan_judges(PaperConfig(guard="/m/lg3", toxicity="none"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,mode=forward,fuse=on")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3", rm="/m/rm", toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,mode=forward,fuse=on,batch_size=256"),
+                      ("TR", "reward:/m/rm,batch_size=64")]
+    judges, _ = plan_judges(PaperConfig(guard="/m/lg3,batch_size=16", rm="/m/rm,batch_size=4", toxicity="none"))
+    assert judges == [("ASR", "llamaguard:/m/lg3,batch_size=16,mode=forward,fuse=on"),
+                      ("TR", "reward:/m/rm,batch_size=4")]
     judges, _ = plan_judges(PaperConfig(guard="/m/lg3,fuse=off", device="cuda:0", toxicity="none"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,fuse=off,device=cuda:0,mode=forward")]
+    assert judges == [("ASR", "llamaguard:/m/lg3,fuse=off,device=cuda:0,mode=forward,batch_size=256")]
     judges, _ = plan_judges(PaperConfig(guard="/m/lg3,mode=generate", toxicity="none"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,mode=generate")]
+    assert judges == [("ASR", "llamaguard:/m/lg3,mode=generate,batch_size=256")]
     judges, _ = plan_judges(PaperConfig(guard="/m/lg3", device="cpu", toxicity="none"))
     assert judges == [("ASR", "llamaguard:/m/lg3,device=cpu,mode=forward")]
     judges, _ = plan_judges(PaperConfig(guard="/m/lg3", fuse_kernels=False, toxicity="none"))
-    assert judges == [("ASR", "llamaguard:/m/lg3,mode=forward")]
+    assert judges == [("ASR", "llamaguard:/m/lg3,mode=forward,batch_size=256")]
+    assert PaperConfig().judge_batch_size == 256 >= GPU_GUARD_BATCH  # the guard's GPU batch is filled
