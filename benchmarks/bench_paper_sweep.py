@@ -383,6 +383,7 @@ def extrapolate(state: dict, run: Path, fixed: dict, full: dict[str, int], specs
         per_set[s] = {"seconds": st["seconds"], "rows": rows, "rows_per_s": round(rows / st["seconds"], 2),
                       "steady_rows_per_s": round(1 / med, 2), "warmup_s": round(warm, 1),
                       "outside_generate_s": round(outside, 2), "samples": samples,
+                      "batch_size": meta.get("batch_size_resolved"),
                       "new_tokens_per_row": round(info["new_tokens"] / max(info["generated"], 1), 1),
                       "full_rows": full[s], "full_samples": full_samples,
                       "extrapolated_s": round(warm + full[s] * med + outside * full_samples / samples, 1)}
@@ -427,7 +428,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     ap.add_argument("--limit", type=int, help="prompts per set in the measured subset (default: the preset's)")
     ap.add_argument("--layers", help="layers of the measured subset (default: the preset's)")
-    ap.add_argument("--batch-size", type=int, help="scan sequences per generate call (default: the preset's)")
+    ap.add_argument("--batch-size", type=_batch_arg,
+                    help="scan sequences per generate call, or auto (`layersafe paper`'s default: chosen per set "
+                         "from free GPU memory); default: the preset's")
     ap.add_argument("--guard-batch-size", type=int, help="Llama Guard rows per forward (default: the preset's)")
     ap.add_argument("--rm-batch-size", type=int, help="reward model rows per forward (default: the preset's)")
     ap.add_argument("--judge-batch-size", type=int, default=64, help="rows per judge call (paper's default 64)")
@@ -443,7 +446,7 @@ def main(argv=None) -> int:
     for k in ("limit", "layers", "batch_size", "guard_batch_size", "rm_batch_size"):
         if getattr(a, k) is None:
             setattr(a, k, P[k])
-    if a.limit < 1 or a.batch_size < 1:
+    if a.limit < 1 or (a.batch_size != "auto" and a.batch_size < 1):
         ap.error("--limit and --batch-size must be >= 1")
     prompts = synthetic_prompts(a.limit, a.seed)
     if a.build_to:
@@ -550,6 +553,10 @@ def main(argv=None) -> int:
     finally:
         if not a.work:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _batch_arg(s: str):
+    return "auto" if s.strip().lower() == "auto" else int(s)
 
 
 def _task_tokens(name: str) -> int:
