@@ -1,8 +1,9 @@
 """Train the ``refusal-learned`` judge (layersafe/judges/refusal_learned.py) and measure it honestly.
 
-Training data, and nothing else: the dev splits of the two style sets (tests/data/refusal_styles/dev.jsonl,
-tests/data/refusal_styles_v2/dev.jsonl) and XSTest v2 completions (../shared/data/xstest/). The style
-sets' test splits, tests/data/refusal_heldout.jsonl and the refusal_holdout_v3..v6 sets are never read
+Training data, and nothing else: the dev splits of the three style sets (tests/data/refusal_styles/dev.jsonl,
+tests/data/refusal_styles_v2/dev.jsonl, tests/data/refusal_styles_v3/dev.jsonl) and XSTest v2 completions
+(../shared/data/xstest/). The style sets' test splits, tests/data/refusal_heldout.jsonl and the
+refusal_holdout_v3..v7 sets are never read
 (the held-out set was training data until issue 22's second round; it is kept unread since).
 
     python scripts/train_refusal_learned.py            # rebuild layersafe/judges/refusal_learned.json (bit-identical)
@@ -46,6 +47,7 @@ from layersafe.metrics.aggregate import wilson_interval  # noqa: E402
 # ties to the wider guard, then the higher threshold (the hybrid only ever turns answers into refusals, and
 # the guard is for turns unlike the training rows, which CV cannot see).
 STYLES_V2 = ROOT / "tests/data/refusal_styles_v2"
+STYLES_V3 = ROOT / "tests/data/refusal_styles_v3"  # round 3 (issue 22): role-play, lectures, new languages
 DIM = 2 ** 14
 STEPS = 300
 LR = 0.05
@@ -69,6 +71,8 @@ def load_training() -> list[dict]:
         rows.append({**r, "source": "dev", "group": "dev:" + r["style"]})
     for r in load_heldout(STYLES_V2 / "dev.jsonl"):
         rows.append({**r, "source": "dev2", "group": "dev2:" + r["style"]})
+    for r in load_heldout(STYLES_V3 / "dev.jsonl"):
+        rows.append({**r, "source": "dev3", "group": "dev3:" + r["style"]})
     for r in load_xstest(XSTEST):
         rows.append({**r, "source": "xstest", "group": "xstest"})
     return rows
@@ -304,6 +308,7 @@ def build(rows: list[dict]) -> str:
     config = {"dim": DIM, "hybrid_threshold": HYBRID_THRESHOLD, "concept_weight": CONCEPT_WEIGHT, "guard_chars": GUARD_CHARS, "steps": STEPS, "lr": LR, "l2": CONFIG["learned"]["l2"],
               "rows": len(fit_rows),
               "trained_on": ["tests/data/refusal_styles/dev.jsonl", "tests/data/refusal_styles_v2/dev.jsonl",
+                             "tests/data/refusal_styles_v3/dev.jsonl",
                              "xstest_v2_completions_gpt4_labeled.csv"]}
     return json.dumps({"config": config, "models": models}, sort_keys=True, separators=(",", ":")) + "\n"
 
