@@ -75,7 +75,9 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
     step: loading, start-up, checkpoint and adapter writing). It may use ``share`` of the budget left."""
     launch = launcher(procs, free_port())
     # Batch sizes of align are per process: the global batch and minibatch divided by N.
-    cmd = launch + ["-m", "layersafe", "align", "--model", str(model), "--data", str(data), "--benign-data",
+    # --profile-step: the same command through benchmarks/profiled_align.py (one step under torch.profiler)
+    entry = [str(ROOT / "benchmarks" / "profiled_align.py")] if a.profile_step else ["-m", "layersafe"]
+    cmd = launch + entry + ["align", "--model", str(model), "--data", str(data), "--benign-data",
                     str(benign), "--batch-size", str(a.batch_size // procs), "--mini-batch-size",
                     str(a.mini_batch_size // procs), "--ppo-epochs", str(a.ppo_epochs), "--max-new-tokens",
                     str(a.new_tokens), "--steps", str(a.steps), "--save-every", str(a.steps), "--dtype", a.dtype,
@@ -83,7 +85,7 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
                     "--rollout-weights", a.rollout_weights, "--no-progress",
                     *(["--fuse-kernels"] if a.fuse_kernels else []),
                     "--out", str(out)]
-    shown = " ".join(cmd[cmd.index("layersafe") - 1:])
+    shown = " ".join(cmd[cmd.index("align") - len(entry):])
     for path, name in ((model, "MODEL"), (data, "DATA"), (benign, "BENIGN"), (out, "OUT")):
         shown = shown.replace(str(path), name)
     res: dict = {"command": (f"torchrun --nproc_per_node {procs} " if procs > 1 else "python ") + shown,
@@ -91,8 +93,13 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
     # align's own one-line errors first, else the end of the traceback
     errors = lambda lines: sorted({l.strip() for l in lines if l.strip().startswith("layersafe: error")}) or [  # noqa: E731
         l.strip() for l in lines[-6:]]
-    if run_phase(cmd, env_for(a, procs), remaining(a, share), res, errors) is None:
+    env = env_for(a, procs)
+    if a.profile_step:
+        env.update(LAYERSAFE_PROFILE_STEP=str(a.profile_step), LAYERSAFE_PROFILE_DIR=str(out / "profile"))
+    if run_phase(cmd, env, remaining(a, share), res, errors) is None:
         return res
+    if a.profile_step:
+        res["profile"] = [json.loads(p.read_text()) for p in sorted((out / "profile").glob("rank*.json"))]
     run = json.loads((out / "run.json").read_text())
     steps = [json.loads(l) for l in (out / "timing.jsonl").read_text().splitlines() if l.strip()]
     timing = run["timing"]
@@ -163,6 +170,9 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=None,
                     help="seconds for the whole benchmark, model build included: a phase gets at most what is "
                          "left (skipped under 30 s)")
+    ap.add_argument("--profile-step", type=int, default=0,
+                    help="run this step of each phase under torch.profiler (benchmarks/profiled_align.py): per "
+                         "phase wall, GPU-busy, idle and NCCL ms, and the top kernels, in the JSON's 'profile'")
     ap.add_argument("--model", help="train this saved model folder instead of building a random one (--preset)")
     ap.add_argument("--work", help="work folder (default: a temporary one, removed at the end)")
     ap.add_argument("--json", help="write the result here too")

@@ -70,3 +70,29 @@ def test_a_resumed_run_drops_the_timing_rows_of_the_steps_it_redoes(tmp_path):
     f.close()
     rows = [json.loads(l) for l in (tmp_path / TIMING_JSONL).read_text().splitlines()]
     assert [(r["step"], r["seconds"]) for r in rows] == [(1, 1.0), (2, 1.0), (3, 2.0)]
+
+
+def test_profile_step_times_each_part_of_learning_per_process(tiny_llava_dir, tmp_path):
+    """--profile-step runs align through benchmarks/profiled_align.py: every process writes the
+    profiled step's learning phase cut into forward / loss / backward / optimizer per minibatch
+    (on the CPU the host clock only)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--model", str(tiny_llava_dir), "--preset", "tiny", "--device", "cpu",
+                           "--batch-size", "4", "--mini-batch-size", "2", "--new-tokens", "3", "--steps", "2",
+                           "--ppo-epochs", "2", "--prompts", "6", "--json", str(out), "--work", str(tmp_path / "w"),
+                           "--budget", "400", "--profile-step", "2"], env=_env(), capture_output=True, text=True,
+                          timeout=420)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert "profiled_align.py align --model MODEL" in res["one"]["command"]
+    # global batch 4, global minibatch 2, 2 epochs: 4 minibatches of 2 rows (one process) or 1 row (each of two)
+    for ph, ranks, rows in ((res["one"], [0], 2), (res["data_parallel"], [0, 1], 1)):
+        assert [p["rank"] for p in ph["profile"]] == ranks
+        learn_ms = 1000 * ph["per_step"][-1]["learn"]
+        for prof in ph["profile"]:
+            assert prof["step"] == 2 and prof["minibatches"] == 4 and prof["gpu_ms"] is None
+            assert len(prof["padded_tokens"]) == 4 and all(t % rows == 0 and t > rows * 3 for t in prof["padded_tokens"])
+            parts = prof["host_ms"]
+            assert set(parts) == {"forward", "loss", "backward", "optimizer"} and min(parts.values()) > 0
+            assert sum(parts.values()) <= prof["span_host_ms"] <= learn_ms + 1
+    assert res["speedup"] > 0

@@ -61,3 +61,67 @@ def test_training_steps_on_cuda(data_file, tmp_path, method, dtype):
     key = "distill_kl" if method == "distill" else "kl"
     assert len(rows) == 2 and all(torch.isfinite(torch.tensor(r[key])) for r in rows)
     assert (tmp_path / "o" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_learning_on_cuda_fused_adamw_equals_foreach(data_file, tmp_path):
+    """On a GPU the trainer's AdamW is fused (one kernel per step, docs/lppo.md "Multi-GPU"): one
+    learning phase updates the LoRA weights as foreach AdamW does, up to rounding."""
+    trained = {}
+    for fused in (True, False):
+        tr = lppo.LPPOTrainer(_cfg(data_file, tmp_path / str(fused), cache="static", anchor_fraction=0.0),
+                              adapter=_adapter(), log=lambda m: None)
+        assert tr.optimizer.defaults["fused"] is True
+        if not fused:
+            lr = tr.optimizer.param_groups[0]["lr"]
+            tr.optimizer = torch.optim.AdamW(tr.trainable_params, lr=lr, weight_decay=0.0, foreach=True)
+        ro = tr.rollout(1)
+        tr.learn(ro, tr.score(ro), 1)
+        trained[fused] = [p.detach().clone() for p in tr.trainable_params]
+    moved = max((a - b).abs().max().item() for a, b in zip(trained[True], _adapter_lora(tmp_path, data_file)))
+    assert moved > 1e-4  # the step did change the weights
+    for a, b in zip(trained[True], trained[False]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _adapter_lora(tmp_path, data_file):
+    tr = lppo.LPPOTrainer(_cfg(data_file, tmp_path / "fresh", cache="static", anchor_fraction=0.0),
+                          adapter=_adapter(), log=lambda m: None)
+    return [p.detach().clone() for p in tr.trainable_params]
+
+
+def test_nan_loss_on_cuda_stops_before_the_weights_change(data_file, tmp_path, monkeypatch):
+    """The loss is read with the gradient norm after backward (one host sync per minibatch): a NaN
+    loss still stops learning before the optimizer step."""
+    import dataclasses
+
+    from layersafe.rl import ppo
+    from layersafe.rl.onpolicy import NonFiniteError
+
+    tr = lppo.LPPOTrainer(_cfg(data_file, tmp_path / "o", cache="static", anchor_fraction=0.0), adapter=_adapter(),
+                          log=lambda m: None)
+    ro = tr.rollout(1)
+    sc = tr.score(ro)
+    before = [p.detach().clone() for p in tr.trainable_params]
+    real = ppo.policy_loss
+    monkeypatch.setattr(ppo, "policy_loss", lambda *a, **k: dataclasses.replace(real(*a, **k), loss=real(*a, **k).loss * float("nan")))
+    with pytest.raises(NonFiniteError, match="the loss became nan"):
+        tr.learn(ro, sc, 1)
+    assert all(torch.equal(a, p) for a, p in zip(before, tr.trainable_params))
+
+
+def test_image_token_scatter_on_cuda_equals_cpu():
+    """embeds_at_image_tokens checks the feature count on the device (no host sync) on a GPU."""
+    from layersafe.models.base import embeds_at_image_tokens
+    from layersafe.models.tiny import make_random_llava
+
+    model, _ = make_random_llava(seed=0)
+    tok = model.config.image_token_id
+    prompt = torch.tensor([[0, tok, tok, 5], [tok, tok, 7, 8]])
+    pm, resp, rm = torch.ones_like(prompt), torch.tensor([[3, 4], [6, 0]]), torch.tensor([[1, 1], [1, 0]])
+    feats = [torch.randn(2, model.config.text_config.hidden_size) for _ in range(2)]
+    cpu = embeds_at_image_tokens(model, tok, prompt, pm, resp, rm, feats)
+    gpu_model = copy.deepcopy(model).cuda()
+    gpu = embeds_at_image_tokens(gpu_model, tok, prompt.cuda(), pm.cuda(), resp.cuda(), rm.cuda(), [f.cuda() for f in feats])
+    torch.cuda.synchronize()
+    torch.testing.assert_close(gpu["inputs_embeds"].cpu(), cpu["inputs_embeds"])
+    assert torch.equal(gpu["position_ids"].cpu(), cpu["position_ids"])

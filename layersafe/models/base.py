@@ -204,8 +204,12 @@ def embeds_at_image_tokens(model, image_token_id: int, prompt_ids, prompt_mask, 
     is_img = torch.zeros_like(ids, dtype=torch.bool)
     is_img[:, :prompt_ids.shape[1]] = prompt_ids == image_token_id
     feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
-    if int(is_img.sum()) != feats.shape[0]:
-        raise RuntimeError(f"image tokens ({int(is_img.sum())}) do not match cached features ({feats.shape[0]})")
+    n_img = is_img.sum()
+    if n_img.device.type == "cpu":
+        if int(n_img) != feats.shape[0]:
+            raise RuntimeError(f"image tokens ({int(n_img)}) do not match cached features ({feats.shape[0]})")
+    else:  # checked on the device: a host sync here would drain the GPU at every training forward
+        torch._assert_async(n_img == feats.shape[0], "image tokens do not match cached features")
     embeds = embeds.masked_scatter(is_img.unsqueeze(-1).expand_as(embeds), feats)
     return {"inputs_embeds": embeds, "attention_mask": attn, "position_ids": mask_positions(attn)}
 

@@ -387,10 +387,15 @@ class OnPolicyTrainer:
         torch.manual_seed(cfg.seed)
         self._wrap_model()
         params = [p for p in self.policy.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        # fused: one kernel per step instead of foreach's per-group launches and host work, which a
+        # GPU waits for at every minibatch (docs/lppo.md "Multi-GPU"); FSDP's DTensors stay on foreach.
+        fused = not self.sharded and bool(params) and all(p.is_cuda for p in params)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                           fused=fused or None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         if self.acc is not None and not self.sharded:  # DDP; sharded, FSDP reduces the gradients
             self.policy, self.optimizer = self.acc.prepare(self.policy, self.optimizer)
+        self.trainable_params = [p for p in self.policy.parameters() if p.requires_grad]  # clipped each minibatch
         self.step = 0
         self.rollouts_done = 0  # in this launch: --decode-cache auto decides only after a learning phase
         self.decode_cache_kept: bool | None = None  # last rollout's decision (None: no static decoder)
@@ -544,7 +549,7 @@ class OnPolicyTrainer:
         mine = shard(len(batch), rank, world)
         items = self._prefetched(step) or self._tokenize_global(batch, mine)
         t_tok = self._clock()
-        feats, *extra = project_views(ad, items, [layers, *self.extra_views(len(batch))])
+        feats, *extra = self._encode_global(items, [layers, *self.extra_views(len(batch))], mine)
         t_enc = self._clock()
         self.raw.eval()
         # The policy-gradient ratio and the sampled reverse KL assume samples from softmax(logits/T):
@@ -718,6 +723,44 @@ class OnPolicyTrainer:
             raise UserError(errors[0])
         return self._gather_rows(local)
 
+    def _encode_global(self, items, views: list[list[int]], mine: list[int]) -> list[list]:
+        """:func:`project_views` of the global batch, each process encoding only its ``mine`` rows and
+        the features all-gathered (one process encoding every row spent the same time on 1 or N
+        GPUs: measured 0.09 s on one H200, 0.16 s on each of two, for 64 LLaVA-1.5 rows)."""
+        world = self.rank_world[1]
+        if world == 1:
+            return project_views(self.adapter, items, views)
+        local = project_views(self.adapter, [items[j] for j in mine], [[view[j] for j in mine] for view in views])
+        return [self._gather_tensor_rows(rows) for rows in local]
+
+    def _gather_tensor_rows(self, rows: list[torch.Tensor]) -> list[torch.Tensor]:
+        """This process's shard rows, tensors of any shapes (one dtype) -> every global row, in global
+        order, on this device: the shapes gathered as objects, the values as one padded flat tensor."""
+        import torch.distributed as dist
+        from accelerate.utils import gather_object
+
+        shapes = gather_object([[tuple(r.shape) for r in rows]])  # one list per process, rank order
+        sizes = [sum(math.prod(sh) for sh in per) for per in shapes]
+        flat = torch.cat([r.reshape(-1) for r in rows]) if rows else torch.empty(0)
+        flat = torch.nn.functional.pad(flat, (0, max(sizes) - flat.numel()))
+        parts = [torch.empty_like(flat) for _ in shapes]
+        dist.all_gather(parts, flat.contiguous())
+        per_rank = []
+        for part, per in zip(parts, shapes):
+            out, at = [], 0
+            for sh in per:
+                n = math.prod(sh)
+                out.append(part[at:at + n].view(sh))
+                at += n
+            per_rank.append(out)
+        return self._gather_rows_order(per_rank)
+
+    def _gather_rows_order(self, per_rank: list[list]) -> list:
+        """Shard lists of every process (rank order) -> the global rows in global order."""
+        world = self.rank_world[1]
+        n = sum(len(p) for p in per_rank)
+        return [per_rank[j % world][j // world] for j in range(n)]
+
     def _gather_rows(self, x):
         """This process's shard rows (a list, or a tensor with rows on dim 0) -> all global rows, in
         global order (a list, or a tensor on this process's device)."""
@@ -795,29 +838,34 @@ class OnPolicyTrainer:
 
     # ---- learning helpers ------------------------------------------------------------------
     def backward_and_step(self, loss: torch.Tensor) -> float:
-        """zero_grad, backward (through accelerate under DDP), grad-norm clip, optimizer step.
-        A non-finite loss or gradient stops the run before the weights change (the last
-        checkpoint stays the last good one)."""
-        if not torch.isfinite(loss.detach()).all():
-            raise NonFiniteError(f"the loss became {float(loss.detach())} at step {self.step + 1}")
+        """zero_grad, backward (through accelerate under DDP), grad-norm clip, then one host sync
+        (the loss and the norm read together) before the optimizer step: a non-finite loss or
+        gradient stops the run before the weights change (the last checkpoint stays the last good
+        one). The loss is checked after backward, not before, so that a GPU is drained once per
+        minibatch, not twice, and so that under DDP every process stops at the same step: a NaN loss
+        on one process makes every process's all-reduced gradient norm NaN (a check before backward
+        stopped that one process and left the others waiting in the all-reduce)."""
         self.optimizer.zero_grad(set_to_none=True)
+        params = self.trainable_params
         if self.sharded:  # FSDP averages the gradients in backward; the norm of sharded ones is a DTensor
             from .fsdp import full
 
             loss.backward()
-            gn = full(torch.nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad],
-                                                     self.cfg.max_grad_norm))
+            gn = full(torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm))
         elif self.acc is not None:
             self.acc.backward(loss)
-            gn = self.acc.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+            gn = self.acc.clip_grad_norm_(params, self.cfg.max_grad_norm)
         else:
             loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
-        if not math.isfinite(float(gn)):
-            self.optimizer.zero_grad(set_to_none=True)
-            raise NonFiniteError(f"the gradient norm became {float(gn)} at step {self.step + 1}")
+            gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+        loss_v, gn_v = torch.stack([loss.detach().float().reshape(()),
+                                    torch.as_tensor(gn).detach().float().reshape(()).to(loss.device)]).tolist()
+        for what, v in (("loss", loss_v), ("gradient norm", gn_v)):
+            if not math.isfinite(v):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteError(f"the {what} became {v} at step {self.step + 1}")
         self.optimizer.step()
-        return float(gn)
+        return gn_v
 
     def batch_rates(self, ro: Rollout, scores=None) -> dict:
         """Monitoring over the global batch (never a training signal of distillation): outcome
