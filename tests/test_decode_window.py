@@ -87,6 +87,29 @@ def test_reused_decoder_shorter_prompt_equals_generate(tiny_adapter):
     assert dec.generate(emb[:, 20:], attn[:, 20:], max_new_tokens=130).tolist() == ref
 
 
+@torch.no_grad()
+def test_cache_prompt_len_sizes_the_cache_for_longer_prompts(tiny_adapter, monkeypatch):
+    """``cache_prompt_len`` (L-PPO passes the global batch's longest prompt to each process): the
+    first call's cache is sized for it, a later call with prompts that long reuses that cache
+    instead of building a new one, and the tokens equal stock generate's."""
+    model = tiny_adapter.model
+    monkeypatch.setattr(decode, "LEN_BUCKET", 8)  # the tiny prompts' lengths fall in different buckets
+    emb, attn = _embeds(tiny_adapter)
+    P, N = emb.shape[1], 12
+    short_emb, short_attn = emb[:, 30:], attn[:, 30:]  # this process's first rows: shorter
+    plain = StaticDecoder(model)
+    plain.generate(short_emb, short_attn, max_new_tokens=N)
+    assert plain._st.key[1] < P + N  # sized for its own prompts only: the longer ones need a new cache
+    dec = StaticDecoder(model)
+    first = dec.generate(short_emb, short_attn, max_new_tokens=N, cache_prompt_len=P).tolist()
+    st = dec._st
+    assert st.key[1] == -(-(P + N) // 8) * 8
+    later = dec.generate(emb, attn, max_new_tokens=N, cache_prompt_len=P).tolist()
+    assert dec._st is st  # reused, no new cache or graph
+    assert first == _stock(model, short_emb, short_attn, N)
+    assert later == _stock(model, emb, attn, N)
+
+
 @pytest.mark.gpu
 @torch.no_grad()
 def test_gpu_graph_windows_equal_generate_fp32(tiny_adapter, monkeypatch):

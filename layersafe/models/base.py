@@ -101,11 +101,13 @@ class VLMAdapter:
     def generate(
         self, items: list[dict], features: list[torch.Tensor], *, max_new_tokens: int,
         do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, cache: str = "dynamic",
+        cache_prompt_len: int | None = None,
     ) -> list[Generation]:
         """Generate for a batch: ``items[i]`` (from ``tokenize``) with ``features[i]`` (from
         ``features``) in place of its stock image features. Left padding, greedy by default.
         ``cache`` (one of ``CACHE_MODES``): families without a static path treat ``static`` as an
-        error and ``auto`` as ``dynamic``."""
+        error and ``auto`` as ``dynamic``. ``cache_prompt_len``: a static-cache decoder sizes its
+        cache for prompts at least this long (families without one ignore it)."""
         raise NotImplementedError
 
     # generate() takes ``prefix_keys``: rows sharing image features compute their common prompt start once

@@ -264,7 +264,8 @@ class StaticDecoder:
     # ---- public ----------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
-                 eos_ids=(), temperature: float | None = None, seeds=None, prefix=None) -> torch.Tensor:
+                 eos_ids=(), temperature: float | None = None, seeds=None, prefix=None,
+                 cache_prompt_len: int | None = None) -> torch.Tensor:
         """``[B, max_new_tokens]`` new token ids for a left-padded batch (greedy when ``temperature``
         is None; with ``seeds``, one int per row, sampling is seeded per row). Tokens after a row's
         first stop token are arbitrary: cut there.
@@ -282,9 +283,14 @@ class StaticDecoder:
         N = max_new_tokens
         dev, dtype = inputs_embeds.device, inputs_embeds.dtype
         sample = None if temperature is None else "seeded" if seeds is not None else "torch"
-        L = -(-(P + N) // LEN_BUCKET) * LEN_BUCKET
+        # ``cache_prompt_len``: size the cache (and capture the windows) for prompts this long at least,
+        # e.g. the longest of a data-parallel global batch, so that every process keeps one cache as
+        # long as one process holding the whole batch would (no re-capture when a later step's rows
+        # are longer than this process's first ones). Which slots are read does not change.
+        Pc = max(P, cache_prompt_len or 0)
+        L = -(-(Pc + N) // LEN_BUCKET) * LEN_BUCKET
         with self._fused(dynamic=False):  # a new state captures its graphs here
-            st = self._state(B, L, dev, dtype, sample, P, N)
+            st = self._state(B, L, dev, dtype, sample, P, N + Pc - P)  # windows from P's to Pc + N's
         L = st.key[1]
         windows = self._windows(P, N, L, DECODE_WINDOW)
         st.cache.reset()

@@ -92,8 +92,9 @@ class InjectingAdapter(VLMAdapter):
 
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
-                 cache="dynamic", sample_seeds=None):
-        """``sample_seeds``: as LlavaAdapter.generate (a row's draw depends only on its seed)."""
+                 cache="dynamic", sample_seeds=None, cache_prompt_len=None):
+        """``sample_seeds``: as LlavaAdapter.generate (a row's draw depends only on its seed).
+        ``cache_prompt_len`` is ignored: no static-cache decoder here."""
         check_cache_mode(cache, self.family)
         tok = self.tokenizer
         embedding = self.model.get_input_embeddings()

@@ -86,11 +86,13 @@ class LlavaAdapter(VLMAdapter):
 
     @torch.no_grad()
     def generate(self, items, features, *, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
-                 cache="dynamic", sample_seeds=None, prefix_keys=None):
+                 cache="dynamic", sample_seeds=None, prefix_keys=None, cache_prompt_len=None):
         """``sample_seeds`` (one int per item, with ``do_sample``): each row's draw depends only on its
         seed, not on the rest of the batch (untruncated softmax(logits/T) only). ``prefix_keys`` (one
         hashable per item, e.g. (image, layer)): items with equal keys have the same image features,
-        so with the static cache their common prompt start is computed once (docs/design.md §4.4)."""
+        so with the static cache their common prompt start is computed once (docs/design.md §4.4).
+        ``cache_prompt_len``: the static cache is sized for prompts at least this long
+        (``StaticDecoder.generate``)."""
         tok = self.tokenizer
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
@@ -104,7 +106,7 @@ class LlavaAdapter(VLMAdapter):
             embeds, attn, prefix = self._prefix_inputs(items, features, *split)
             out = self._static.generate(embeds, attn, prefix=prefix, max_new_tokens=max_new_tokens,
                                         eos_ids=eos_ids(self.model), temperature=temperature if do_sample else None,
-                                        seeds=seeds)
+                                        seeds=seeds, cache_prompt_len=cache_prompt_len)
             return decode_generations(self.model, tok, out)
         ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
         ids, attn = ids.to(dev), attn.to(dev)
@@ -120,7 +122,8 @@ class LlavaAdapter(VLMAdapter):
         if static:
             self._ensure_static()
             out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
-                                        temperature=temperature if do_sample else None, seeds=seeds)
+                                        temperature=temperature if do_sample else None, seeds=seeds,
+                                        cache_prompt_len=cache_prompt_len)
             return decode_generations(self.model, tok, out)
         out = self.model.generate(inputs_embeds=embeds, attention_mask=attn,
                                   **stock_sampling(self.model, tok, seeds, max_new_tokens=max_new_tokens,

@@ -566,7 +566,9 @@ class OnPolicyTrainer:
         generate = functools.partial(ad.generate, [items[j] for j in mine], [feats[j] for j in mine],
                                      max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
                                      top_p=1.0, cache="dynamic" if self.sharded else cfg.cache,
-                                     sample_seeds=sample_seeds(cfg.seed, step, mine))
+                                     sample_seeds=sample_seeds(cfg.seed, step, mine),
+                                     # the cache sized for the global batch's longest prompt, as one process sizes it
+                                     cache_prompt_len=max(len(it["input_ids"]) for it in items))
         try:
             if self.sharded:
                 from .fsdp import synced_generate
