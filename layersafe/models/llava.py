@@ -110,15 +110,7 @@ class LlavaAdapter(VLMAdapter):
             return decode_generations(self.model, tok, out)
         ids, attn = left_pad([it["input_ids"] for it in items], tok.pad_token_id)
         ids, attn = ids.to(dev), attn.to(dev)
-        embeds = embed(ids)
-        mask = (ids == self.image_token_id).unsqueeze(-1).expand_as(embeds)
-        feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
-        if mask.sum() != feats.numel():
-            raise RuntimeError(
-                f"image tokens ({int(mask.sum()) // embeds.shape[-1]}) do not match features "
-                f"({feats.shape[0]}); processor and model config disagree"
-            )
-        embeds = embeds.masked_scatter(mask, feats)
+        embeds = self._embed_with_features(ids, features)
         if static:
             self._ensure_static()
             out = self._static.generate(embeds, attn, max_new_tokens=max_new_tokens, eos_ids=eos_ids(self.model),
@@ -134,18 +126,24 @@ class LlavaAdapter(VLMAdapter):
         if self._static is None:
             self._static = StaticDecoder(self.model, fuse=getattr(self, "fuse_kernels", False))
 
+    def _embed_with_features(self, ids: torch.Tensor, features) -> torch.Tensor:
+        """Token embeddings of ``ids`` with ``features`` (one tensor per row, in row order) at the
+        image-token positions, as LLaVA's own forward scatters its image features."""
+        embeds = self.model.get_input_embeddings()(ids)
+        mask = (ids == self.image_token_id).unsqueeze(-1).expand_as(embeds)
+        feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in features]).to(embeds.device, embeds.dtype)
+        if mask.sum() != feats.numel():
+            raise RuntimeError(f"image tokens ({int(mask.sum()) // embeds.shape[-1]}) do not match features "
+                               f"({feats.shape[0]}); processor and model config disagree")
+        return embeds.masked_scatter(mask, feats)
+
     def _prefix_inputs(self, items, features, q: int, first: list[int], rows: list[int]):
         """StaticDecoder.generate's inputs with a shared prefix: the U prefixes (prompt start to the
         last image token, with the image features), each row's rest left-padded, and the mask."""
         embed = self.model.get_input_embeddings()
         dev = embed.weight.device
         pre = torch.stack([items[i]["input_ids"][:q] for i in first]).to(dev)
-        pre_embeds = embed(pre)
-        feats = torch.stack([features[i] for i in first]).to(dev, pre_embeds.dtype)
-        is_img = (pre == self.image_token_id).unsqueeze(-1).expand_as(pre_embeds)
-        if int(is_img.sum()) != feats.numel():
-            raise RuntimeError("image tokens do not match features; processor and model config disagree")
-        pre_embeds = pre_embeds.masked_scatter(is_img, feats)
+        pre_embeds = self._embed_with_features(pre, [features[i] for i in first])
         ids, attn = left_pad([it["input_ids"][q:] for it in items], self.tokenizer.pad_token_id)
         ids, attn = ids.to(dev), attn.to(dev)
         attn = torch.cat([attn.new_ones(len(items), q), attn], 1)

@@ -223,13 +223,13 @@ class Prefetch:
             for g in self.groups:
                 yield prepare(self.adapter, g, *self.args)
             return
-        nxt = self.pool.submit(prepare, self.adapter, self.groups[0], *self.args) if self.groups else None
-        for k in range(len(self.groups)):
-            assert nxt is not None
-            got = nxt.result()  # a bug in preparing surfaces here; bad rows are in ``fails``
-            nxt = self.pool.submit(prepare, self.adapter, self.groups[k + 1], *self.args) \
-                if k + 1 < len(self.groups) else None
-            yield got
+        # One group ahead: group k+1 is submitted before group k is handed out.
+        futures = (self.pool.submit(prepare, self.adapter, g, *self.args) for g in self.groups)
+        pending = next(futures, None)
+        while pending is not None:
+            ahead = next(futures, None)
+            yield pending.result()  # a bug in preparing surfaces here; bad rows are in ``fails``
+            pending = ahead
 
     def __enter__(self):
         return self
