@@ -25,6 +25,10 @@ Beside the speed, it compares the two runs' logged values step by step (``max_re
 the CPU they agree within 1e-4 (the same run, tests/test_lppo_multiprocess.py); in bf16 on GPUs they
 differ by rounding (a flipped sampled token changes a whole row).
 
+``--profile-step N`` runs both phases through ``benchmarks/profiled_align.py``: step N's learning
+phase is timed part by part (forward, loss, backward with the all-reduce, optimizer step) on every
+process with CUDA events, in the JSON's ``profile`` (what does not halve on N GPUs).
+
 Records go in docs/benchmarks.md with the exact command, date and machine.
 """
 
