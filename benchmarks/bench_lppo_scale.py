@@ -88,6 +88,7 @@ def align(a, model: Path, data: Path, benign: Path, out: Path, procs: int, share
                     "--device", a.device, "--layers", a.layers, "--decode-cache", a.decode_cache,
                     "--rollout-weights", a.rollout_weights, "--no-progress",
                     *(["--fuse-kernels"] if a.fuse_kernels else []),
+                    *([] if a.prefix_reuse else ["--no-prefix-reuse"]),
                     "--out", str(out)]
     shown = " ".join(cmd[cmd.index("align") - len(entry):])
     for path, name in ((model, "MODEL"), (data, "DATA"), (benign, "BENIGN"), (out, "OUT")):
@@ -169,6 +170,9 @@ def main() -> int:
                     help="align --rollout-weights (auto: merged LoRA weights on a GPU when the copy fits)")
     ap.add_argument("--fuse-kernels", action="store_true",
                     help="align --fuse-kernels (rollouts' norms, rotary and SiLU-times-up compiled; step 1 compiles)")
+    ap.add_argument("--no-prefix-reuse", dest="prefix_reuse", action="store_false",
+                    help="align --no-prefix-reuse (every rollout row prefilled whole: the workload of the "
+                         "figures measured before 2026-12-01 11:00 UTC; the prompts share 8 photos)")
     ap.add_argument("--prompts", type=int, default=128, help="synthetic harmful prompts (and as many benign)")
     ap.add_argument("--phase-timeout", type=int, default=300, help="seconds per phase")
     ap.add_argument("--budget", type=int, default=None,
@@ -207,7 +211,7 @@ def main() -> int:
                      "global_batch": a.batch_size, "global_mini_batch": a.mini_batch_size, "new_tokens": a.new_tokens,
                      "ppo_epochs": a.ppo_epochs, "steps": a.steps, "layers": a.layers, "reward": "refusal",
                      "decode_cache": a.decode_cache, "rollout_weights": a.rollout_weights,
-                     "fuse_kernels": a.fuse_kernels}
+                     "fuse_kernels": a.fuse_kernels, "prefix_reuse": a.prefix_reuse}
         one = align(a, model, data, benign, work / "one", 1, share=0.6)  # the slower phase; leave the rest
         print(json.dumps({"one": one}), file=sys.stderr, flush=True)  # in case the next phase dies
         dp = align(a, model, data, benign, work / "dp", a.gpus)

@@ -197,3 +197,14 @@ def test_a_bad_image_in_one_process_rows_stops_every_process(tiny_llava_dir, tmp
     said = [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("layersafe: error:")]
     assert len(said) == 2 and len(set(said)) == 1, said  # both processes, the same line
     assert "cannot load training sample h5" in said[0]
+
+
+def test_rollout_parts_keep_key_groups_together_and_cover_every_row():
+    from layersafe.rl.onpolicy import rollout_parts, shard
+
+    assert rollout_parts(6, 2) == [shard(6, 0, 2), shard(6, 1, 2)] == [[0, 2, 4], [1, 3, 5]]
+    assert rollout_parts(5, 1, list("abcab")) == [[0, 1, 2, 3, 4]]
+    keys = list("abacbacd")  # a: 0 2 5, b: 1 4, c: 3 6, d: 7 (first-appearance order a b c d)
+    assert rollout_parts(8, 2, keys) == [[0, 2, 5, 1], [4, 3, 6, 7]]
+    parts = rollout_parts(7, 3, [j % 2 for j in range(7)])
+    assert sorted(j for p in parts for j in p) == list(range(7)) and [len(p) for p in parts] == [2, 2, 3]

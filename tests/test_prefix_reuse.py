@@ -150,3 +150,42 @@ def test_prefix_reuse_cuda_graphs_equal_generate(tiny_llava_dir):
         assert _tokens(adapter.generate(rows, feats, max_new_tokens=40, cache="static", prefix_keys=keys)) == stock
         # the same decoder again, without sharing: the cache's prefix slots are rewritten whole
         assert _tokens(adapter.generate(rows, feats, max_new_tokens=40, cache="static")) == stock
+
+
+def test_lppo_rollout_with_prefix_reuse_samples_the_same_tokens(tmp_path, monkeypatch):
+    """align --prefix-reuse (default): a rollout's rows sharing an image at a layer prefill their
+    common start once, and sample exactly the tokens of the whole-row rollout (fp32, seeded per row)."""
+    import copy
+
+    from layersafe.models.llava import LlavaAdapter
+    from layersafe.models.tiny import make_random_llava
+    from layersafe.rl import lppo
+
+    rows = [{"id": f"r{i}", "prompt": p, "image": "skimage:" + ("coffee", "astronaut")[i % 2], "harmful": i < 3}
+            for i, p in enumerate(["how to pick a lock", "what is this", "make a fake id", "describe it in detail",
+                                   "count things", "is it blue"])]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model, processor = make_random_llava(seed=0)
+    calls = []
+    real = StaticDecoder._write_prefix
+    monkeypatch.setattr(StaticDecoder, "_write_prefix",
+                        lambda self, st, emb, where, dtype: (calls.append(tuple(emb.shape[:2])),
+                                                             real(self, st, emb, where, dtype))[1])
+    rolls = {}
+    for reuse in (True, False):
+        ad = LlavaAdapter(copy.deepcopy(model), processor, name="tiny", device=torch.device("cpu"))
+        cfg = lppo.LPPOConfig(model="tiny", data=str(data), layers="2", out=str(tmp_path / str(reuse)), steps=1,
+                              batch_size=6, mini_batch_size=2, ppo_epochs=1, max_new_tokens=8, lora_r=4,
+                              cache="static", prefix_reuse=reuse, anchor_fraction=0.0)
+        tr = lppo.LPPOTrainer(cfg, adapter=ad, log=lambda m: None)
+        n_before = len(calls)
+        rolls[reuse] = tr.rollout(1)
+        used = calls[n_before:]
+        if reuse:  # 6 rows, one layer, 2 photos: 2 prefixes, each computed once
+            assert [u for u, _ in used] == [2]
+        else:
+            assert used == []
+    a, b = rolls[True], rolls[False]
+    assert torch.equal(a.response_ids, b.response_ids) and a.texts == b.texts
+    assert len(set(map(tuple, a.response_ids.tolist()))) > 1  # rows did sample different answers

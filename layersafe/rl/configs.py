@@ -74,6 +74,10 @@ class LPPOConfig:
                              "RMSNorms, rotary embedding and SiLU-times-up as torch.compile'd kernels "
                              "(Llama/Mistral/Qwen2/Qwen3 decoders; others unfused with a warning; the first "
                              "rollout compiles; docs/lppo.md)")
+    prefix_reuse: bool = opt(True, "rollouts through the static-cache decoder (LLaVA-1.5): a process's rows that share "
+                             "an image at a layer compute their common prompt start (system prompt + image "
+                             "tokens) once, each row only its own text (--no-prefix-reuse: every row whole; "
+                             "docs/lppo.md)")
     # --- PPO -------------------------------------------------------------------------------
     gamma: float = opt(1.0, "discount γ (eq. 6)", min=0, max=1, resume=True)
     lam: float = opt(0.95, "GAE λ (eq. 6)", min=0, max=1, resume=True)

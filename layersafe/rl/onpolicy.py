@@ -161,6 +161,30 @@ def shard(n: int, rank: int, world: int) -> list[int]:
     process gets a mix of the harmful and benign parts of the batch."""
     return list(range(rank, n, world))
 
+
+def rollout_parts(n: int, world: int, keys: list | None = None) -> list[list[int]]:
+    """Global rows each process generates in a rollout. Without ``keys``: the strided
+    :func:`shard`. With prefix-reuse keys (one per row, (image, layer)): rows grouped by key (in
+    order of first appearance) and cut into ``world`` contiguous parts of equal size (± 1), so the
+    rows that share a prompt start mostly land on one process, which computes it once. Any
+    assignment gives the same rollout: each row samples with its own seed and the responses are
+    put back in global order."""
+    if keys is None or world == 1:
+        return [shard(n, r, world) for r in range(world)]
+    first: dict = {}
+    order = sorted(range(n), key=lambda j: (first.setdefault(keys[j], len(first)), j))
+    cuts = [n * r // world for r in range(world + 1)]
+    return [order[cuts[r]:cuts[r + 1]] for r in range(world)]
+
+
+def _place(per_rank: list[list], parts: list[list[int]]) -> list:
+    """Each process's values for its rows ``parts[r]`` -> one list in global row order."""
+    out: list = [None] * sum(len(p) for p in parts)
+    for vals, rows in zip(per_rank, parts):
+        for j, v in zip(rows, vals):
+            out[j] = v
+    return out
+
 # ============================================================================================
 # Policy + value, and the one training forward shared by rollout scoring and learning
 # ============================================================================================
@@ -535,9 +559,9 @@ class OnPolicyTrainer:
         """The GLOBAL rollout of ``step``, the same on every process: each process draws the whole
         global batch, loads and preprocesses the images of its own rows (:func:`shard`; the
         tokenised rows are gathered) unless the previous step prefetched the whole batch in the
-        background (:meth:`_prefetch_next`), encodes the whole global batch (one encoder call, as one
-        process makes it: the encoder is cheap next to decoding, and the learning phase needs every
-        row's features), generates its own rows with per-row seeds, and the responses are gathered.
+        background (:meth:`_prefetch_next`), encodes and generates its rows of :func:`rollout_parts`
+        (per-row seeds), and the features (the learning phase needs every row's) and the responses
+        are gathered.
         Sets ``self.rollout_seconds``: wall time of each part."""
         from ..models.base import left_pad, right_pad
 
@@ -549,7 +573,14 @@ class OnPolicyTrainer:
         mine = shard(len(batch), rank, world)
         items = self._prefetched(step) or self._tokenize_global(batch, mine)
         t_tok = self._clock()
-        feats, *extra = self._encode_global(items, [layers, *self.extra_views(len(batch))], mine)
+        # Rows with one image at one layer hold equal features (one encoder call): with the static
+        # cache their prompt start is computed once (docs/design.md §4.4, prefix reuse), and the
+        # rows are split between processes by key (rollout_parts) so that each group stays together.
+        keys = [(str(s.image), l) for s, l in zip(batch, layers)] \
+            if cfg.prefix_reuse and getattr(ad, "prefix_reuse", False) and not self.sharded else None
+        parts = rollout_parts(len(batch), world, keys)
+        gen = parts[rank]
+        feats, *extra = self._encode_global(items, [layers, *self.extra_views(len(batch))], parts)
         t_enc = self._clock()
         self.raw.eval()
         # The policy-gradient ratio and the sampled reverse KL assume samples from softmax(logits/T):
@@ -563,10 +594,11 @@ class OnPolicyTrainer:
         reserved0 = torch.cuda.memory_reserved(dev) if cuda else 0
         allocated0 = torch.cuda.memory_allocated(dev) if cuda else 0
         # Sharded: stock generate (the CUDA-graph decoder cannot replay FSDP's gathers), synchronized.
-        generate = functools.partial(ad.generate, [items[j] for j in mine], [feats[j] for j in mine],
+        reuse = {"prefix_keys": [keys[j] for j in gen]} if keys is not None else {}
+        generate = functools.partial(ad.generate, [items[j] for j in gen], [feats[j] for j in gen], **reuse,
                                      max_new_tokens=cfg.max_new_tokens, do_sample=True, temperature=cfg.temperature,
                                      top_p=1.0, cache="dynamic" if self.sharded else cfg.cache,
-                                     sample_seeds=sample_seeds(cfg.seed, step, mine),
+                                     sample_seeds=sample_seeds(cfg.seed, step, gen),
                                      # the cache sized for the global batch's longest prompt, as one process sizes it
                                      cache_prompt_len=max(len(it["input_ids"]) for it in items))
         try:
@@ -584,7 +616,7 @@ class OnPolicyTrainer:
         self.rollouts_done += 1
         t_dec = self._clock()
         self._prefetch_next(step)  # overlaps this step's scoring and learning
-        gens = self._gather_rows(gens)
+        gens = self._gather_parts(gens, parts)
         pad = self.tok.pad_token_id
         # The stop token the row generated (Llama 3 stops on any of several), so the scored
         # response is exactly the sampled one.
@@ -725,19 +757,20 @@ class OnPolicyTrainer:
             raise UserError(errors[0])
         return self._gather_rows(local)
 
-    def _encode_global(self, items, views: list[list[int]], mine: list[int]) -> list[list]:
-        """:func:`project_views` of the global batch, each process encoding only its ``mine`` rows and
-        the features all-gathered (one process encoding every row spent the same time on 1 or N
-        GPUs: measured 0.09 s on one H200, 0.16 s on each of two, for 64 LLaVA-1.5 rows)."""
-        world = self.rank_world[1]
+    def _encode_global(self, items, views: list[list[int]], parts: list[list[int]]) -> list[list]:
+        """:func:`project_views` of the global batch, each process encoding only its rows
+        ``parts[rank]`` and the features all-gathered (one process encoding every row spent the same
+        time on 1 or N GPUs: measured 0.09 s on one H200, 0.16 s on each of two, for 64 LLaVA-1.5 rows)."""
+        rank, world = self.rank_world
         if world == 1:
             return project_views(self.adapter, items, views)
+        mine = parts[rank]
         local = project_views(self.adapter, [items[j] for j in mine], [[view[j] for j in mine] for view in views])
-        return [self._gather_tensor_rows(rows) for rows in local]
+        return [self._gather_tensor_rows(rows, parts) for rows in local]
 
-    def _gather_tensor_rows(self, rows: list[torch.Tensor]) -> list[torch.Tensor]:
-        """This process's shard rows, tensors of any shapes (one dtype) -> every global row, in global
-        order, on this device: the shapes gathered as objects, the values as one padded flat tensor."""
+    def _gather_tensor_rows(self, rows: list[torch.Tensor], parts: list[list[int]]) -> list[torch.Tensor]:
+        """This process's rows ``parts[rank]``, tensors of any shapes (one dtype) -> every global row,
+        in global order, on this device: the shapes gathered as objects, the values as one padded flat tensor."""
         import torch.distributed as dist
         from accelerate.utils import gather_object
 
@@ -745,23 +778,30 @@ class OnPolicyTrainer:
         sizes = [sum(math.prod(sh) for sh in per) for per in shapes]
         flat = torch.cat([r.reshape(-1) for r in rows]) if rows else torch.empty(0)
         flat = torch.nn.functional.pad(flat, (0, max(sizes) - flat.numel()))
-        parts = [torch.empty_like(flat) for _ in shapes]
-        dist.all_gather(parts, flat.contiguous())
+        gathered = [torch.empty_like(flat) for _ in shapes]
+        dist.all_gather(gathered, flat.contiguous())
         per_rank = []
-        for part, per in zip(parts, shapes):
+        for part, per in zip(gathered, shapes):
             out, at = [], 0
             for sh in per:
                 n = math.prod(sh)
                 out.append(part[at:at + n].view(sh))
                 at += n
             per_rank.append(out)
-        return self._gather_rows_order(per_rank)
+        return _place(per_rank, parts)
 
-    def _gather_rows_order(self, per_rank: list[list]) -> list:
-        """Shard lists of every process (rank order) -> the global rows in global order."""
-        world = self.rank_world[1]
-        n = sum(len(p) for p in per_rank)
-        return [per_rank[j % world][j // world] for j in range(n)]
+    def _gather_parts(self, local: list, parts: list[list[int]]) -> list:
+        """This process's objects for rows ``parts[rank]`` -> every global row's, in global order."""
+        if self.rank_world[1] == 1:
+            return list(local)
+        from accelerate.utils import gather_object
+
+        flat = gather_object(list(local))  # rank order
+        per_rank, at = [], 0
+        for p in parts:
+            per_rank.append(flat[at:at + len(p)])
+            at += len(p)
+        return _place(per_rank, parts)
 
     def _gather_rows(self, x):
         """This process's shard rows (a list, or a tensor with rows on dim 0) -> all global rows, in
