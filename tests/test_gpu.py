@@ -125,3 +125,15 @@ def test_image_token_scatter_on_cuda_equals_cpu():
     torch.cuda.synchronize()
     torch.testing.assert_close(gpu["inputs_embeds"].cpu(), cpu["inputs_embeds"])
     assert torch.equal(gpu["position_ids"].cpu(), cpu["position_ids"])
+
+
+def test_prefix_reuse_rollout_equals_whole_rows_on_cuda(data_file, tmp_path):
+    """align --prefix-reuse through the CUDA graphs (fp32): the 4 rows share one photo at each of
+    their layers, and sample the tokens of the whole-row rollout."""
+    rolls = {}
+    for reuse in (True, False):
+        tr = lppo.LPPOTrainer(_cfg(data_file, tmp_path / str(reuse), cache="static", anchor_fraction=0.0,
+                                   prefix_reuse=reuse), adapter=_adapter(), log=lambda m: None)
+        rolls[reuse] = tr.rollout(1)
+    a, b = rolls[True], rolls[False]
+    assert torch.equal(a.response_ids, b.response_ids) and a.texts == b.texts
