@@ -179,8 +179,8 @@ def main() -> int:
                     help="seconds for the whole benchmark, model build included: a phase gets at most what is "
                          "left (skipped under 30 s)")
     ap.add_argument("--profile-step", type=int, default=0,
-                    help="run this step of each phase under torch.profiler (benchmarks/profiled_align.py): per "
-                         "phase wall, GPU-busy, idle and NCCL ms, and the top kernels, in the JSON's 'profile'")
+                    help="time this step's learning phase part by part (forward, loss, backward, optimizer) on "
+                         "every process with CUDA events (benchmarks/profiled_align.py), in the JSON's 'profile'")
     ap.add_argument("--model", help="train this saved model folder instead of building a random one (--preset)")
     ap.add_argument("--work", help="work folder (default: a temporary one, removed at the end)")
     ap.add_argument("--json", help="write the result here too")
@@ -190,6 +190,8 @@ def main() -> int:
     a.deadline = None if a.budget is None else time.monotonic() + a.budget
     bad = [f"--{n} {v} is not a multiple of --gpus {a.gpus}" for n, v in
            (("batch-size", a.batch_size), ("mini-batch-size", a.mini_batch_size)) if v % a.gpus]
+    if a.profile_step > a.steps:
+        bad.append(f"--profile-step {a.profile_step} is past --steps {a.steps}")
     if a.gpus < 2 or a.batch_size % a.mini_batch_size:
         bad.append("--gpus must be at least 2 and --batch-size a multiple of --mini-batch-size")
     if bad:

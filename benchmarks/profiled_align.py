@@ -2,14 +2,19 @@
 --profile-step``).
 
 Runs the real CLI. In the step named by ``LAYERSAFE_PROFILE_STEP`` every minibatch of the learning
-phase is cut into forward (``response_forward``), loss (the PPO terms), backward (with DDP's
-gradient all-reduce and the grad-norm clip) and optimizer step, each timed on the GPU's own
-timeline with CUDA events (no host sync added: the events are read once, after the phase) and on
-the host's clock. Each process writes ``rank{R}.json`` into ``LAYERSAFE_PROFILE_DIR``: per part
-the sum over minibatches (GPU ms, host ms), the GPU's idle time between parts, and the padded
-token count of each forward. It answers where learning's time goes when it does not halve on two
-GPUs (docs/lppo.md "Multi-GPU"); a benchmark aid, not part of the package. (torch.profiler was
-tried first: post-processing ≈ 250 000 kernel events of one 7B step took minutes per process.)
+phase is cut into forward (``response_forward``; PPO-ptx's extra forward falls in "loss"), loss
+(the PPO terms), backward (with DDP's gradient all-reduce, the grad-norm clip and the one host
+sync that reads the loss and the norm) and optimizer step, each timed on the GPU's timeline with
+CUDA events (no host sync added: the events and token counts are read once, after the phase) and
+on the host's clock. Each process writes ``rank{R}.json`` into ``LAYERSAFE_PROFILE_DIR``: per part
+the sum over minibatches (GPU ms, host ms), the span of the phase, and the padded token count of
+each forward. What it can show: how each part's GPU time scales with the rows per process. What it
+cannot: a GPU interval also holds idle time (waiting for the host to launch, or inside DDP's
+all-reduce for the other GPU), so compute, communication and imbalance are not separated; and the
+host intervals are launch time except the part holding the sync. It answers where learning's time
+goes when it does not halve on two GPUs (docs/lppo.md "Multi-GPU"); a benchmark aid, not part of
+the package. (torch.profiler was tried first: post-processing ≈ 250 000 kernel events of one 7B
+step took minutes per process.)
 
     LAYERSAFE_PROFILE_STEP=3 LAYERSAFE_PROFILE_DIR=prof python benchmarks/profiled_align.py align ...
 """
@@ -74,7 +79,7 @@ def main() -> int:
         if m is None:
             return forward0(policy, raw_model, family, ro, idx, *a, **k)
         m.mark("forward")
-        state["tokens"].append(len(idx) * (int(ro.prompt_mask[idx].sum(1).max()) + ro.response_ids.shape[1]))
+        state["tokens"].append((ro, list(idx)))  # counted after the phase: reading them now would sync the host
         out = forward0(policy, raw_model, family, ro, idx, *a, **k)
         m.mark("loss")
         return out
@@ -102,7 +107,8 @@ def main() -> int:
             res = state["marks"].summary()
         finally:
             state["marks"] = None
-        res.update(rank=self.rank_world[0], step=step, padded_tokens=state["tokens"])
+        tokens = [len(idx) * (int(r.prompt_mask[idx].sum(1).max()) + r.response_ids.shape[1]) for r, idx in state["tokens"]]
+        res.update(rank=self.rank_world[0], step=step, padded_tokens=tokens)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"rank{self.rank_world[0]}.json").write_text(json.dumps(res, indent=1) + "\n")
         return out

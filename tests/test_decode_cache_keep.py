@@ -159,3 +159,18 @@ def test_kept_cuda_graph_sees_lora_updates_and_is_the_adapter_path(base_model, d
         base = tr.rollout(1)
     assert not torch.equal(base.response_ids, fresh.response_ids)  # the update changed what is sampled
     tr.release_decoder()
+
+
+def test_resume_keeps_this_runs_optimizer_implementation(base_model, data_file, tmp_path):
+    """A checkpoint restores AdamW's state and hyperparameters, not the writing run's fused/foreach
+    choice (made for its device; fused AdamW on a GPU since 2026-12-01): the resuming run keeps its own."""
+    writer = lppo.LPPOTrainer(_cfg(data_file, tmp_path / "a"), adapter=_adapter(base_model), log=lambda m: None)
+    writer.optimizer.param_groups[0]["foreach"] = True  # as a run on another device may have chosen
+    writer.optimizer.param_groups[0]["lr"] = 0.123
+    path = writer.save_checkpoint(tmp_path / "a", 1)
+    reader = lppo.LPPOTrainer(_cfg(data_file, tmp_path / "b"), adapter=_adapter(base_model), log=lambda m: None)
+    own = dict(reader.optimizer_impl)
+    assert reader.load_checkpoint(path) == 1
+    group = reader.optimizer.param_groups[0]
+    assert {k: group[k] for k in own} == own and group["foreach"] is not True
+    assert group["lr"] == 0.123  # the rest of the group is the checkpoint's

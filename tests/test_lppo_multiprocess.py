@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,14 +102,18 @@ def _often_stopping_model(src, dst, data, target=0.3):
     return dst
 
 
-def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_llava_dir, tmp_path):
+@pytest.mark.parametrize("cache", ["auto", "static"])
+def test_two_processes_equal_one_process_with_the_same_global_batch(tiny_llava_dir, tmp_path, cache):
     """2 processes × batch 4 (mini-batch 2) = 1 process × batch 8 (mini-batch 4): same prompts,
     layers and sampled responses, same losses, KL and score at step 1, and the same update
-    (weights after steps 1 and 2, losses of step 2, which ran on the updated weights)."""
+    (weights after steps 1 and 2, losses of step 2, which ran on the updated weights). ``static``:
+    the static-cache decoder with prefix reuse, the rollout rows split between processes by
+    (image, layer) (``rollout_parts``), not strided."""
     data = _data(tmp_path)
     model = _often_stopping_model(tiny_llava_dir, tmp_path / "model", data)
     common = ["--layers", "2,3,4", "--steps", "2", "--ppo-epochs", "2", "--max-new-tokens", "4",
-              "--learning-rate", "0.001", "--save-every", "1", "--temperature", "1.3", "--dtype", "float32"]
+              "--learning-rate", "0.001", "--save-every", "1", "--temperature", "1.3", "--dtype", "float32",
+              "--cache", cache]
     _align(model, data, tmp_path / "one", procs=1, port=0,
            extra=common + ["--batch-size", "8", "--mini-batch-size", "4"])
     _align(model, data, tmp_path / "two", procs=2, port=29533,
@@ -204,7 +209,44 @@ def test_rollout_parts_keep_key_groups_together_and_cover_every_row():
 
     assert rollout_parts(6, 2) == [shard(6, 0, 2), shard(6, 1, 2)] == [[0, 2, 4], [1, 3, 5]]
     assert rollout_parts(5, 1, list("abcab")) == [[0, 1, 2, 3, 4]]
-    keys = list("abacbacd")  # a: 0 2 5, b: 1 4, c: 3 6, d: 7 (first-appearance order a b c d)
-    assert rollout_parts(8, 2, keys) == [[0, 2, 5, 1], [4, 3, 6, 7]]
+    # a: 0 2 5, b: 1 4, c: 3 6, d: 7 -- dealt round robin: a -> 0, b -> 1, c -> 0 (one row of room:
+    # 6 spills into 1), d -> 1
+    assert rollout_parts(8, 2, list("abacbacd")) == [[0, 2, 3, 5], [1, 4, 6, 7]]
+    # harmful rows first, benign last (as draw_batch), 2 photos each: both processes get both parts
+    keys = [("h", j % 2) for j in range(8)] + [("b", j % 2) for j in range(8)]
+    parts = rollout_parts(16, 2, keys)
+    assert [sum(j < 8 for j in p) for p in parts] == [4, 4]
+    assert {keys[j] for j in parts[0]} == {("h", 0), ("b", 0)}  # each group whole on one process
     parts = rollout_parts(7, 3, [j % 2 for j in range(7)])
-    assert sorted(j for p in parts for j in p) == list(range(7)) and [len(p) for p in parts] == [2, 2, 3]
+    assert sorted(j for p in parts for j in p) == list(range(7))
+    assert [len(p) for p in parts] == [len(shard(7, r, 3)) for r in range(3)] == [3, 2, 2]
+
+
+def test_a_nan_loss_with_a_finite_gradient_on_one_process_stops_every_process(tiny_llava_dir, tmp_path):
+    """A NaN in one process's loss that adds nothing to the gradient (a constant term) leaves every
+    gradient finite: that process must not stop alone and leave the other waiting in the next
+    collective. Both exit 2 within the step, before any checkpoint."""
+    script = tmp_path / "nan_on_rank1.py"
+    script.write_text(
+        "import dataclasses, os, sys\n"
+        "from layersafe.rl import ppo\n"
+        "real = ppo.policy_loss\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    ppo.policy_loss = lambda *a, **k: dataclasses.replace(real(*a, **k), loss=real(*a, **k).loss + float('nan'))\n"
+        "from layersafe.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    data = _data(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    root = str(Path(__file__).resolve().parents[1])  # a script's folder, not the cwd, heads sys.path: import this checkout
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    out = tmp_path / "al"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29541", str(script), "align", "--model", str(tiny_llava_dir), "--data", str(data),
+                           "--out", str(out), "--no-progress", "--layers", "3", "--steps", "2", "--save-every", "1",
+                           "--batch-size", "2", "--mini-batch-size", "1", "--max-new-tokens", "2"],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    said = sorted(l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("layersafe: error:"))
+    assert len(said) == 2, proc.stderr[-3000:]
+    assert "the loss became nan at step 1" in said[0] and "non-finite on another process at step 1" in said[1]
+    assert not (out / "checkpoints" / "latest").exists()

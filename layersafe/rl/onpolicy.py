@@ -163,18 +163,33 @@ def shard(n: int, rank: int, world: int) -> list[int]:
 
 
 def rollout_parts(n: int, world: int, keys: list | None = None) -> list[list[int]]:
-    """Global rows each process generates in a rollout. Without ``keys``: the strided
-    :func:`shard`. With prefix-reuse keys (one per row, (image, layer)): rows grouped by key (in
-    order of first appearance) and cut into ``world`` contiguous parts of equal size (± 1), so the
-    rows that share a prompt start mostly land on one process, which computes it once. Any
-    assignment gives the same rollout: each row samples with its own seed and the responses are
+    """Global rows each process generates in a rollout (ascending). Without ``keys``: the strided
+    :func:`shard`. With prefix-reuse keys (one per row, (image, layer)): the rows grouped by key in
+    order of first appearance, each group dealt whole to the next process round robin (a group
+    larger than that process's room spills into the next), every process getting the same number
+    of rows as :func:`shard` gives it. So the rows that share a prompt start mostly land on one
+    process, which computes it once, and every process still gets a mix of the batch's harmful
+    and benign parts (``draw_batch`` puts one part first: contiguous cuts would give one process
+    the short refusals and another the long answers, and decoding waits for the slowest). Any
+    assignment gives the same rollout: each row samples with its own seed, and the responses are
     put back in global order."""
     if keys is None or world == 1:
         return [shard(n, r, world) for r in range(world)]
-    first: dict = {}
-    order = sorted(range(n), key=lambda j: (first.setdefault(keys[j], len(first)), j))
-    cuts = [n * r // world for r in range(world + 1)]
-    return [order[cuts[r]:cuts[r + 1]] for r in range(world)]
+    groups: dict = {}
+    for j, k in enumerate(keys):
+        groups.setdefault(k, []).append(j)
+    room = [len(shard(n, r, world)) for r in range(world)]
+    parts: list[list[int]] = [[] for _ in range(world)]
+    r = 0
+    for rows in groups.values():
+        while rows:
+            while len(parts[r]) == room[r]:
+                r = (r + 1) % world
+            take = room[r] - len(parts[r])
+            parts[r] += rows[:take]
+            rows = rows[take:]
+            r = (r + 1) % world
+    return [sorted(p) for p in parts]
 
 
 def _place(per_rank: list[list], parts: list[list[int]]) -> list:
@@ -416,6 +431,7 @@ class OnPolicyTrainer:
         fused = not self.sharded and bool(params) and all(p.is_cuda for p in params)
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                            fused=fused or None)
+        self.optimizer_impl = {k: self.optimizer.param_groups[0][k] for k in ("fused", "foreach")}
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         if self.acc is not None and not self.sharded:  # DDP; sharded, FSDP reduces the gradients
             self.policy, self.optimizer = self.acc.prepare(self.policy, self.optimizer)
@@ -576,8 +592,9 @@ class OnPolicyTrainer:
         # Rows with one image at one layer hold equal features (one encoder call): with the static
         # cache their prompt start is computed once (docs/design.md §4.4, prefix reuse), and the
         # rows are split between processes by key (rollout_parts) so that each group stays together.
+        static = cfg.cache == "static" or (cfg.cache == "auto" and self.raw.device.type == "cuda")
         keys = [(str(s.image), l) for s, l in zip(batch, layers)] \
-            if cfg.prefix_reuse and getattr(ad, "prefix_reuse", False) and not self.sharded else None
+            if cfg.prefix_reuse and static and getattr(ad, "prefix_reuse", False) and not self.sharded else None
         parts = rollout_parts(len(batch), world, keys)
         gen = parts[rank]
         feats, *extra = self._encode_global(items, [layers, *self.extra_views(len(batch))], parts)
@@ -776,7 +793,8 @@ class OnPolicyTrainer:
 
         shapes = gather_object([[tuple(r.shape) for r in rows]])  # one list per process, rank order
         sizes = [sum(math.prod(sh) for sh in per) for per in shapes]
-        flat = torch.cat([r.reshape(-1) for r in rows]) if rows else torch.empty(0)
+        emb = self.raw.get_input_embeddings().weight
+        flat = torch.cat([r.reshape(-1) for r in rows]) if rows else torch.empty(0, dtype=emb.dtype, device=emb.device)
         flat = torch.nn.functional.pad(flat, (0, max(sizes) - flat.numel()))
         gathered = [torch.empty_like(flat) for _ in shapes]
         dist.all_gather(gathered, flat.contiguous())
@@ -900,12 +918,23 @@ class OnPolicyTrainer:
         else:
             loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
-        loss_v, gn_v = torch.stack([loss.detach().float().reshape(()),
-                                    torch.as_tensor(gn).detach().float().reshape(()).to(loss.device)]).tolist()
+        vals = torch.stack([loss.detach().float().reshape(()),
+                            torch.as_tensor(gn).detach().float().reshape(()).to(loss.device)])
+        # Whether any process's loss is non-finite, in the same host sync: a NaN in a loss term with a
+        # finite gradient would otherwise stop one process and leave the others in the next collective.
+        bad = (~torch.isfinite(vals[:1])).float()
+        if self.rank_world[1] > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(bad)
+        loss_v, gn_v, bad_v = torch.cat([vals, bad]).tolist()
         for what, v in (("loss", loss_v), ("gradient norm", gn_v)):
             if not math.isfinite(v):
                 self.optimizer.zero_grad(set_to_none=True)
                 raise NonFiniteError(f"the {what} became {v} at step {self.step + 1}")
+        if bad_v:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"the loss became non-finite on another process at step {self.step + 1}")
         self.optimizer.step()
         return gn_v
 
@@ -998,6 +1027,10 @@ class OnPolicyTrainer:
             raise UserError(f"checkpoint {path} was written by {state.get('world_size')} processes; resume with the same number")
         # sharded: every process reads the full tensors and keeps its shards
         ckpt.load_training_state(path, self._unwrapped(), self.optimizer, self.sharded, exact=False)
+        # load_state_dict restores each group's options, fused/foreach included, as the writing run
+        # chose them (maybe on another device or before fused AdamW): keep this run's choice.
+        for g in self.optimizer.param_groups:
+            g.update(self.optimizer_impl)
         self.scheduler.load_state_dict(ckpt.load_tensors(path / "scheduler.pt"))
         self.load_extra_state(state)
         ckpt.load_rng_state(ckpt.rng_state_file(path, rank))
