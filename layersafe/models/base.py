@@ -210,7 +210,9 @@ def embeds_at_image_tokens(model, image_token_id: int, prompt_ids, prompt_mask, 
     if n_img.device.type == "cpu":
         if int(n_img) != feats.shape[0]:
             raise RuntimeError(f"image tokens ({int(n_img)}) do not match cached features ({feats.shape[0]})")
-    else:  # checked on the device: a host sync here would drain the GPU at every training forward
+    else:  # checked on the device: a host sync here would drain the GPU at every training forward.
+        # A backstop only (a failure is a sticky device assert): the rollout's generate already
+        # checked these rows' image tokens against their features on the host.
         torch._assert_async(n_img == feats.shape[0], "image tokens do not match cached features")
     embeds = embeds.masked_scatter(is_img.unsqueeze(-1).expand_as(embeds), feats)
     return {"inputs_embeds": embeds, "attention_mask": attn, "position_ids": mask_positions(attn)}
