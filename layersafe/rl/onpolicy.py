@@ -902,9 +902,9 @@ class OnPolicyTrainer:
         (the loss and the norm read together) before the optimizer step: a non-finite loss or
         gradient stops the run before the weights change (the last checkpoint stays the last good
         one). The loss is checked after backward, not before, so that a GPU is drained once per
-        minibatch, not twice, and so that under DDP every process stops at the same step: a NaN loss
-        on one process makes every process's all-reduced gradient norm NaN (a check before backward
-        stopped that one process and left the others waiting in the all-reduce)."""
+        minibatch, not twice, and so that under DDP every process stops at the same step: a flag for
+        "some process's loss is not finite" is all-reduced within the same sync (a check before
+        backward stopped that one process and left the others waiting in the all-reduce)."""
         self.optimizer.zero_grad(set_to_none=True)
         params = self.trainable_params
         if self.sharded:  # FSDP averages the gradients in backward; the norm of sharded ones is a DTensor
