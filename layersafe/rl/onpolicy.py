@@ -435,7 +435,7 @@ class OnPolicyTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         if self.acc is not None and not self.sharded:  # DDP; sharded, FSDP reduces the gradients
             self.policy, self.optimizer = self.acc.prepare(self.policy, self.optimizer)
-        self.trainable_params = [p for p in self.policy.parameters() if p.requires_grad]  # clipped each minibatch
+        self.trainable_params = params  # clipped each minibatch (DDP's wrapper keeps the same parameters)
         self.step = 0
         self.rollouts_done = 0  # in this launch: --decode-cache auto decides only after a learning phase
         self.decode_cache_kept: bool | None = None  # last rollout's decision (None: no static decoder)
@@ -589,12 +589,12 @@ class OnPolicyTrainer:
         mine = shard(len(batch), rank, world)
         items = self._prefetched(step) or self._tokenize_global(batch, mine)
         t_tok = self._clock()
-        # Rows with one image at one layer hold equal features (one encoder call): with the static
-        # cache their prompt start is computed once (docs/design.md §4.4, prefix reuse), and the
-        # rows are split between processes by key (rollout_parts) so that each group stays together.
-        static = cfg.cache == "static" or (cfg.cache == "auto" and self.raw.device.type == "cuda")
+        # Rows with one image at one layer hold equal features (one encoder call): where the adapter
+        # decodes with the static cache their prompt start is computed once (docs/design.md §4.4,
+        # prefix reuse), and the rows are dealt to processes by key (rollout_parts) so that each
+        # group stays together.
         keys = [(str(s.image), l) for s, l in zip(batch, layers)] \
-            if cfg.prefix_reuse and static and getattr(ad, "prefix_reuse", False) and not self.sharded else None
+            if cfg.prefix_reuse and getattr(ad, "prefix_reuse", False) and not self.sharded else None
         parts = rollout_parts(len(batch), world, keys)
         gen = parts[rank]
         feats, *extra = self._encode_global(items, [layers, *self.extra_views(len(batch))], parts)
@@ -828,15 +828,12 @@ class OnPolicyTrainer:
         if world == 1:
             return x
         n = len(x) * world
+        if not torch.is_tensor(x):
+            return self._gather_parts(x, [shard(n, r, world) for r in range(world)])
         # shard r holds rows r, r + world, ...: global row j is item j // world of shard j % world
         order = [(j % world) * len(x) + j // world for j in range(n)]
-        if torch.is_tensor(x):
-            flat = self.acc.gather(x.contiguous())
-            return flat[torch.tensor(order, device=flat.device)]
-        from accelerate.utils import gather_object
-
-        flat = gather_object(list(x))
-        return [flat[i] for i in order]
+        flat = self.acc.gather(x.contiguous())
+        return flat[torch.tensor(order, device=flat.device)]
 
     # ---- PPO-ptx (supervised answers mixed into the loss; L-PPO and distillation) -------------
     def _ptx_setup(self):
