@@ -190,8 +190,8 @@ def main() -> int:
     a.deadline = None if a.budget is None else time.monotonic() + a.budget
     bad = [f"--{n} {v} is not a multiple of --gpus {a.gpus}" for n, v in
            (("batch-size", a.batch_size), ("mini-batch-size", a.mini_batch_size)) if v % a.gpus]
-    if a.profile_step > a.steps:
-        bad.append(f"--profile-step {a.profile_step} is past --steps {a.steps}")
+    if not 0 <= a.profile_step <= a.steps:
+        bad.append(f"--profile-step {a.profile_step} must be a step from 1 to --steps {a.steps} (0: off)")
     if a.gpus < 2 or a.batch_size % a.mini_batch_size:
         bad.append("--gpus must be at least 2 and --batch-size a multiple of --mini-batch-size")
     if bad:

@@ -96,3 +96,11 @@ def test_profile_step_times_each_part_of_learning_per_process(tiny_llava_dir, tm
             assert set(parts) == {"forward", "loss", "backward", "optimizer"} and min(parts.values()) > 0
             assert sum(parts.values()) <= prof["span_host_ms"] <= learn_ms + 1
     assert res["speedup"] > 0
+
+
+def test_bench_lppo_scale_refuses_a_profile_step_outside_the_run(tmp_path):
+    for step in ("-1", "4"):
+        proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--steps", "3", "--profile-step", step,
+                               "--work", str(tmp_path)], env=_env(), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip() == f"bench_lppo_scale: error: --profile-step {step} must be a step from 1 to --steps 3 (0: off)"
