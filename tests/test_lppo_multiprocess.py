@@ -241,7 +241,7 @@ def test_a_nan_loss_with_a_finite_gradient_on_one_process_stops_every_process(ti
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     out = tmp_path / "al"
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           "29541", str(script), "align", "--model", str(tiny_llava_dir), "--data", str(data),
+                           "29559", str(script), "align", "--model", str(tiny_llava_dir), "--data", str(data),
                            "--out", str(out), "--no-progress", "--layers", "3", "--steps", "2", "--save-every", "1",
                            "--batch-size", "2", "--mini-batch-size", "1", "--max-new-tokens", "2"],
                           env=env, capture_output=True, text=True, timeout=240)
