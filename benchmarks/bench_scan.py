@@ -21,6 +21,8 @@ engine scan and the static decode bench twice, decode attention over the whole c
 ``--fuse both`` does the same with the decoder's elementwise kernels unfused and fused
 (``StaticDecoder(fuse=True)``, ``layersafe scan --fuse-kernels``; layersafe/models/fuse.py); each
 setting's engine scan is preceded by an untimed scan of one full batch, so compiling is not timed.
+``--pack both`` times the fused decode bench with each layer's q/k/v and gate/up projections as
+one matmul each (``fuse.PACK``, the default) and as separate matmuls.
 
     python benchmarks/bench_scan.py                      # CPU, small random LLaVA (defaults)
     python benchmarks/bench_scan.py --samples 20 --new-tokens 32 --batch-size 32
@@ -224,13 +226,29 @@ def add_lora(adapter, r: int) -> int:
     return n
 
 
-def static_name(w: str, f: str) -> str:
+def static_name(w: str, f: str, pk: str = "on", ps: str | None = None) -> str:
     """The decode bench's name for a static-cache setting: "static" is the default path."""
-    return "static" + ("" if w == "on" else f"_window_{w}") + ("" if f == "off" else "_fuse_on")
+    return ("static" + ("" if w == "on" else f"_window_{w}") + ("" if f == "off" else "_fuse_on")
+            + ("_nopack" if f == "on" and pk == "off" else "") + (f"_prefill_{ps}" if f == "on" and ps else ""))
+
+
+@contextlib.contextmanager
+def packing(setting: str, prefill_shapes: str | None = None):
+    """The fused decoder's q/k/v and gate/up as one matmul each in the decode steps ("on", the
+    default) or not ("off"), and its prefill kernels' shapes (fuse.PREFILL_SHAPES; None: the default)."""
+    from layersafe.models import fuse
+
+    old = fuse.PACK, fuse.PREFILL_SHAPES
+    fuse.PACK = setting == "on"
+    fuse.PREFILL_SHAPES = prefill_shapes or old[1]
+    try:
+        yield
+    finally:
+        fuse.PACK, fuse.PREFILL_SHAPES = old
 
 
 def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev, windows=("on",),
-                 rate: float | None = None, fuses=("off",)) -> dict:
+                 rate: float | None = None, fuses=("off",), packs=("on",), prefill_shapes=(None,)) -> dict:
     """Prefill and per-step decode time of one batch, dynamic vs static cache, and the roofline."""
     from layersafe.data.base import load_image
 
@@ -261,12 +279,16 @@ def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev,
     same = {}
     # "static" is the default path; "static_window_off" reads the whole cache every step (before issue 21);
     # "..._fuse_on" runs the fused elementwise kernels
-    variants = [("dynamic", "dynamic", None, "off")] + [(static_name(w, f), "static", w, f)
-                                                        for w in windows for f in fuses]
-    for name, cache, w, f in variants:
+    # "..._nopack": fused, with q/k/v and gate/up as separate matmuls (before 2026-12-01)
+    variants = [("dynamic", "dynamic", None, "off", "on", None)] + [
+        (static_name(w, f, pk, ps), "static", w, f, pk, ps) for w in windows for f in fuses
+        for pk in (packs if f == "on" else ("on",)) for ps in (prefill_shapes if f == "on" else (None,))]
+    for name, cache, w, f, pk, ps in variants:
         adapter.release_cache()  # a fresh decoder: its graphs are captured under this setting
         adapter.fuse_kernels = f == "on"
-        with window(w):
+        with window(w), packing(pk, ps):
+            if f == "on":  # a half batch first: the prefill kernels see a second shape, as in a scan
+                adapter.generate(items[: batch // 2], feats[: batch // 2], max_new_tokens=2, cache=cache)
             timed(cache, new_tokens)  # warm-up: kernels, allocator, graph capture
             outs[name] = outs["last"]  # the full-length tokens (later calls are timing only)
             if cache == "static":  # bf16 kernels differ between the paths: count equal rows, don't assert
@@ -284,6 +306,12 @@ def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev,
         res[f"identical_rows_{name}_vs_dynamic"] = f"{n}/{batch}"
     res["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 1e9
     return res
+
+
+def decode_prefill_default() -> str:
+    from layersafe.models import fuse
+
+    return fuse.PREFILL_SHAPES
 
 
 def batch_size_arg(s: str):
@@ -332,6 +360,12 @@ def main():
     ap.add_argument("--fuse", choices=["on", "off", "both"], default="off",
                     help="the static-cache decoder's elementwise kernels fused (on, --fuse-kernels) or not (off, "
                          "the default path); both: run the engine scan and the decode bench with each")
+    ap.add_argument("--pack", choices=["on", "off", "both"], default="on",
+                    help="with --fuse on: q/k/v and gate/up as one matmul each (on, the library's default) or "
+                         "not (off); both: the decode bench times each (the engine scan runs on)")
+    ap.add_argument("--prefill-shapes", choices=["dynamic", "auto", "both"], default=None,
+                    help="with --fuse on: the fused prefill kernels compiled with every dim symbolic (dynamic) or "
+                         "only the dims that change (auto); both: the decode bench times each (default: the library's)")
     ap.add_argument("--prefix-reuse", choices=["on", "off", "both"], default="on",
                     help="scan --prefix-reuse (on, the default path: rows sharing an image at a layer compute "
                          "their prompt start once) or --no-prefix-reuse (off); both: run the engine scan with each")
@@ -393,6 +427,13 @@ def main():
     windows = ["off", "on"] if a.window == "both" else [a.window]
     fuses = ["off", "on"] if a.fuse == "both" else [a.fuse]
     reuses = ["off", "on"] if a.prefix_reuse == "both" else [a.prefix_reuse]
+    packs = ("off", "on") if a.pack == "both" else (a.pack,)
+    shapes = ("dynamic", "auto") if a.prefill_shapes == "both" else (a.prefill_shapes,)
+    from layersafe.models import fuse
+
+    fuse.PACK = a.pack != "off"  # the engine scan: packed unless --pack off
+    if a.prefill_shapes in ("dynamic", "auto"):
+        fuse.PREFILL_SHAPES = a.prefill_shapes
     settings = [(w, f, r) for w in windows for f in fuses for r in reuses]
 
     def label(w, f, r="on"):  # the JSON key of a setting: as before when only the window varies
@@ -467,7 +508,8 @@ def main():
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,
         "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
         "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
-        "batch_size": a.batch_size, "cache": a.cache, "window": a.window, "fuse": a.fuse,
+        "batch_size": a.batch_size, "cache": a.cache, "window": a.window, "fuse": a.fuse, "pack": a.pack,
+        "prefill_shapes": a.prefill_shapes or decode_prefill_default(),
         "decode_window": a.decode_window or decode.DECODE_WINDOW,
         "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
         "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),
@@ -508,7 +550,8 @@ def main():
             w: round(res["work_limit_pair_ms"][w] / (engine[w] / pairs * 1e3), 3) for w in counts}
     if a.decode_bench and dev.type == "cuda":
         res["decode_bench"] = decode_bench(adapter, samples, adapter.default_layer, a.batch_size, a.new_tokens, dev,
-                                           windows=tuple(windows), rate=rate, fuses=tuple(fuses))
+                                           windows=tuple(windows), rate=rate, fuses=tuple(fuses), packs=packs,
+                                           prefill_shapes=shapes)
         if a.decode_lora:
             # The same batch through the same decoder with L-PPO's LoRA (non-zero B) in every language-model
             # linear: what the LoRA layers add to a decode step (docs/lppo.md, "Decode cache").

@@ -69,6 +69,10 @@ def main():
     ap.add_argument("--steps", type=int, default=8, help="decode steps profiled (N)")
     ap.add_argument("--layer", type=int, default=23)
     ap.add_argument("--fuse", choices=["on", "off", "both"], default="both")
+    ap.add_argument("--pack", choices=["on", "off"], default="on",
+                    help="fused: q/k/v and gate/up as one matmul each (on, the default) or not")
+    ap.add_argument("--prefill-shapes", choices=["dynamic", "auto"], default=None,
+                    help="fused prefill kernels: every dim symbolic, or only those that change (default: the library's)")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--json", help="write the results here too")
     a = ap.parse_args()
@@ -77,11 +81,14 @@ def main():
 
     from layersafe.data import load_dataset
     from layersafe.data.base import load_image
+    from layersafe.models import fuse
     from layersafe.models.decode import StaticDecoder
     from layersafe.models.llava import LlavaAdapter
     from layersafe.models.tiny import LLAVA15_7B, make_random_llava
 
     torch.set_grad_enabled(False)
+    fuse.PACK = a.pack == "on"
+    fuse.PREFILL_SHAPES = a.prefill_shapes or fuse.PREFILL_SHAPES
     dev = torch.device("cuda")
     model, processor = make_random_llava(dtype=torch.bfloat16, device=dev, **dict(LLAVA15_7B))
     ad = LlavaAdapter(model, processor, name="random:llava-1.5-7b", device=dev)
@@ -91,7 +98,7 @@ def main():
              for s in (samples * (a.batch_size // len(samples) + 1))[:a.batch_size]]
     feats = ad.features(ad.encode(items, [a.layer]), a.layer, range(a.batch_size))
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "gpu": torch.cuda.get_device_name(),
-                 "torch": torch.__version__, "batch": a.batch_size, "steps": a.steps,
+                 "torch": torch.__version__, "batch": a.batch_size, "steps": a.steps, "pack": a.pack, "prefill_shapes": fuse.PREFILL_SHAPES,
                  "prompt_tokens_mean": sum(int(it["input_ids"].shape[-1]) for it in items) / a.batch_size}
     for f in (("off", "on") if a.fuse == "both" else (a.fuse,)):
         ad.release_cache()
@@ -100,6 +107,8 @@ def main():
         def call(n):
             return lambda: ad.generate(items, feats, max_new_tokens=n, cache="static")
 
+        if f == "on":  # a half batch first: the prefill kernels see a second shape, as in a scan
+            ad.generate(items[: a.batch_size // 2], feats[: a.batch_size // 2], max_new_tokens=2, cache="static")
         call(1 + a.steps)()  # warm-up: cache, kernels, compile
         call(1)()
         pre = kernel_ms(call(1))

@@ -34,7 +34,10 @@ REUSE_SLACK = 256  # a cache up to this many slots longer than needed is reused,
 # Decode attention reads only the first W cache slots, W = the live length rounded up to this
 # (one captured graph per W): masked slots past the live length are not read at all (issue 21).
 # 0 turns it off (every step reads the whole cache); read at each generate call.
-DECODE_WINDOW = 32  # ~5 graphs for 128 new tokens; each captured once per cache, in ~3 steps' time
+# 16: ~9 graphs for 128 new tokens, each captured once per cache in ~3 steps' time; against 32 it
+# reads ~8 fewer stale slots a step (batch 128 on an H200: 16.36 -> 16.25 ms; 8: 16.19 ms with twice
+# the graphs; docs/benchmarks.md).
+DECODE_WINDOW = 16
 
 
 # --- per-row seeded sampling ------------------------------------------------------------------
@@ -78,7 +81,7 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
     dec_ref = weakref.ref(dec)
 
     def windowed(layer):
-        layer_ref, cls_update = weakref.ref(layer), type(layer).update
+        layer_ref = weakref.ref(layer)
 
         def update(key_states, value_states, *a, **k):
             dec = dec_ref()
@@ -86,15 +89,62 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
                 raise RuntimeError("this static KV cache's StaticDecoder is gone: generate through a new decoder")
             rows = dec._expand
             if rows is not None:  # a shared prefix: computed once per group, written into every row of it
-                cls_update(layer_ref(), key_states[rows], value_states[rows], *a, **k)
+                _write(layer_ref(), key_states[rows], value_states[rows], dec._write_at, a, k)
                 return key_states, value_states  # the prefix attends over itself only
-            keys, values = cls_update(layer_ref(), key_states, value_states, *a, **k)
+            keys, values = _write(layer_ref(), key_states, value_states, dec._write_at, a, k)
             w = dec._window
             return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
         return update
 
+    def _write(layer, key_states, value_states, at, a, k):
+        # Plain StaticLayer only (sliding-window layers write elsewhere), once its tensors and its
+        # on-device write counter exist; anything else goes through the layer's own update.
+        n = key_states.shape[-2]
+        if not (type(layer).update is _static_update() and getattr(layer, "is_initialized", False)
+                and isinstance(getattr(layer, "cumulative_length", None), torch.Tensor)
+                and layer.cumulative_length.numel() == 1):
+            return type(layer).update(layer, key_states, value_states, *a, **k)
+        if n > 1 and at is not None:
+            # A prefill's tokens go to slots [at, at + n) as one slice copy (``at``: where the decoder
+            # has just reset the counter): index_copy_ along the slot axis moved them at a fifth of
+            # the copy bandwidth (issue 21, docs/benchmarks.md).
+            layer.keys[:, :, at:at + n].copy_(key_states)
+            layer.values[:, :, at:at + n].copy_(value_states)
+        elif n == 1:
+            # A decode step writes at the counter itself: StaticLayer.update's arange + add for the
+            # slot index are two more kernels per layer in every captured step.
+            slot = layer.cumulative_length.view(1)
+            layer.keys.index_copy_(2, slot, key_states)
+            layer.values.index_copy_(2, slot, value_states)
+        else:
+            return type(layer).update(layer, key_states, value_states, *a, **k)
+        layer.cumulative_length.add_(n)
+        return layer.keys, layer.values
+
     for layer in cache.layers:
         layer.update = windowed(layer)
+
+
+def _reset_past(cache, P: int) -> None:
+    """``cache.reset()`` for a prefill of P tokens: the write counters to 0 and the slots from P on
+    zeroed (masked, but a window reads some of them before they are written: stale non-finite
+    values would leak through the attention's P @ V as NaN). Slots [0, P) are not zeroed: the
+    prefill overwrites them in every row (issue 21: the whole-cache zeroing was 12.8 ms of a batch-128
+    prefill). Layers other than plain ``StaticLayer`` get their own full reset."""
+    for layer in cache.layers:
+        if type(layer).update is _static_update() and getattr(layer, "is_initialized", False) \
+                and isinstance(getattr(layer, "cumulative_length", None), torch.Tensor):
+            layer.keys[:, :, P:].zero_()
+            layer.values[:, :, P:].zero_()
+            layer.cumulative_length.zero_()
+        else:
+            layer.reset()
+
+
+def _static_update():
+    from transformers.cache_utils import StaticLayer
+
+    return StaticLayer.update
 
 
 @dataclass
@@ -137,6 +187,7 @@ class StaticDecoder:
         self._st: _State | None = None
         self._window: int | None = None  # slots the step attends over (None: the whole cache)
         self._expand: torch.Tensor | None = None  # [B] prefix row of each batch row, while a prefix is written
+        self._write_at: int | None = None  # first slot of the multi-token write under way (prefill), if known
 
     @staticmethod
     def supports(model) -> bool:
@@ -215,6 +266,16 @@ class StaticDecoder:
         finally:
             self._window = None
 
+    @contextmanager
+    def _writing_at(self, slot: int):
+        """The multi-token cache writes inside start at ``slot`` (each layer's counter, reset before
+        the prefill, says the same on the device)."""
+        self._write_at = slot
+        try:
+            yield
+        finally:
+            self._write_at = None
+
     def _capture(self, st: _State, sample, dtype, window: int | None):
         """The step reading ``window`` slots (None: all) as a CUDA graph. Runs steps on the cache:
         call it only before the cache is reset for a prefill."""
@@ -255,7 +316,7 @@ class StaticDecoder:
         causal = (q[None, :] <= q[:, None])[None, None].expand(U, 1, Q, Q)
         self._expand = rows
         try:
-            with self._fused(dynamic=True):
+            with self._writing_at(0), self._fused(dynamic=True):
                 self.decoder(inputs_embeds=embeds, attention_mask=self._to_attn_mask(causal, dtype),
                              position_ids=q[None].expand(U, Q), use_cache=True, **{self._cache_kw: st.cache})
         finally:
@@ -293,7 +354,7 @@ class StaticDecoder:
             st = self._state(B, L, dev, dtype, sample, P, N + Pc - P)  # windows from P's to Pc + N's
         L = st.key[1]
         windows = self._windows(P, N, L, DECODE_WINDOW)
-        st.cache.reset()
+        _reset_past(st.cache, P)
         attn = attention_mask.bool()
         st.pad.fill_(True)
         st.pad[:, :P] = attn
@@ -316,7 +377,7 @@ class StaticDecoder:
         if prefix is not None:
             self._write_prefix(st, *prefix, dtype)
             keep, positions = keep[:, :, Q:], positions[:, Q:]
-        with self._attending(P if DECODE_WINDOW > 0 else None), self._fused(dynamic=True):
+        with self._attending(P if DECODE_WINDOW > 0 else None), self._writing_at(Q), self._fused(dynamic=True):
             h = self.decoder(inputs_embeds=inputs_embeds, attention_mask=self._to_attn_mask(keep, dtype),
                              position_ids=positions, use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
         out = torch.empty(B, N, dtype=torch.long, device=dev)

@@ -14,6 +14,17 @@ Numbers: the same ops in the same order; inductor keeps eager's intermediate low
 roundings (``emulate_precision_casts``), so only the reduction order of RMSNorm's mean (and on a
 GPU the exp inside SiLU) can differ: one bf16 rounding at most (tests/test_fuse.py).
 
+Packed projections (``PACK``): a decode step at batch 64-128 is a chain of skinny matmuls, and
+cuBLAS streams a 4096-wide weight at well under the memory bandwidth (too few output tiles for the
+GPU's SMs). So each attention's q/k/v and each MLP's gate/up weights are re-homed, once, as row
+blocks of one tensor per layer (the modules' weights become views of it: the same Parameter
+objects and values, no extra memory) and run as one matmul each in the decode steps inside
+:meth:`Fusion.active`: 3 + 2 matmuls a layer become 2, with 3 and 2 times the output width. Only plain ``nn.Linear``
+projections are packed (not peft's LoRA wrappers, nor modules with hooks, e.g. accelerate's
+offload); their weights must then be updated in place (``copy_``, an optimizer step), as the CUDA
+graphs already require; a weight replaced instead is packed again at the next entry. A packed matmul sums in the same order per output element as the separate ones, up to
+the kernel cuBLAS picks for the wider shape (exact on the CPU; fp32 tokens equal on the GPU).
+
 Targets the Llama, Mistral, Qwen2 and Qwen3 decoders; anything else (or modules whose eager
 output differs from these functions on a probe input, e.g. a hub kernel or a changed transformers
 version) runs unfused, with one warning.
@@ -32,6 +43,10 @@ import torch
 import torch.nn.functional as F
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3")  # transformers.models.<name>.modeling_<name>
+PACK = True  # decode steps: q/k/v and gate/up as one matmul each inside Fusion.active; read at each entry
+# The prefill's kernels: "dynamic" = every dim symbolic (one compile for all shapes), "auto" = only
+# the dims seen to change (batch, length) symbolic, after one recompile. Read at each prefill.
+PREFILL_SHAPES = "auto"  # "auto" halved the rotary kernel at batch 128 (72.7 -> 34.3 ms; docs/benchmarks.md)
 
 
 # --- the pure functions (transformers' math, op for op) --------------------------------------
@@ -73,14 +88,23 @@ _LIMIT_HIT = getattr(torch._dynamo.exc, "FailOnRecompileLimitHit", None) or geta
     torch._dynamo.exc, "FailOnCacheLimitHit", RuntimeError)
 
 
-@functools.cache
 def compiled(name: str, dynamic: bool):
     """The compiled ``name``: static shapes for the decode step (compiled once per batch size),
-    dynamic for the prefill (whose batch and prompt length change every call: no recompiles).
-    Each variant compiles its own copy of the function's code, so their counts are separate."""
+    shape-polymorphic for the prefill (whose batch and prompt length change every call), in the
+    way ``PREFILL_SHAPES`` says. Each variant compiles its own copy of the function's code, so
+    their recompile counts are separate."""
+    return _compiled(name, dynamic, PREFILL_SHAPES if dynamic else "static")
+
+
+@functools.cache
+def _compiled(name: str, dynamic: bool, shapes: str):
     fn = _FUNCS[name]
     own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-    cfn = torch.compile(own, fullgraph=True, dynamic=dynamic, options={"emulate_precision_casts": True})
+    # "auto" is torch's automatic dynamic shapes: a dim becomes symbolic only once it has changed
+    # between calls (batch and prompt length), so head count, head size and widths stay constants
+    # in the kernels' index arithmetic.
+    mode = {"static": False, "dynamic": True, "auto": None}[shapes]
+    cfn = torch.compile(own, fullgraph=True, dynamic=mode, options={"emulate_precision_casts": True})
 
     def call(*args):
         if (name, dynamic) not in _unfused:
@@ -115,7 +139,8 @@ def _plan(decoder) -> tuple[dict | None, str]:
     norm_cls, mlp_cls, attn_cls = classes
     norms = [m for m in decoder.modules() if type(m) is norm_cls]
     mlps = [m for m in decoder.modules() if type(m) is mlp_cls]
-    if not norms or not mlps or not any(type(m) is attn_cls for m in decoder.modules()):
+    attns = [m for m in decoder.modules() if type(m) is attn_cls]
+    if not norms or not mlps or not attns:
         return None, f"{name} has no {prefix}RMSNorm, MLP or Attention modules"
     if any("forward" in m.__dict__ for m in norms + mlps):  # hooked (e.g. accelerate): leave alone
         return None, f"{name}'s norm or MLP forward is already replaced (hooks)"
@@ -125,7 +150,7 @@ def _plan(decoder) -> tuple[dict | None, str]:
     why = _probe(norms[0], mlps[0], attn_globals["apply_rotary_pos_emb"])
     if why:
         return None, why
-    return {"norms": norms, "mlps": mlps, "globals": attn_globals}, ""
+    return {"norms": norms, "mlps": mlps, "attns": attns, "globals": attn_globals}, ""
 
 
 @torch.no_grad()
@@ -148,6 +173,75 @@ def _probe(norm, mlp, rope) -> str:
     return ""
 
 
+# --- packed projections ---------------------------------------------------------------------
+def _packable(linears) -> bool:
+    """Plain, hook-free ``nn.Linear``s of one input width on one device and dtype, all with or all
+    without bias. Trainable weights qualify: autograd and in-place optimizer steps work on views."""
+    w0 = linears[0].weight
+    return all(type(m) is torch.nn.Linear and "forward" not in m.__dict__
+               and not m._forward_hooks and not m._forward_pre_hooks and m.weight.device == w0.device
+               and m.weight.device.type != "meta" and m.weight.dtype == w0.dtype
+               and m.in_features == linears[0].in_features and (m.bias is None) == (linears[0].bias is None)
+               for m in linears)
+
+
+class _Pack:
+    """One matmul for several linears of the same input: their weights (and biases) re-homed as row
+    blocks of one tensor, each module's ``weight`` a view of it (:meth:`intact` tells whether
+    that still holds: a weight replaced, not updated in place, unpacks it)."""
+
+    @torch.no_grad()
+    def __init__(self, linears):
+        self.linears = linears
+        self.sizes = [m.out_features for m in linears]
+        self.weight = torch.cat([m.weight for m in linears])
+        self.bias = None if linears[0].bias is None else torch.cat([m.bias for m in linears])
+        for m, w in zip(linears, self.weight.split(self.sizes)):
+            m.weight.data = w
+        if self.bias is not None:
+            for m, b in zip(linears, self.bias.split(self.sizes)):
+                m.bias.data = b
+
+    def intact(self) -> bool:
+        off = 0
+        for m, n in zip(self.linears, self.sizes):
+            w = m.weight
+            if w.data_ptr() != self.weight[off].data_ptr() or w.shape != (n, self.weight.shape[1]):
+                return False
+            if self.bias is not None and m.bias.data_ptr() != self.bias[off:].data_ptr():
+                return False
+            off += n
+        return True
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(F.linear(x, self.weight, self.bias).split(self.sizes, -1))
+
+
+def _qkv_forwards(pack: _Pack):
+    """Forwards for q_proj, k_proj, v_proj: q's call runs the packed matmul and keeps k's and v's
+    outputs for their calls on the same input (the attention forward calls q, k, v in turn on one
+    hidden-states tensor); a call on another input runs the module's own matmul."""
+    box: dict = {}
+
+    def q_fwd(x):
+        q, box["k"], box["v"] = pack(x)
+        box["x"] = x
+        return q
+
+    def kv_fwd(name, mod):
+        def fwd(x):
+            if box.get("x") is x and name in box:
+                out = box.pop(name)
+                if "k" not in box and "v" not in box:
+                    box.pop("x")  # both taken: hold no activation past the attention
+                return out
+            return F.linear(x, mod.weight, mod.bias)
+        return fwd
+
+    q, k, v = pack.linears
+    return q_fwd, kv_fwd("k", k), kv_fwd("v", v)
+
+
 class Fusion:
     """The fused forwards of one decoder, swapped in only inside :meth:`active`."""
 
@@ -155,6 +249,8 @@ class Fusion:
         self.decoder = decoder
         self._checked = False
         self._plan: dict | None = None
+        self._packs: dict[int, _Pack] = {}  # id(attention or MLP module) -> its packed projections
+        self.packings = 0  # packs made (a weight replaced since is packed again)
 
     @property
     def enabled(self) -> bool:
@@ -167,6 +263,19 @@ class Fusion:
                 warnings.warn_explicit(f"kernel fusion off: {why}; running unfused", RuntimeWarning, "layersafe", 0)
         return self._plan is not None
 
+    def _pack(self, module, names) -> _Pack | None:
+        """The packed projections ``names`` of ``module`` (packed on first use; re-packed when a
+        weight was replaced), or None where they cannot be packed."""
+        linears = [getattr(module, n, None) for n in names]
+        if any(m is None for m in linears) or not _packable(linears):
+            self._packs.pop(id(module), None)
+            return None
+        p = self._packs.get(id(module))
+        if p is None or p.linears != linears or not p.intact():
+            p = self._packs[id(module)] = _Pack(linears)
+            self.packings += 1
+        return p
+
     @contextmanager
     def active(self, *, dynamic: bool):
         """Inside, the decoder's RMSNorms, MLPs and rotary embedding run the compiled functions
@@ -176,10 +285,28 @@ class Fusion:
             return
         p = self._plan
         norm_fn, mlp_fn, rope_fn = (compiled(n, dynamic) for n in ("rms_norm", "silu_mul", "rotary"))
+        # Pack first (it allocates): nothing is patched yet if that fails.
+        n_packs = self.packings
+        # Decode steps only: the prefill's matmuls (~78 k rows at batch 128) are large already, and
+        # there cuBLAS ran the packed q/k/v width 1 % slower (docs/benchmarks.md, 2026-12-01).
+        pack = PACK and not dynamic
+        gate_up = [self._pack(m, ("gate_proj", "up_proj")) if pack else None for m in p["mlps"]]
+        qkv = [self._pack(a, ("q_proj", "k_proj", "v_proj")) if pack else None for a in p["attns"]]
+        if self.packings != n_packs and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the replaced weights' blocks: free memory is read to size batches
         for n in p["norms"]:
             n.forward = lambda x, _n=n: norm_fn(x, _n.weight, _n.variance_epsilon)
-        for m in p["mlps"]:
-            m.forward = lambda x, _m=m: _m.down_proj(mlp_fn(_m.gate_proj(x), _m.up_proj(x)))
+        patched = list(p["norms"])
+        for m, gu in zip(p["mlps"], gate_up):
+            if gu is None:
+                m.forward = lambda x, _m=m: _m.down_proj(mlp_fn(_m.gate_proj(x), _m.up_proj(x)))
+            else:
+                m.forward = lambda x, _m=m, _p=gu: _m.down_proj(mlp_fn(*_p(x)))
+            patched.append(m)
+        for pk in filter(None, qkv):
+            for lin, fwd in zip(pk.linears, _qkv_forwards(pk)):
+                lin.forward = fwd
+                patched.append(lin)
         g = p["globals"]
         orig_rope = g["apply_rotary_pos_emb"]
         g["apply_rotary_pos_emb"] = rope_fn
@@ -189,5 +316,5 @@ class Fusion:
                 yield
         finally:
             g["apply_rotary_pos_emb"] = orig_rope
-            for m in p["norms"] + p["mlps"]:
+            for m in patched:
                 del m.forward
