@@ -228,3 +228,37 @@ def test_prefill_shapes_auto_gives_the_same_tokens_over_changing_shapes(monkeypa
     for b, s in ((4, 11), (4, 8), (2, 6)):
         e, m = emb[:b, -s:].contiguous(), attn[:b, -s:]
         assert dec.generate(e, m, max_new_tokens=5).tolist() == plain.generate(e, m, max_new_tokens=5).tolist()
+
+
+@torch.no_grad()
+def test_the_packed_storage_lives_only_in_the_modules():
+    """The decoder keeps no reference to a packed tensor (only the modules hold its storage): once
+    the weights are replaced (the model moved, say) it can be freed; the next call packs the new ones."""
+    import weakref
+
+    model = _tiny_llama()
+    emb, attn = _batch(model)
+    dec = StaticDecoder(model, fuse=True)
+    dec.generate(emb, attn, max_new_tokens=3)
+    a = model.model.layers[0].self_attn
+    base = a.q_proj.weight.data_ptr()
+    pack = dec._fusion._packs[id(a)]
+    whole = pack._whole(a.q_proj.weight, (64 + 32 + 32, 64))  # q, then k and v (2 kv heads of 16)
+    assert pack.intact() and whole.data_ptr() == base and torch.equal(whole[64:96], a.k_proj.weight)
+    with pytest.raises(RuntimeError, match="does not fit"):
+        pack._whole(a.q_proj.weight, (3 * 64, 64))
+    del whole
+    assert not any(isinstance(v, torch.Tensor) for v in vars(pack).values())
+    gone = weakref.ref(pack)  # the decoder's record of the pack holds modules, not tensors
+    for m in (a.q_proj, a.k_proj, a.v_proj):
+        m.weight.data = m.weight.detach().clone()  # replaced: no longer one storage
+    assert not pack.intact()
+    out = dec.generate(emb, attn, max_new_tokens=6).tolist()
+    assert dec._fusion.packings == 5 and dec._fusion._packs[id(a)].intact()
+    del pack
+    assert gone() is None  # replaced, and with it nothing of the old packed storage is kept
+    assert out == StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist()
+    with torch.enable_grad():  # with grad on, the packed call gives the separate matmuls (autograd)
+        x = torch.randn(2, 64)
+        q = dec._fusion._packs[id(a)](x)[0]
+        assert q.requires_grad and torch.equal(q, a.q_proj(x))

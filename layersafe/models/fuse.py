@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
 import types
 import warnings
@@ -187,34 +188,52 @@ def _packable(linears) -> bool:
 
 class _Pack:
     """One matmul for several linears of the same input: their weights (and biases) re-homed as row
-    blocks of one tensor, each module's ``weight`` a view of it (:meth:`intact` tells whether
-    that still holds: a weight replaced, not updated in place, unpacks it)."""
+    blocks of one tensor, each module's ``weight`` a view of it (:meth:`intact` tells whether that
+    still holds: a weight replaced, not updated in place, unpacks it). Only the modules hold the
+    packed storage: once their weights are replaced (moved to another device, say), it is freed."""
 
     @torch.no_grad()
     def __init__(self, linears):
         self.linears = linears
         self.sizes = [m.out_features for m in linears]
-        self.weight = torch.cat([m.weight for m in linears])
-        self.bias = None if linears[0].bias is None else torch.cat([m.bias for m in linears])
-        for m, w in zip(linears, self.weight.split(self.sizes)):
+        weight = torch.cat([m.weight for m in linears])
+        bias = None if linears[0].bias is None else torch.cat([m.bias for m in linears])
+        for m, w in zip(linears, weight.split(self.sizes)):
             m.weight.data = w
-        if self.bias is not None:
-            for m, b in zip(linears, self.bias.split(self.sizes)):
+        if bias is not None:
+            for m, b in zip(linears, bias.split(self.sizes)):
                 m.bias.data = b
 
+    @staticmethod
+    def _whole(first: torch.Tensor, shape: tuple) -> torch.Tensor:
+        """The packed tensor (contiguous, ``shape``), rebuilt from the storage of its first block."""
+        storage, n = first.untyped_storage(), first.storage_offset() + math.prod(shape)
+        if storage.nbytes() < n * first.element_size():  # set_ would grow (move) the weights' storage
+            raise RuntimeError(f"packed projections: {tuple(shape)} does not fit the weights' storage")
+        return first.new_empty(0).set_(storage, first.storage_offset(), shape)
+
     def intact(self) -> bool:
-        off = 0
-        for m, n in zip(self.linears, self.sizes):
-            w = m.weight
-            if w.data_ptr() != self.weight[off].data_ptr() or w.shape != (n, self.weight.shape[1]):
-                return False
-            if self.bias is not None and m.bias.data_ptr() != self.bias[off:].data_ptr():
-                return False
-            off += n
+        """Whether every weight (and bias) is still the next row block of one storage."""
+        for name in ("weight", "bias"):
+            ts = [getattr(m, name) for m in self.linears]
+            if ts[0] is None:
+                continue
+            ptr, step = ts[0].data_ptr(), ts[0].element_size() * (ts[0].shape[1] if ts[0].dim() == 2 else 1)
+            for t, n in zip(ts, self.sizes):
+                if t.data_ptr() != ptr or t.shape[0] != n or not t.is_contiguous() \
+                        or t.untyped_storage().data_ptr() != ts[0].untyped_storage().data_ptr():
+                    return False
+                ptr += n * step
         return True
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return list(F.linear(x, self.weight, self.bias).split(self.sizes, -1))
+        ms = self.linears
+        if torch.is_grad_enabled() and any(p.requires_grad for m in ms for p in m.parameters()):
+            # the rebuilt tensor is not the Parameters, and autograd needs those
+            return [F.linear(x, m.weight, m.bias) for m in ms]
+        rows = sum(self.sizes)
+        bias = None if ms[0].bias is None else self._whole(ms[0].bias, (rows,))
+        return list(F.linear(x, self._whole(ms[0].weight, (rows, ms[0].in_features)), bias).split(self.sizes, -1))
 
 
 def _qkv_forwards(pack: _Pack):
