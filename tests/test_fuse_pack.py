@@ -262,3 +262,25 @@ def test_the_packed_storage_lives_only_in_the_modules():
         x = torch.randn(2, 64)
         q = dec._fusion._packs[id(a)](x)[0]
         assert q.requires_grad and torch.equal(q, a.q_proj(x))
+
+
+@torch.no_grad()
+def test_a_second_decoder_adopts_the_packing_and_a_repack_drops_captured_state():
+    """Two fused decoders on one model: the second adopts the first's packing (nothing re-homed,
+    so the first's graphs keep reading live weights). After a weight is replaced and packed again,
+    a decoder does not reuse state captured on the old layout."""
+    model = _tiny_llama()
+    emb, attn = _batch(model)
+    a_dec, b_dec = StaticDecoder(model, fuse=True), StaticDecoder(model, fuse=True)
+    first = a_dec.generate(emb, attn, max_new_tokens=5).tolist()
+    ptrs = [m.weight.data_ptr() for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    st = a_dec._st
+    assert b_dec.generate(emb, attn, max_new_tokens=5).tolist() == first
+    assert b_dec._fusion.packings == 0  # adopted, not copied
+    assert [m.weight.data_ptr() for m in model.modules() if isinstance(m, torch.nn.Linear)] == ptrs
+    assert a_dec.generate(emb, attn, max_new_tokens=5).tolist() == first and a_dec._st is st  # reused
+    v = model.model.layers[1].self_attn.v_proj
+    v.weight.data = v.weight.detach().clone()  # replaced: b packs that layer again (new storage)
+    assert b_dec.generate(emb, attn, max_new_tokens=5).tolist() == first and b_dec._fusion.packings == 1
+    assert a_dec.generate(emb, attn, max_new_tokens=5).tolist() == first
+    assert a_dec._st is not st  # a's state was captured on the old layout: rebuilt, not replayed

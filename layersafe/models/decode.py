@@ -160,6 +160,7 @@ class _State:
     inv_temp: torch.Tensor  # [] 1/T (sampling only)
     seeds: torch.Tensor  # [B] per-row sampling seeds (seeded sampling only)
     n: torch.Tensor  # [] index of the new token being chosen (seeded sampling only)
+    packed: tuple = ()  # where the fused projections' packed weights lived when the graphs were captured
     graph: object = None  # the whole-cache step
     graphs: dict = field(default_factory=dict)  # window W -> the step reading slots [0, W) only
 
@@ -229,7 +230,9 @@ class StaticDecoder:
         key = (B, L, str(device), dtype, sample)
         old = self._st
         # A somewhat longer cache serves too: its extra slots stay masked (and past the windows, unread).
-        if old is not None and old.key[0] == B and old.key[2:] == key[2:] and L <= old.key[1] <= L + REUSE_SLACK:
+        # Not once the fused projections were packed elsewhere (fuse.py): the graphs read the old storage.
+        if old is not None and old.key[0] == B and old.key[2:] == key[2:] and L <= old.key[1] <= L + REUSE_SLACK \
+                and old.packed == self._packed():
             return old
         del old  # free the old cache and graphs before allocating new ones (the capture below allocates)
         self._st = None
@@ -241,6 +244,7 @@ class StaticDecoder:
                     slots=torch.arange(L, device=device), cur=z(), pos=z(B, 1), tok=z(B, 1), nxt=z(B),
                     inv_temp=torch.ones((), device=device), seeds=z(B), n=z())
         _window_cache(st.cache, self)
+        st.packed = self._packed()
         if self._graphs_on(device):
             st.graph = self._capture(st, sample, dtype, None)
             # Captured now, with the whole-cache graph, so all share its module path; a later call
@@ -249,6 +253,9 @@ class StaticDecoder:
                 st.graphs[w] = self._capture(st, sample, dtype, w)
         self._st = st
         return st
+
+    def _packed(self) -> tuple:
+        return self._fusion.layout() if self.fuse else ()
 
     def _fused(self, *, dynamic: bool):
         """The fused kernels while inside (``fuse=True``); ``dynamic`` for the prefill's changing shapes."""

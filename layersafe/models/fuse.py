@@ -196,6 +196,8 @@ class _Pack:
     def __init__(self, linears):
         self.linears = linears
         self.sizes = [m.out_features for m in linears]
+        if self.intact():  # already packed (by another decoder's Fusion on this model): leave it be,
+            return  # so that decoder's captured graphs keep reading live weights
         weight = torch.cat([m.weight for m in linears])
         bias = None if linears[0].bias is None else torch.cat([m.bias for m in linears])
         for m, w in zip(linears, weight.split(self.sizes)):
@@ -269,7 +271,7 @@ class Fusion:
         self._checked = False
         self._plan: dict | None = None
         self._packs: dict[int, _Pack] = {}  # id(attention or MLP module) -> its packed projections
-        self.packings = 0  # packs made (a weight replaced since is packed again)
+        self.packings = 0  # times weights were re-homed (packed, or a replaced weight packed again)
 
     @property
     def enabled(self) -> bool:
@@ -291,9 +293,15 @@ class Fusion:
             return None
         p = self._packs.get(id(module))
         if p is None or p.linears != linears or not p.intact():
+            was = [m.weight.data_ptr() for m in linears]
             p = self._packs[id(module)] = _Pack(linears)
-            self.packings += 1
+            self.packings += was != [m.weight.data_ptr() for m in linears]
         return p
+
+    def layout(self) -> tuple:
+        """Where each packed group's weights live now: CUDA graphs captured on one layout must not
+        be replayed on another (a weight replaced and packed again frees the old storage)."""
+        return tuple(m.weight.data_ptr() for p in self._packs.values() for m in p.linears)
 
     @contextmanager
     def active(self, *, dynamic: bool):
