@@ -308,12 +308,6 @@ def decode_bench(adapter, samples, layer: int, batch: int, new_tokens: int, dev,
     return res
 
 
-def decode_prefill_default() -> str:
-    from layersafe.models import fuse
-
-    return fuse.PREFILL_SHAPES
-
-
 def batch_size_arg(s: str):
     """``--batch-size``: a positive integer or auto."""
     if s.strip().lower() == "auto":
@@ -509,7 +503,7 @@ def main():
         "dtype": str(dtype).replace("torch.", ""), "params": n_params, "build_s": round(t_build, 1),
         "samples": len(samples), "layers": len(layers), "pairs": pairs, "new_tokens": a.new_tokens,
         "batch_size": a.batch_size, "cache": a.cache, "window": a.window, "fuse": a.fuse, "pack": a.pack,
-        "prefill_shapes": a.prefill_shapes or decode_prefill_default(),
+        "prefill_shapes": a.prefill_shapes or fuse.PREFILL_SHAPES,
         "decode_window": a.decode_window or decode.DECODE_WINDOW,
         "engine_s": round(t_engine, 2), "engine_pairs_per_s": round(engine_pps, 3),
         "engine_tokens_per_s": round(engine_pps * a.new_tokens, 1),

@@ -97,12 +97,9 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
         return update
 
     def _write(layer, key_states, value_states, at, a, k):
-        # Plain StaticLayer only (sliding-window layers write elsewhere), once its tensors and its
-        # on-device write counter exist; anything else goes through the layer's own update.
+        # Anything but a plain StaticLayer goes through the layer's own update.
         n = key_states.shape[-2]
-        if not (type(layer).update is _static_update() and getattr(layer, "is_initialized", False)
-                and isinstance(getattr(layer, "cumulative_length", None), torch.Tensor)
-                and layer.cumulative_length.numel() == 1):
+        if not _plain_static(layer):
             return type(layer).update(layer, key_states, value_states, *a, **k)
         if n > 1 and at is not None:
             # A prefill's tokens go to slots [at, at + n) as one slice copy (``at``: where the decoder
@@ -132,8 +129,7 @@ def _reset_past(cache, P: int) -> None:
     prefill overwrites them in every row (issue 21: the whole-cache zeroing was 12.8 ms of a batch-128
     prefill). Layers other than plain ``StaticLayer`` get their own full reset."""
     for layer in cache.layers:
-        if type(layer).update is _static_update() and getattr(layer, "is_initialized", False) \
-                and isinstance(getattr(layer, "cumulative_length", None), torch.Tensor):
+        if _plain_static(layer):
             layer.keys[:, :, P:].zero_()
             layer.values[:, :, P:].zero_()
             layer.cumulative_length.zero_()
@@ -145,6 +141,14 @@ def _static_update():
     from transformers.cache_utils import StaticLayer
 
     return StaticLayer.update
+
+
+def _plain_static(layer) -> bool:
+    """A plain ``StaticLayer`` (sliding-window layers write elsewhere) whose tensors and one-element
+    on-device write counter exist: the cases the decoder writes and resets itself."""
+    c = getattr(layer, "cumulative_length", None)
+    return (type(layer).update is _static_update() and getattr(layer, "is_initialized", False)
+            and isinstance(c, torch.Tensor) and c.numel() == 1)
 
 
 @dataclass
