@@ -37,8 +37,8 @@ def kind(name: str) -> str:
     return "other"
 
 
-def kernel_ms(fn) -> dict[str, float]:
-    """CUDA kernel time (ms) per kernel name over one call of ``fn``."""
+def kernel_ms(fn) -> tuple[dict[str, float], dict[str, int]]:
+    """CUDA kernel time (ms) and launches per kernel name over one call of ``fn``."""
     from torch.profiler import ProfilerActivity, profile
 
     torch.cuda.synchronize()
@@ -46,21 +46,29 @@ def kernel_ms(fn) -> dict[str, float]:
         fn()
         torch.cuda.synchronize()
     out: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
     for e in prof.events():
         if e.device_type == torch.autograd.DeviceType.CUDA:
             out[e.name] += e.device_time / 1e3  # µs -> ms
-    return dict(out)
+            calls[e.name] += 1
+    return dict(out), dict(calls)
 
 
-def summarise(per_kernel: dict[str, float], top: int) -> dict:
+def summarise(per_kernel: dict[str, float], calls: dict[str, float], top: int) -> dict:
+    """Time by kind and the top kernels; ``calls``: launches per kernel name (per step for a step:
+    each launch inside a captured graph still costs a gap of a few µs)."""
     groups: dict[str, float] = defaultdict(float)
+    launches: dict[str, float] = defaultdict(float)
     for n, ms in per_kernel.items():
         groups[kind(n)] += ms
+        launches[kind(n)] += calls.get(n, 0)
     total = sum(per_kernel.values())
     ranked = sorted(per_kernel.items(), key=lambda kv: -kv[1])[:top]
-    return {"total_ms": round(total, 3),
+    return {"total_ms": round(total, 3), "launches": round(sum(launches.values()), 1),
             "by_kind_ms": {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
-            "top_kernels": [{"name": n[:160], "kind": kind(n), "ms": round(ms, 4)} for n, ms in ranked]}
+            "launches_by_kind": {k: round(v, 1) for k, v in sorted(launches.items(), key=lambda kv: -kv[1])},
+            "top_kernels": [{"name": n[:160], "kind": kind(n), "ms": round(ms, 4), "launches": round(calls.get(n, 0), 2)}
+                            for n, ms in ranked]}
 
 
 def main():
@@ -111,11 +119,12 @@ def main():
             ad.generate(items[: a.batch_size // 2], feats[: a.batch_size // 2], max_new_tokens=2, cache="static")
         call(1 + a.steps)()  # warm-up: cache, kernels, compile
         call(1)()
-        pre = kernel_ms(call(1))
-        full = kernel_ms(call(1 + a.steps))
+        pre, pre_n = kernel_ms(call(1))
+        full, full_n = kernel_ms(call(1 + a.steps))
         step = {n: (full.get(n, 0.0) - pre.get(n, 0.0)) / a.steps for n in set(full) | set(pre)}
         step = {n: ms for n, ms in step.items() if ms > 1e-4}
-        res[f"fuse_{f}"] = {"prefill": summarise(pre, a.top), "decode_step": summarise(step, a.top)}
+        step_n = {n: (full_n.get(n, 0) - pre_n.get(n, 0)) / a.steps for n in step}
+        res[f"fuse_{f}"] = {"prefill": summarise(pre, pre_n, a.top), "decode_step": summarise(step, step_n, a.top)}
         print(json.dumps({f"fuse_{f}": {k: v["by_kind_ms"] for k, v in res[f"fuse_{f}"].items()}}), flush=True)
     text = json.dumps(res, indent=2)
     print(text)

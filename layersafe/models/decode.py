@@ -202,10 +202,14 @@ class StaticDecoder:
 
     # ---- masks -----------------------------------------------------------------------------
     def _to_attn_mask(self, keep: torch.Tensor, dtype) -> torch.Tensor:
+        """The additive float mask (0 where ``keep``, else very negative) every layer's attention adds.
+        Made once per forward, not per layer: torch's SDPA turns a boolean mask into this same
+        float mask (0 / -inf in the query's dtype) inside every call -- one more kernel in each of
+        the layers of every decode step (issue 21, docs/benchmarks.md)."""
         impl = getattr(self.model.config.get_text_config(decoder=True), "_attn_implementation", None) or "sdpa"
-        if impl == "eager":  # eager attention adds the mask to the scores
-            return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
-        return keep
+        # eager attention adds the mask to the scores: its finite minimum keeps a fully masked row finite
+        fill = torch.finfo(dtype).min if impl == "eager" else float("-inf")
+        return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, fill)
 
     def _choose(self, logits: torch.Tensor, st: _State, sample) -> torch.Tensor:
         """``sample``: None/False = greedy, "seeded" = per-row seeded draw, anything else = torch RNG draw."""
