@@ -51,10 +51,13 @@ def test_fused_tokens_equal_unfused_and_generate(tiny_adapter, monkeypatch):
     fused = dec.generate(emb, attn, max_new_tokens=N).tolist()
     cfg = model.config.get_text_config(decoder=True)
     L = cfg.num_hidden_layers
-    # prefill (dynamic) once, then N - 1 eager steps (static): 2 norms a layer + the final one
-    assert calls == {("rms_norm", True): 2 * L + 1, ("silu_mul", True): L, ("rotary", True): L,
-                     ("rms_norm", False): (N - 1) * (2 * L + 1), ("silu_mul", False): (N - 1) * L,
-                     ("rotary", False): (N - 1) * L}
+    # prefill (dynamic) once, then N - 1 eager steps (static). Per forward: the first layer's input
+    # norm alone; every other norm (2 a layer, the last one the final norm) fused with the residual
+    # add before it. Each step writes its keys and values with one kernel a layer.
+    assert calls == {("rms_norm", True): 1, ("add_rms_norm", True): 2 * L, ("silu_mul", True): L,
+                     ("rotary", True): L, ("rms_norm", False): N - 1, ("add_rms_norm", False): (N - 1) * 2 * L,
+                     ("silu_mul", False): (N - 1) * L, ("rotary", False): (N - 1) * L,
+                     ("kv_write", False): (N - 1) * L}
     # nothing stays patched: the modules run their class forward again
     assert modeling_llama.apply_rotary_pos_emb is rope
     assert not any("forward" in m.__dict__ for m in dec.decoder.modules())
@@ -127,6 +130,10 @@ def test_targets_match_transformers_eagerly(family, dtype):
     decoder = getattr(mod, prefix + "Model")(config).to(dtype)
     plan, why = fuse._plan(decoder)
     assert why == "" and len(plan["mlps"]) == 2
+    # the layers' forward is replaceable: each hands its output to the next layer's input norm, the
+    # last one to the final norm
+    assert [(a, b) for a, b in plan["layers"]] == list(zip(decoder.layers, [decoder.layers[1].input_layernorm,
+                                                                              decoder.norm]))
     # 2 per layer + the final norm; Qwen3 adds q_norm and k_norm per layer
     assert len(plan["norms"]) == (9 if family == "qwen3" else 5)
     x = torch.randn(3, 5, 32).to(dtype)
@@ -253,3 +260,68 @@ def test_active_nests(tiny_adapter):
             assert norm.__dict__["forward"] is outer
         assert norm.__dict__["forward"] is outer
     assert "forward" not in norm.__dict__
+
+
+def _tiny_llama(seed=0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**TINY, initializer_range=0.5, attn_implementation="sdpa")).eval()
+    return model
+
+
+@torch.no_grad()
+def test_layer_forward_equals_the_layers_own_and_hands_over_the_next_norm():
+    """The fused layer forward, eagerly: the layer's output bit for bit; without autograd the next
+    norm's output is left for it (and taken once); with autograd nothing is handed over."""
+    model = _tiny_llama()
+    dec = model.get_decoder()
+    layer, nxt = dec.layers[0], dec.layers[1].input_layernorm
+    x = torch.randn(2, 5, 32)
+    pos = torch.arange(5)[None].expand(2, 5)
+    kw = {"position_ids": pos, "position_embeddings": dec.rotary_emb(x, pos)}
+    want = layer(x, **kw)
+    box: dict = {}
+    got = fuse._layer_forward(layer, nxt, fuse.add_rms_norm, box)(x, **kw)
+    assert torch.equal(got, want)
+    assert fuse._take(box, got, dec.norm) is None  # for the next layer's norm only
+    assert torch.equal(fuse._take(box, got, nxt), nxt(want)) and box == {}
+    with torch.enable_grad():
+        got = fuse._layer_forward(layer, nxt, fuse.add_rms_norm, box)(x, **kw)
+    assert torch.equal(got, want) and box == {}
+
+
+@torch.no_grad()
+def test_a_changed_layer_forward_keeps_the_layers_unfused(monkeypatch):
+    """A decoder layer whose forward is not Llama's (here: the MLP's residual scaled) fails the
+    probe: its layers keep their own forward, the other fusions still run, tokens stay stock."""
+    from transformers.models.llama import modeling_llama
+
+    model = _tiny_llama()
+    own = modeling_llama.LlamaDecoderLayer.forward
+
+    def scaled(self, hidden_states, **kw):
+        return own(self, hidden_states, **kw) * 0.5
+
+    monkeypatch.setattr(modeling_llama.LlamaDecoderLayer, "forward", scaled)
+    plan, why = fuse._plan(model.get_decoder())
+    assert why == "" and plan["layers"] == []
+    calls = _counting(monkeypatch)
+    emb = model.get_input_embeddings()(torch.randint(3, 60, (2, 7)))
+    attn = torch.ones(2, 7, dtype=torch.long)
+    attn[0, :3] = 0
+    fused = StaticDecoder(model, fuse=True).generate(emb, attn, max_new_tokens=6).tolist()
+    assert ("add_rms_norm", False) not in calls and calls[("rms_norm", False)] == 5 * 5
+    assert fused == StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist()
+
+
+def test_kv_write_equals_index_copy():
+    """The compiled decode-step write puts k and v at the slot, and nothing else changes."""
+    g = torch.Generator().manual_seed(0)
+    keys, values = torch.randn(3, 2, 10, 8, generator=g), torch.randn(3, 2, 10, 8, generator=g)
+    k, v = torch.randn(3, 2, 1, 8, generator=g), torch.randn(3, 2, 1, 8, generator=g)
+    slot = torch.tensor([6])
+    want_k, want_v = keys.clone().index_copy_(2, slot, k), values.clone().index_copy_(2, slot, v)
+    with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
+        fuse.compiled("kv_write", False)(keys, values, k, v, slot)
+    assert torch.equal(keys, want_k) and torch.equal(values, want_v)

@@ -94,11 +94,12 @@ def test_tiny_run_fuse_both(bench, tmp_path, monkeypatch):
                        "--batch-size", "3", "--prefix-batch-sizes", "2", "--max-new-tokens", "2", "--fuse", "both",
                        "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    L = 2  # tiny: 2 layers; each forward runs 2 norms a layer + the final one, one MLP and rotary a layer
+    L = 2  # tiny: 2 layers; each forward runs the first input norm alone, then 2 norms a layer (the
+    # last one the final norm) fused with the residual add before each, one MLP and rotary a layer
     # whole rows: warm-up 1 batch + 2 timed; prefix: warm-up (prefix pass + 1 batch) + prefix pass + 3 batches
     forwards = 1 + 2 + 2 + 1 + 3
-    assert calls == {("rms_norm", True): forwards * (2 * L + 1), ("silu_mul", True): forwards * L,
-                     ("rotary", True): forwards * L}
+    assert calls == {("rms_norm", True): forwards, ("add_rms_norm", True): forwards * 2 * L,
+                     ("silu_mul", True): forwards * L, ("rotary", True): forwards * L}
     assert res["forward"]["fuse"] == "off" and res["forward_fused"]["fuse"] == "on"
     assert [e["fuse"] for e in res["forward_prefix"] + res["forward_prefix_fused"]] == ["off", "on"]
     on = res["forward_prefix_fused"][0]

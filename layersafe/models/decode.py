@@ -89,14 +89,14 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
                 raise RuntimeError("this static KV cache's StaticDecoder is gone: generate through a new decoder")
             rows = dec._expand
             if rows is not None:  # a shared prefix: computed once per group, written into every row of it
-                _write(layer_ref(), key_states[rows], value_states[rows], dec._write_at, a, k)
+                _write(dec, layer_ref(), key_states[rows], value_states[rows], dec._write_at, a, k)
                 return key_states, value_states  # the prefix attends over itself only
-            keys, values = _write(layer_ref(), key_states, value_states, dec._write_at, a, k)
+            keys, values = _write(dec, layer_ref(), key_states, value_states, dec._write_at, a, k)
             w = dec._window
             return (keys, values) if w is None else (keys[:, :, :w], values[:, :, :w])
         return update
 
-    def _write(layer, key_states, value_states, at, a, k):
+    def _write(dec, layer, key_states, value_states, at, a, k):
         # Anything but a plain StaticLayer goes through the layer's own update.
         n = key_states.shape[-2]
         if not _plain_static(layer):
@@ -108,11 +108,21 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
             layer.keys[:, :, at:at + n].copy_(key_states)
             layer.values[:, :, at:at + n].copy_(value_states)
         elif n == 1:
-            # A decode step writes at the counter itself: StaticLayer.update's arange + add for the
-            # slot index are two more kernels per layer in every captured step.
-            slot = layer.cumulative_length.view(1)
-            layer.keys.index_copy_(2, slot, key_states)
-            layer.values.index_copy_(2, slot, value_states)
+            # A decode step writes at the decoder's own slot counter (it equals every layer's count;
+            # StaticLayer.update's arange + add for the slot index, and each layer's counter add,
+            # would be three more kernels per layer in every captured step). The layers' counters
+            # then stay at the prompt's length until the next prefill resets them.
+            step = dec._slot is not None
+            slot = dec._slot if step else layer.cumulative_length.view(1)
+            if dec.fuse and dec._fusion.enabled:  # both writes as one compiled kernel
+                from .fuse import compiled
+
+                compiled("kv_write", False)(layer.keys, layer.values, key_states, value_states, slot)
+            else:
+                layer.keys.index_copy_(2, slot, key_states)
+                layer.values.index_copy_(2, slot, value_states)
+            if step:
+                return layer.keys, layer.values
         else:
             return type(layer).update(layer, key_states, value_states, *a, **k)
         layer.cumulative_length.add_(n)
@@ -193,6 +203,7 @@ class StaticDecoder:
         self._window: int | None = None  # slots the step attends over (None: the whole cache)
         self._expand: torch.Tensor | None = None  # [B] prefix row of each batch row, while a prefix is written
         self._write_at: int | None = None  # first slot of the multi-token write under way (prefill), if known
+        self._slot: torch.Tensor | None = None  # [1] the decode step's cache slot (= _State.cur), during a step
 
     @staticmethod
     def supports(model) -> bool:
@@ -226,8 +237,12 @@ class StaticDecoder:
     def _step(self, st: _State, sample, dtype) -> None:
         w = self._window or st.key[1]
         keep = st.pad[:, None, None, :w] & (st.slots[:w] <= st.cur)[None, None, None, :]
-        h = self.decoder(input_ids=st.tok, attention_mask=self._to_attn_mask(keep, dtype), position_ids=st.pos,
-                         use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
+        self._slot = st.cur.view(1)
+        try:
+            h = self.decoder(input_ids=st.tok, attention_mask=self._to_attn_mask(keep, dtype), position_ids=st.pos,
+                             use_cache=True, **{self._cache_kw: st.cache}).last_hidden_state
+        finally:
+            self._slot = None
         st.nxt.copy_(self._choose(self.lm_head(h[:, -1]), st, sample))
         st.tok.copy_(st.nxt[:, None])
         st.n.add_(1)

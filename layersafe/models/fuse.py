@@ -9,6 +9,9 @@ math -- are compiled with ``torch.compile`` (inductor: one Triton kernel each on
 in only while :class:`Fusion.active` is entered; leaving restores the modules and the modeling
 module's function. One compiled function serves every layer. The default compile mode (not
 ``reduce-overhead``): ``StaticDecoder`` captures its own CUDA graphs around the compiled kernels.
+Each residual add runs inside the norm that reads its sum (``add_rms_norm``, through a replaced
+decoder-layer forward, :func:`_layer_forward`), and a decode step's two cache writes run as one
+kernel (``kv_write``, called by ``decode.py``).
 
 Numbers: the same ops in the same order; inductor keeps eager's intermediate low-precision
 roundings (``emulate_precision_casts``), so only the reduction order of RMSNorm's mean (and on a
@@ -75,7 +78,23 @@ def silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
-_FUNCS = {"rms_norm": rms_norm, "rotary": rotary, "silu_mul": silu_mul}
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float):
+    """A decoder layer's residual add (``residual + x``) and the RMSNorm that reads the sum next:
+    ``(sum, normed sum)`` from one kernel instead of two."""
+    h = residual + x
+    return h, rms_norm(h, weight, eps)
+
+
+def kv_write(keys: torch.Tensor, values: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slot: torch.Tensor) -> None:
+    """StaticLayer.update's two ``index_copy_`` of one decode step (``slot``: [1] long, on the device)."""
+    keys.index_copy_(2, slot, k)
+    values.index_copy_(2, slot, v)
+
+
+_FUNCS = {"rms_norm": rms_norm, "rotary": rotary, "silu_mul": silu_mul, "add_rms_norm": add_rms_norm,
+          "kv_write": kv_write}
+# kv_write's two scatters are independent: inductor's combo kernels launch them as one kernel
+_OPTIONS = {"kv_write": {"combo_kernels": True}}
 
 # Dynamo counts compiled variants per code object and, past torch's default of 8, fails (fullgraph).
 # One process may legitimately need more: a static variant per decode batch size (a scan's last
@@ -105,7 +124,8 @@ def _compiled(name: str, dynamic: bool, shapes: str):
     # between calls (batch and prompt length), so head count, head size and widths stay constants
     # in the kernels' index arithmetic.
     mode = {"static": False, "dynamic": True, "auto": None}[shapes]
-    cfn = torch.compile(own, fullgraph=True, dynamic=mode, options={"emulate_precision_casts": True})
+    cfn = torch.compile(own, fullgraph=True, dynamic=mode,
+                        options={"emulate_precision_casts": True, **_OPTIONS.get(name, {})})
 
     def call(*args):
         if (name, dynamic) not in _unfused:
@@ -151,7 +171,80 @@ def _plan(decoder) -> tuple[dict | None, str]:
     why = _probe(norms[0], mlps[0], attn_globals["apply_rotary_pos_emb"])
     if why:
         return None, why
-    return {"norms": norms, "mlps": mlps, "attns": attns, "globals": attn_globals}, ""
+    return {"norms": norms, "mlps": mlps, "attns": attns, "globals": attn_globals,
+            "layers": _layer_plan(decoder, getattr(mod, prefix + "DecoderLayer", None), norm_cls)}, ""
+
+
+def _layer_plan(decoder, layer_cls, norm_cls) -> list[tuple]:
+    """``[(layer, the RMSNorm that reads its output)]`` when the decoder layers' forward can be
+    replaced by :func:`_layer_forward` (it equals theirs on a probe input), else ``[]``: the other
+    fusions still apply, the residual adds stay separate kernels."""
+    layers = list(getattr(decoder, "layers", []))
+    final = getattr(decoder, "norm", None)
+    if layer_cls is None or not layers or type(final) is not norm_cls or not hasattr(decoder, "rotary_emb") \
+            or any(type(m) is not layer_cls or "forward" in m.__dict__
+                   or not all(type(getattr(m, a, None)) is norm_cls for a in ("input_layernorm", "post_attention_layernorm"))
+                   for m in layers):
+        return []
+    nexts = [m.input_layernorm for m in layers[1:]] + [final]
+    try:
+        same = _probe_layer(decoder, layers[0], nexts[0])
+    except Exception:  # a forward that needs inputs the probe does not give: leave the layers alone
+        same = False
+    return list(zip(layers, nexts)) if same else []
+
+
+@torch.no_grad()
+def _probe_layer(decoder, layer, nxt) -> bool:
+    """Whether :func:`_layer_forward` (eager functions) gives the layer's own output, and the next
+    norm of it, bit for bit on a small random input."""
+    w = layer.input_layernorm.weight
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(2, 3, w.shape[-1], generator=g).to(w.device, w.dtype)
+    pos = torch.arange(3, device=w.device)[None].expand(2, 3)
+    kw = {"attention_mask": None, "position_ids": pos, "position_embeddings": decoder.rotary_emb(x, pos)}
+    want = type(layer).forward(layer, x, **kw)
+    if not isinstance(want, torch.Tensor):
+        return False
+    box: dict = {}
+    got = _layer_forward(layer, nxt, add_rms_norm, box)(x, **kw)
+    normed = _take(box, got, nxt)
+    return torch.equal(got, want) and normed is not None and torch.equal(normed, nxt(want))
+
+
+def _take(box: dict, x: torch.Tensor, norm) -> torch.Tensor | None:
+    """The normed ``x`` a layer left for ``norm`` (then forgotten), or None."""
+    s = box.get("next")
+    if s is None or s[0] is not x or s[1] is not norm:
+        return None
+    box.clear()
+    return s[2]
+
+
+def _layer_forward(layer, nxt, add_norm, box: dict):
+    """A Llama-style decoder layer's forward with each residual add fused into the RMSNorm that
+    reads the sum (docs/design.md §4.4): the post-attention norm inside the layer, and -- without
+    autograd -- ``nxt``, the next layer's input norm (or the final norm), whose output is left in
+    ``box`` for it. Same ops in the same order as the layer's own forward (checked by
+    :func:`_probe_layer`); a call it was not written for goes to the class forward."""
+    post = layer.post_attention_layernorm
+
+    def forward(hidden_states, *args, **kwargs):
+        if args:  # the decoders pass all but the hidden states by keyword
+            return type(layer).forward(layer, hidden_states, *args, **kwargs)
+        normed = _take(box, hidden_states, layer.input_layernorm)
+        if normed is None:
+            normed = layer.input_layernorm(hidden_states)
+        attn = layer.self_attn(hidden_states=normed, **kwargs)[0]
+        h, normed = add_norm(attn, hidden_states, post.weight, post.variance_epsilon)
+        out = layer.mlp(normed)
+        if torch.is_grad_enabled():  # gradient checkpointing re-runs one layer alone: no hand-over
+            return h + out
+        h, normed = add_norm(out, h, nxt.weight, nxt.variance_epsilon)
+        box["next"] = (h, nxt, normed)
+        return h
+
+    return forward
 
 
 @torch.no_grad()
@@ -321,9 +414,19 @@ class Fusion:
         qkv = [self._pack(a, ("q_proj", "k_proj", "v_proj")) if pack else None for a in p["attns"]]
         if self.packings != n_packs and torch.cuda.is_available():
             torch.cuda.empty_cache()  # the replaced weights' blocks: free memory is read to size batches
+        box: dict = {}  # a layer's output normed for the next norm (_layer_forward)
+
+        def norm_fwd(x, _n):
+            normed = _take(box, x, _n) if box else None
+            return norm_fn(x, _n.weight, _n.variance_epsilon) if normed is None else normed
+
         for n in p["norms"]:
-            n.forward = lambda x, _n=n: norm_fn(x, _n.weight, _n.variance_epsilon)
+            n.forward = functools.partial(norm_fwd, _n=n)
         patched = list(p["norms"])
+        add_norm = compiled("add_rms_norm", dynamic)
+        for layer, nxt in p["layers"]:
+            layer.forward = _layer_forward(layer, nxt, add_norm, box)
+            patched.append(layer)
         for m, gu in zip(p["mlps"], gate_up):
             if gu is None:
                 m.forward = lambda x, _m=m: _m.down_proj(mlp_fn(_m.gate_proj(x), _m.up_proj(x)))
@@ -342,6 +445,7 @@ class Fusion:
             with torch._dynamo.config.patch(**{_LIMIT_KEY: limit}):
                 yield
         finally:
+            box.clear()
             g["apply_rotary_pos_emb"] = orig_rope
             for m in patched:
                 del m.forward
