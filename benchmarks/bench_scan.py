@@ -161,7 +161,7 @@ def counting(adapter, sync):
     B x S, else B x P) and the wall time inside ``adapter.generate`` (synchronized)."""
     from layersafe.models import decode
 
-    c = {"rows": 0, "prefill_tokens": 0, "generate_s": 0.0}
+    c = {"rows": 0, "prefill_tokens": 0, "generate_s": 0.0, "calls": []}  # calls: (rows, s) of each
     real_dec, real_gen = decode.StaticDecoder.generate, adapter.generate
 
     def dec_generate(self, inputs_embeds, attention_mask, **kw):
@@ -177,6 +177,7 @@ def counting(adapter, sync):
         out = real_gen(*args, **kw)
         sync()
         c["generate_s"] += time.perf_counter() - t
+        c["calls"].append((len(args[0]), round(time.perf_counter() - t, 3)))
         return out
 
     decode.StaticDecoder.generate, adapter.generate = dec_generate, gen
@@ -533,6 +534,8 @@ def main():
         # Where the engine's time went, and the limit of the work it did: with prefix reuse a pair's
         # prefill is fewer tokens than its prompt (the shared start computed once per prefix).
         res["engine_generate_s"] = {w: round(c["generate_s"], 2) for w, c in counts.items()}
+        # the slowest calls: a batch size not seen before pays its compile and graph capture there
+        res["engine_slowest_calls"] = {w: sorted(c["calls"], key=lambda rc: -rc[1])[:3] for w, c in counts.items()}
         res["engine_outside_generate_ms_per_pair"] = {
             w: round((engine[w] - c["generate_s"]) / pairs * 1e3, 2) for w, c in counts.items()}
         res["prefill_tokens_per_pair"] = {w: round(c["prefill_tokens"] / max(c["rows"], 1), 1) for w, c in counts.items()}

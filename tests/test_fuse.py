@@ -229,9 +229,11 @@ def test_past_the_recompile_limit_a_function_runs_unfused(monkeypatch):
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
-            for n in (2, 3, 4):  # static shapes: every new one is a recompile
-                g, u = torch.randn(n, 8), torch.randn(n, 8)
-                if n == 2:  # compiled (SiLU's exp may round differently)
+            # a new dtype is a recompile (a new size might not be: dynamo remembers which dims of
+            # this function's code changed before, in earlier tests, and compiles those dynamic)
+            for n in (torch.float32, torch.float64, torch.bfloat16):
+                g, u = torch.randn(2, 8, dtype=n), torch.randn(2, 8, dtype=n)
+                if n == torch.float32:  # compiled (SiLU's exp may round differently)
                     torch.testing.assert_close(f(g, u), fuse.silu_mul(g, u), rtol=1e-6, atol=1e-7)
                 else:  # past the limit: the eager function itself
                     assert torch.equal(f(g, u), fuse.silu_mul(g, u))
@@ -325,3 +327,27 @@ def test_kv_write_equals_index_copy():
     with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
         fuse.compiled("kv_write", False)(keys, values, k, v, slot)
     assert torch.equal(keys, want_k) and torch.equal(values, want_v)
+
+
+@torch.no_grad()
+def test_a_new_batch_size_compiles_nothing():
+    """The decode-step kernels are compiled batch-polymorphic: once the prefill has seen two shapes
+    (automatic dynamic shapes), a call at a batch size not seen before compiles no graph at all."""
+    from torch._dynamo.utils import counters
+
+    model = _tiny_llama(seed=1)
+    dec = StaticDecoder(model, fuse=True)
+
+    def run(b):
+        emb = model.get_input_embeddings()(torch.randint(3, 60, (b, 6)))
+        attn = torch.ones(b, 6, dtype=torch.long)
+        attn[0, :2] = 0
+        return dec.generate(emb, attn, max_new_tokens=4).tolist(), StaticDecoder(model).generate(
+            emb, attn, max_new_tokens=4).tolist()
+
+    for b in (3, 2):
+        fused, plain = run(b)
+        assert fused == plain
+    before = counters["stats"]["unique_graphs"]
+    fused, plain = run(5)
+    assert fused == plain and counters["stats"]["unique_graphs"] == before

@@ -109,11 +109,12 @@ _LIMIT_HIT = getattr(torch._dynamo.exc, "FailOnRecompileLimitHit", None) or geta
 
 
 def compiled(name: str, dynamic: bool):
-    """The compiled ``name``: static shapes for the decode step (compiled once per batch size),
-    shape-polymorphic for the prefill (whose batch and prompt length change every call), in the
-    way ``PREFILL_SHAPES`` says. Each variant compiles its own copy of the function's code, so
-    their recompile counts are separate."""
-    return _compiled(name, dynamic, PREFILL_SHAPES if dynamic else "static")
+    """The compiled ``name``: for the decode step every size static but the batch (one compile
+    serves every batch size: a scan's last, smaller chunk compiles nothing), shape-polymorphic for
+    the prefill (whose batch and prompt length change every call) in the way ``PREFILL_SHAPES``
+    says. Each variant compiles its own copy of the function's code, so their recompile counts are
+    separate."""
+    return _compiled(name, dynamic, PREFILL_SHAPES if dynamic else "batch")
 
 
 @functools.cache
@@ -123,12 +124,18 @@ def _compiled(name: str, dynamic: bool, shapes: str):
     # "auto" is torch's automatic dynamic shapes: a dim becomes symbolic only once it has changed
     # between calls (batch and prompt length), so head count, head size and widths stay constants
     # in the kernels' index arithmetic.
-    mode = {"static": False, "dynamic": True, "auto": None}[shapes]
+    # "batch": automatic dynamic shapes with every tensor's first dim (the batch) marked dynamic
+    # up front, so the first compile is already batch-polymorphic.
+    mode = {"dynamic": True, "auto": None, "batch": None}[shapes]
     cfn = torch.compile(own, fullgraph=True, dynamic=mode,
                         options={"emulate_precision_casts": True, **_OPTIONS.get(name, {})})
 
     def call(*args):
         if (name, dynamic) not in _unfused:
+            if shapes == "batch":
+                for a in args:
+                    if isinstance(a, torch.Tensor) and a.dim() >= 2:
+                        torch._dynamo.maybe_mark_dynamic(a, 0)  # a batch of 1 still specialises
             try:
                 return cfn(*args)
             except _LIMIT_HIT as e:  # only the limit: a compiler that fails for another reason is an error
