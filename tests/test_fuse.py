@@ -58,6 +58,10 @@ def test_fused_tokens_equal_unfused_and_generate(tiny_adapter, monkeypatch):
                      ("rotary", True): L, ("rms_norm", False): N - 1, ("add_rms_norm", False): (N - 1) * 2 * L,
                      ("silu_mul", False): (N - 1) * L, ("rotary", False): (N - 1) * L,
                      ("kv_write", False): (N - 1) * L}
+    # a second call on the same cache (now initialised) writes its prefill with one kernel a layer
+    calls.clear()
+    assert dec.generate(emb, attn, max_new_tokens=N).tolist() == fused
+    assert calls[("kv_fill", True)] == L
     # nothing stays patched: the modules run their class forward again
     assert modeling_llama.apply_rotary_pos_emb is rope
     assert not any("forward" in m.__dict__ for m in dec.decoder.modules())
@@ -327,6 +331,14 @@ def test_kv_write_equals_index_copy():
     with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
         fuse.compiled("kv_write", False)(keys, values, k, v, slot)
     assert torch.equal(keys, want_k) and torch.equal(values, want_v)
+    # the prefill's slice copies, from head-transposed sources, at two offsets and lengths
+    for at, n in ((0, 5), (2, 7)):
+        k, v = (torch.randn(3, n, 2, 8, generator=g).transpose(1, 2) for _ in range(2))
+        want_k, want_v = keys.clone(), values.clone()
+        want_k[:, :, at:at + n], want_v[:, :, at:at + n] = k, v
+        with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
+            fuse.compiled("kv_fill", True)(keys, values, k, v, at)
+        assert torch.equal(keys, want_k) and torch.equal(values, want_v)
 
 
 @torch.no_grad()

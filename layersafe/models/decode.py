@@ -105,8 +105,13 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
             # A prefill's tokens go to slots [at, at + n) as one slice copy (``at``: where the decoder
             # has just reset the counter): index_copy_ along the slot axis moved them at a fifth of
             # the copy bandwidth (issue 21, docs/benchmarks.md).
-            layer.keys[:, :, at:at + n].copy_(key_states)
-            layer.values[:, :, at:at + n].copy_(value_states)
+            if dec.fuse and dec._fusion.enabled:
+                from .fuse import compiled
+
+                compiled("kv_fill", True)(layer.keys, layer.values, key_states, value_states, at)
+            else:
+                layer.keys[:, :, at:at + n].copy_(key_states)
+                layer.values[:, :, at:at + n].copy_(value_states)
         elif n == 1:
             # A decode step writes at the decoder's own slot counter (it equals every layer's count;
             # StaticLayer.update's arange + add for the slot index, and each layer's counter add,

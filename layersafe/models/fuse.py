@@ -91,8 +91,17 @@ def kv_write(keys: torch.Tensor, values: torch.Tensor, k: torch.Tensor, v: torch
     values.index_copy_(2, slot, v)
 
 
+def kv_fill(keys: torch.Tensor, values: torch.Tensor, k: torch.Tensor, v: torch.Tensor, at: int) -> None:
+    """A prefill's keys and values into slots [at, at + n) as slice copies: compiled, one kernel
+    writing the slices in place (eager, the head-transposed sources take PyTorch's generic strided
+    copy: 71 ms of a batch-128 prefill on an H200)."""
+    n = k.shape[-2]
+    keys[:, :, at:at + n].copy_(k)
+    values[:, :, at:at + n].copy_(v)
+
+
 _FUNCS = {"rms_norm": rms_norm, "rotary": rotary, "silu_mul": silu_mul, "add_rms_norm": add_rms_norm,
-          "kv_write": kv_write}
+          "kv_write": kv_write, "kv_fill": kv_fill}
 # kv_write's two scatters are independent: inductor's combo kernels launch them as one kernel
 _OPTIONS = {"kv_write": {"combo_kernels": True}}
 
