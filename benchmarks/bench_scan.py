@@ -497,7 +497,7 @@ def main():
     engine_pps = pairs / t_engine
     naive_pps = naive_pairs / t_naive if naive_pairs else float("nan")
     res = {
-        "date": time.strftime("%Y-%m-%d"), "preset": a.preset,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "preset": a.preset,
         "machine": torch.cuda.get_device_name() if dev.type == "cuda"
         else f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
         "torch": torch.__version__, "transformers": __import__("transformers").__version__,

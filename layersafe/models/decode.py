@@ -10,8 +10,9 @@ until the end, except for an all-rows-stopped check every ``STOP_CHECK_EVERY`` s
 attention reads only the cache slots up to the live length rounded up to ``DECODE_WINDOW`` (one
 graph per window), and the prefill's only the prompt's slots, not the whole padded cache.
 On CPU the same step runs eagerly; tests compare its tokens with stock ``generate``.
-``fuse=True`` (opt-in) runs the layers' RMSNorms, rotary embedding and SiLU-times-up as compiled
-kernels, in the prefill and in the captured steps (layersafe/models/fuse.py).
+``fuse=True`` (opt-in) runs the layers' RMSNorms (each with the residual add before it), rotary
+embedding, SiLU-times-up and cache writes as compiled kernels, in the prefill and in the captured
+steps (layersafe/models/fuse.py).
 
 Token choice: greedy (argmax), or sampling from softmax(logits / T) with no top-k/top-p
 truncation (the exponential-race form of the Gumbel-max trick, as vLLM does), or the same

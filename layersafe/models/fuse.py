@@ -11,7 +11,8 @@ module's function. One compiled function serves every layer. The default compile
 ``reduce-overhead``): ``StaticDecoder`` captures its own CUDA graphs around the compiled kernels.
 Each residual add runs inside the norm that reads its sum (``add_rms_norm``, through a replaced
 decoder-layer forward, :func:`_layer_forward`), and a decode step's two cache writes run as one
-kernel (``kv_write``, called by ``decode.py``).
+kernel (``kv_write``), a prefill's as one in-place slice kernel (``kv_fill``; both called by
+``decode.py``).
 
 Numbers: the same ops in the same order; inductor keeps eager's intermediate low-precision
 roundings (``emulate_precision_casts``), so only the reduction order of RMSNorm's mean (and on a
