@@ -103,7 +103,7 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
         if not _plain_static(layer):
             return type(layer).update(layer, key_states, value_states, *a, **k)
         if n > 1 and at is not None:
-            # A prefill's tokens go to slots [at, at + n) as one slice copy (``at``: where the decoder
+            # A prefill's tokens go to slots [at, at + n) as slice copies (``at``: where the decoder
             # has just reset the counter): index_copy_ along the slot axis moved them at a fifth of
             # the copy bandwidth (issue 21, docs/benchmarks.md).
             if dec.fuse and dec._fusion.enabled:
