@@ -159,8 +159,11 @@ def _compiled_vs_eager_bf16(device):
             assert torch.equal(a, b)
         gate, up = rnd(3, 5, 48), rnd(3, 5, 48)
         x, w = rnd(3, 5, 512) * 3, rnd(512)
+        r = rnd(3, 5, 512) * 3
+        (hs, hn), (es, en) = fuse.compiled("add_rms_norm", False)(x, r, w, 1e-6), fuse.add_rms_norm(x, r, w, 1e-6)
+        assert torch.equal(hs, es)  # the sum: one bf16 rounding, as eager's
         for a, b in [(fuse.compiled("silu_mul", False)(gate, up), fuse.silu_mul(gate, up)),
-                     (fuse.compiled("rms_norm", False)(x, w, 1e-6), fuse.rms_norm(x, w, 1e-6))]:
+                     (fuse.compiled("rms_norm", False)(x, w, 1e-6), fuse.rms_norm(x, w, 1e-6)), (hn, en)]:
             assert ((a.float() - b.float()).abs() <= b.float().abs() * 2**-7).all()
             if device == "cpu":
                 assert torch.equal(a, b)
@@ -343,23 +346,52 @@ def test_kv_write_equals_index_copy():
 
 @torch.no_grad()
 def test_a_new_batch_size_compiles_nothing():
-    """The decode-step kernels are compiled batch-polymorphic: once the prefill has seen two shapes
-    (automatic dynamic shapes), a call at a batch size not seen before compiles no graph at all."""
+    """The decode-step kernels are compiled batch-polymorphic from their first compile: after decode
+    steps at one batch size (and a prefill that has seen two, so its kernels are polymorphic too), a
+    call at another batch size compiles no graph at all. Without the batch dim marked dynamic up
+    front, the decode kernels would recompile there (automatic dynamic shapes need a change first)."""
     from torch._dynamo.utils import counters
 
+    torch._dynamo.reset()  # forget which dims earlier tests saw change (dynamo keeps that per function)
+    fuse._compiled.cache_clear()
     model = _tiny_llama(seed=1)
     dec = StaticDecoder(model, fuse=True)
 
-    def run(b):
+    def run(b, n):
         emb = model.get_input_embeddings()(torch.randint(3, 60, (b, 6)))
         attn = torch.ones(b, 6, dtype=torch.long)
         attn[0, :2] = 0
-        return dec.generate(emb, attn, max_new_tokens=4).tolist(), StaticDecoder(model).generate(
-            emb, attn, max_new_tokens=4).tolist()
+        with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
+            fused = dec.generate(emb, attn, max_new_tokens=n).tolist()
+        assert fused == StaticDecoder(model).generate(emb, attn, max_new_tokens=n).tolist()
 
-    for b in (3, 2):
-        fused, plain = run(b)
-        assert fused == plain
+    run(3, 1)  # prefills only (no decode step)
+    run(4, 1)
+    run(3, 4)  # the decode kernels' first compile, at batch 3
     before = counters["stats"]["unique_graphs"]
-    fused, plain = run(5)
-    assert fused == plain and counters["stats"]["unique_graphs"] == before
+    run(5, 4)
+    assert counters["stats"]["unique_graphs"] == before
+
+
+@torch.no_grad()
+def test_hooks_on_the_layers_keep_their_forward():
+    """A hook on a layer's norm must see every call: with one, the layers keep their own forward
+    (the fused one would skip the post-attention norm module and hand the next norm its output)."""
+    model = _tiny_llama(seed=2)
+    dec = model.get_decoder()
+    seen = []
+    h = dec.layers[1].post_attention_layernorm.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    try:
+        plan, _ = fuse._plan(dec)
+        assert fuse._hooked(plan["layers"])
+        f = fuse.Fusion(dec)
+        with f.active(dynamic=True):
+            assert "forward" not in dec.layers[0].__dict__ and "forward" in dec.norm.__dict__
+        emb = model.get_input_embeddings()(torch.randint(3, 60, (2, 5)))
+        attn = torch.ones(2, 5, dtype=torch.long)
+        fused = StaticDecoder(model, fuse=True).generate(emb, attn, max_new_tokens=3).tolist()
+        assert len(seen) == 3  # the prefill and 2 steps
+    finally:
+        h.remove()
+    assert not fuse._hooked(plan["layers"])
+    assert fused == StaticDecoder(model).generate(emb, attn, max_new_tokens=3).tolist()

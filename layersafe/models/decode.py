@@ -114,7 +114,7 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
                 layer.keys[:, :, at:at + n].copy_(key_states)
                 layer.values[:, :, at:at + n].copy_(value_states)
         elif n == 1:
-            # A decode step writes at the decoder's own slot counter (it equals every layer's count;
+            # A decode step writes at the decoder's own slot counter (what every layer's count would be;
             # StaticLayer.update's arange + add for the slot index, and each layer's counter add,
             # would be three more kernels per layer in every captured step). The layers' counters
             # then stay at the prompt's length until the next prefill resets them.

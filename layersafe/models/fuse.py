@@ -229,10 +229,24 @@ def _probe_layer(decoder, layer, nxt) -> bool:
     return torch.equal(got, want) and normed is not None and torch.equal(normed, nxt(want))
 
 
+def _hooked(layers) -> bool:
+    """Whether a hook could see or change what the fused layer forward skips or hands over: on a
+    layer, its norms or the norm after it, or registered for every module. The fused forward does
+    not call the post-attention norm module (nor the next norm, whose output it hands over), and a
+    hook editing a layer's output in place would not reach a handed-over norm."""
+    from torch.nn.modules import module as nn_module
+
+    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks
+               for layer, nxt in layers for m in (layer, layer.input_layernorm, layer.post_attention_layernorm, nxt))
+
+
 def _take(box: dict, x: torch.Tensor, norm) -> torch.Tensor | None:
-    """The normed ``x`` a layer left for ``norm`` (then forgotten), or None."""
+    """The normed ``x`` a layer left for ``norm`` (then forgotten), or None (always with autograd:
+    a hand-over made without it would carry no gradient)."""
     s = box.get("next")
-    if s is None or s[0] is not x or s[1] is not norm:
+    if s is None or s[0] is not x or s[1] is not norm or torch.is_grad_enabled():
         return None
     box.clear()
     return s[2]
@@ -255,7 +269,7 @@ def _layer_forward(layer, nxt, add_norm, box: dict):
         attn = layer.self_attn(hidden_states=normed, **kwargs)[0]
         h, normed = add_norm(attn, hidden_states, post.weight, post.variance_epsilon)
         out = layer.mlp(normed)
-        if torch.is_grad_enabled():  # gradient checkpointing re-runs one layer alone: no hand-over
+        if torch.is_grad_enabled():  # hand-overs only without autograd (see _take)
             return h + out
         h, normed = add_norm(out, h, nxt.weight, nxt.variance_epsilon)
         box["next"] = (h, nxt, normed)
@@ -441,7 +455,7 @@ class Fusion:
             n.forward = functools.partial(norm_fwd, _n=n)
         patched = list(p["norms"])
         add_norm = compiled("add_rms_norm", dynamic)
-        for layer, nxt in p["layers"]:
+        for layer, nxt in p["layers"] if not _hooked(p["layers"]) else ():
             layer.forward = _layer_forward(layer, nxt, add_norm, box)
             patched.append(layer)
         for m, gu in zip(p["mlps"], gate_up):
