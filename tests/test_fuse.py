@@ -395,3 +395,23 @@ def test_hooks_on_the_layers_keep_their_forward():
         h.remove()
     assert not fuse._hooked(plan["layers"])
     assert fused == StaticDecoder(model).generate(emb, attn, max_new_tokens=3).tolist()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("attn_impl", ["sdpa", "eager"])
+def test_batch_of_one_and_eager_attention_give_stock_tokens(attn_impl):
+    """A batch of 1 (its size specialised, not marked dynamic) and eager attention (the mask added
+    to the scores, with ``finfo.min``) decode, fused and unfused, to stock ``generate``'s tokens."""
+    from test_decode_window import _stock
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(3)
+    model = LlamaForCausalLM(LlamaConfig(**TINY, initializer_range=0.5, attn_implementation=attn_impl)).eval()
+    for b in (1, 3):
+        emb = model.get_input_embeddings()(torch.randint(3, 60, (b, 7)))
+        attn = torch.ones(b, 7, dtype=torch.long)
+        attn[-1, :2] = 0 if b > 1 else 1
+        want = _stock(model, emb, attn, 6)
+        assert StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist() == want
+        with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
+            assert StaticDecoder(model, fuse=True).generate(emb, attn, max_new_tokens=6).tolist() == want
