@@ -176,8 +176,9 @@ def counting(adapter, sync):
         t = time.perf_counter()
         out = real_gen(*args, **kw)
         sync()
-        c["generate_s"] += time.perf_counter() - t
-        c["calls"].append((len(args[0]), round(time.perf_counter() - t, 3)))
+        dt = time.perf_counter() - t
+        c["generate_s"] += dt
+        c["calls"].append((len(args[0]), round(dt, 3)))
         return out
 
     decode.StaticDecoder.generate, adapter.generate = dec_generate, gen

@@ -106,13 +106,7 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
             # A prefill's tokens go to slots [at, at + n) as slice copies (``at``: where the decoder
             # has just reset the counter): index_copy_ along the slot axis moved them at a fifth of
             # the copy bandwidth (issue 21, docs/benchmarks.md).
-            if dec.fuse and dec._fusion.enabled:
-                from .fuse import compiled
-
-                compiled("kv_fill", True)(layer.keys, layer.values, key_states, value_states, at)
-            else:
-                layer.keys[:, :, at:at + n].copy_(key_states)
-                layer.values[:, :, at:at + n].copy_(value_states)
+            dec._kernel("kv_fill", True)(layer.keys, layer.values, key_states, value_states, at)
         elif n == 1:
             # A decode step writes at the decoder's own slot counter (what every layer's count would be;
             # StaticLayer.update's arange + add for the slot index, and each layer's counter add,
@@ -120,13 +114,7 @@ def _window_cache(cache, dec: "StaticDecoder") -> None:
             # then stay at the prompt's length until the next prefill resets them.
             step = dec._slot is not None
             slot = dec._slot if step else layer.cumulative_length.view(1)
-            if dec.fuse and dec._fusion.enabled:  # both writes as one compiled kernel
-                from .fuse import compiled
-
-                compiled("kv_write", False)(layer.keys, layer.values, key_states, value_states, slot)
-            else:
-                layer.keys.index_copy_(2, slot, key_states)
-                layer.values.index_copy_(2, slot, value_states)
+            dec._kernel("kv_write", False)(layer.keys, layer.values, key_states, value_states, slot)
             if step:
                 return layer.keys, layer.values
         else:
@@ -285,6 +273,12 @@ class StaticDecoder:
 
     def _packed(self) -> tuple:
         return self._fusion.layout() if self.fuse else ()
+
+    def _kernel(self, name: str, dynamic: bool):
+        """fuse.py's function ``name``: compiled when this decoder fuses, else the same ops run eagerly."""
+        from . import fuse
+
+        return fuse.compiled(name, dynamic) if self.fuse and self._fusion.enabled else getattr(fuse, name)
 
     def _fused(self, *, dynamic: bool):
         """The fused kernels while inside (``fuse=True``); ``dynamic`` for the prefill's changing shapes."""
