@@ -415,3 +415,33 @@ def test_batch_of_one_and_eager_attention_give_stock_tokens(attn_impl):
         assert StaticDecoder(model).generate(emb, attn, max_new_tokens=6).tolist() == want
         with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
             assert StaticDecoder(model, fuse=True).generate(emb, attn, max_new_tokens=6).tolist() == want
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+@pytest.mark.parametrize("attn_impl", ["sdpa", "eager"])
+def test_gpu_batch_of_one_and_eager_attention_give_stock_tokens(attn_impl, monkeypatch):
+    """On the GPU in fp32, through the captured (windowed) CUDA graphs: a batch of 1 and eager
+    attention decode, fused and unfused, to stock ``generate``'s tokens; and a batch of 1 after a
+    batch of 3 (the batch-polymorphic kernels meeting the size-1 specialisation)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from test_decode_window import _stock
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    monkeypatch.setattr(decode, "DECODE_WINDOW", 16)
+    torch.manual_seed(3)
+    model = LlamaForCausalLM(LlamaConfig(**TINY, initializer_range=0.5, attn_implementation=attn_impl))
+    model = model.eval().to("cuda")
+    N = 40  # several 16-slot windows
+    with torch._dynamo.config.patch(recompile_limit=fuse.RECOMPILE_LIMIT):
+        fused = StaticDecoder(model, fuse=True)
+        for b in (1, 3, 1):
+            emb = model.get_input_embeddings()(torch.randint(3, 60, (b, 7), device="cuda"))
+            attn = torch.ones(b, 7, dtype=torch.long, device="cuda")
+            if b > 1:
+                attn[-1, :2] = 0
+            want = _stock(model, emb, attn, N)
+            assert StaticDecoder(model).generate(emb, attn, max_new_tokens=N).tolist() == want
+            assert fused.generate(emb, attn, max_new_tokens=N).tolist() == want
+        assert fused._st.graph is not None  # the steps ran from captured graphs
