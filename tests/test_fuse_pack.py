@@ -284,3 +284,32 @@ def test_a_second_decoder_adopts_the_packing_and_a_repack_drops_captured_state()
     assert b_dec.generate(emb, attn, max_new_tokens=5).tolist() == first and b_dec._fusion.packings == 1
     assert a_dec.generate(emb, attn, max_new_tokens=5).tolist() == first
     assert a_dec._st is not st  # a's state was captured on the old layout: rebuilt, not replayed
+
+
+@torch.no_grad()
+def test_shared_linears_are_patched_once_and_left_unpacked(monkeypatch):
+    """Weights tied across layers: a Linear used by two layers' attentions, another by two MLPs.
+    Packing it into both groups would re-home it back and forth (and patch it twice, whose second
+    restore raised). The fused decoder gives stock tokens, packs neither group that holds a shared
+    Linear, packs the others, and nothing stays patched after a call."""
+    from test_decode_window import _stock
+
+    model = _tiny_llama()
+    layers = model.model.layers
+    layers[1].self_attn.q_proj = layers[0].self_attn.q_proj
+    layers[1].mlp.gate_proj = layers[0].mlp.gate_proj
+    emb, attn = _batch(model)
+    N = 8
+    want = _stock(model, emb, attn, N)
+    calls = _count_packed(monkeypatch)
+    dec = StaticDecoder(model, fuse=True)
+    for _ in range(2):  # a second call: nothing re-packed
+        assert dec.generate(emb, attn, max_new_tokens=N).tolist() == want
+        assert not any("forward" in m.__dict__ for m in model.modules())
+    assert dec._fusion.packings == 0 and calls == []  # every group holds a shared Linear
+    layers[1].mlp.gate_proj = torch.nn.Linear(64, 96, bias=False)  # untie the MLPs: they pack
+    want = _stock(model, emb, attn, N)
+    dec = StaticDecoder(model, fuse=True)
+    assert dec.generate(emb, attn, max_new_tokens=N).tolist() == want
+    assert dec._fusion.packings == 2 and sorted(calls) == [2] * 2 * (N - 1)
+    assert layers[0].self_attn.q_proj.weight.data_ptr() == layers[1].self_attn.q_proj.weight.data_ptr()

@@ -42,6 +42,7 @@ import math
 import sys
 import types
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 
 import torch
@@ -188,8 +189,16 @@ def _plan(decoder) -> tuple[dict | None, str]:
     why = _probe(norms[0], mlps[0], attn_globals["apply_rotary_pos_emb"])
     if why:
         return None, why
-    return {"norms": norms, "mlps": mlps, "attns": attns, "globals": attn_globals,
+    return {"norms": norms, "mlps": mlps, "attns": attns, "globals": attn_globals, "shared": _shared(mlps, attns),
             "layers": _layer_plan(decoder, getattr(mod, prefix + "DecoderLayer", None), norm_cls)}, ""
+
+
+def _shared(mlps, attns) -> set[int]:
+    """ids of the projections used by more than one attention or MLP (weights tied across layers):
+    they are never packed, since packing one group re-homes the weights another group's views hold."""
+    seen = Counter(id(lin) for mods, names in ((mlps, ("gate_proj", "up_proj")), (attns, ("q_proj", "k_proj", "v_proj")))
+                   for m in mods for lin in (getattr(m, n, None) for n in names) if lin is not None)
+    return {i for i, n in seen.items() if n > 1}
 
 
 def _layer_plan(decoder, layer_cls, norm_cls) -> list[tuple]:
@@ -412,7 +421,8 @@ class Fusion:
         """The packed projections ``names`` of ``module`` (packed on first use; re-packed when a
         weight was replaced), or None where they cannot be packed."""
         linears = [getattr(module, n, None) for n in names]
-        if any(m is None for m in linears) or not _packable(linears):
+        if any(m is None for m in linears) or not _packable(linears) \
+                or any(id(m) in self._plan["shared"] for m in linears):
             self._packs.pop(id(module), None)
             return None
         p = self._packs.get(id(module))
@@ -479,4 +489,4 @@ class Fusion:
             box.clear()
             g["apply_rotary_pos_emb"] = orig_rope
             for m in patched:
-                del m.forward
+                m.__dict__.pop("forward", None)
