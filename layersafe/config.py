@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 import warnings
@@ -232,9 +233,14 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+# A help text that states its default itself ("; default all", "Default 8:", "the command's default:
+# refusal"), as opposed to one that only mentions the default layer.
+_STATES_DEFAULT = re.compile(r"(^|[(;,.:] ?)default\b|\bdefault:", re.IGNORECASE)
+
+
 def _help(f: dataclasses.Field, ft: FieldType, default: Any) -> str:
     text = f.metadata.get("help", "")
-    if default not in (None, False, "", []) and "default" not in text:
+    if default not in (None, False, "", []) and not _STATES_DEFAULT.search(text):
         text = f"{text} (default {_fmt(default)})" if text else f"default {_fmt(default)}"
     return text.replace("%", "%%")
 

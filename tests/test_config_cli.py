@@ -226,3 +226,15 @@ def test_peft_wrapping_no_longer_warns_about_is_gradient_checkpointing():
     if not wrap(quiet=False):
         pytest.skip("this transformers/peft pair does not warn")
     assert wrap(quiet=True) == []
+
+
+def test_help_states_each_default_once():
+    """A help text that only mentions "the default layer" still gets "(default X)"; one that states
+    its default itself gets none added; align's --out says it is required, not a default."""
+    helps = {a.dest: a.help for a in subparser("align")._actions}
+    assert helps["anchor_fraction"].endswith("(default 0.25)")
+    assert helps["steps"].endswith("(default 200)")
+    assert "required" in helps["out"] and "runs/align" not in helps["out"]
+    scan = {a.dest: a.help for a in subparser("scan")._actions}
+    assert "(default" not in scan["layers"] and "(default" not in scan["judges"]  # both state it
+    assert "(default 8)" not in scan["batch_size"]  # it says "Default 8:" itself

@@ -40,8 +40,9 @@ def add_parser(sub) -> None:
 
     d = sub.add_parser("demo", help="the whole story offline in minutes: scan the organism, repair it (distillation or L-PPO), rescan, report",
                        description="Scan the shipped model organism over every encoder layer (held-out AdvBench goals "
-                                   "x scikit-image photos, plus benign requests), align it with multi-layer L-PPO on "
-                                   "its vulnerable layers, rescan, and write a before/after report.")
+                                   "x scikit-image photos, plus benign requests), repair its vulnerable layers (layer-consistency "
+                                   "distillation by default, --method lppo for the paper's L-PPO), rescan, and "
+                                   "write a before/after report.")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; must not exist or be empty)")
     d.add_argument("--fast", action="store_true", help="a small version (fewer prompts, layers and PPO steps) for tests")
     d.add_argument("--method", choices=("distill", "lppo"), default=None,

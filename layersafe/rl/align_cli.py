@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
                     "checkpoints.",
         epilog=EPILOG)
     add_config_file_option(p)
-    add_options(p, LPPOConfig, negatable=True)  # --no-merge & co. override the --config file
+    add_options(p, LPPOConfig, negatable=True,  # --no-merge & co. override the --config file
+                help_overrides={"out": "output folder (required: on the command line or in the --config file)"})
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_align)
 
