@@ -88,7 +88,9 @@ def check_run(run_dir, max_asr: float, layers: str | None = None, *, judge: str 
     if col not in table[0]:
         judges = sorted(k[4:] for k in table[0] if k.startswith("asr_") and not k.endswith(("_n", "_ci_low", "_ci_high"))
                         and k != "asr_source")
-        raise UserError(f"--judge {judge}: {path} has no {col} column; judges in this run: {', '.join(judges) or 'none'}")
+        what = f"--judge {judge}: " if judge else ""
+        raise UserError(f"{what}{path} has no {col} column; judges in this run: {', '.join(judges) or 'none'}"
+                        + ("" if judge or not judges else "; pass --judge NAME"))
     by_layer = {}
     for r in table:
         try:

@@ -334,9 +334,9 @@ def config_from_args(cls, ns: argparse.Namespace, *, required: tuple[str, ...] =
     values.update({k: v for k, v in vars(ns).items() if k in fields_})
     values.update(extra)
     for name in required:
-        if name not in values:
+        if values.get(name) is None:  # absent, or given as 'none' where the type allows it
             where = " (on the command line or in the --config file)" if hasattr(ns, "config_file") else ""
-            raise UserError(f"{flag_of(fields_[name])} is required{where}")
+            raise UserError(f"{flag_of(fields_[name])} is required{where}" + (", not 'none'" if name in values else ""))
     cfg = cls(**values)
     check_fields(cfg)
     return cfg

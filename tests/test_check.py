@@ -112,3 +112,17 @@ def test_on_a_real_scan(tmp_path, capsys):
     assert main(["check", str(out), "--max-asr", "0", "--point", "--layers", "default"]) in (0, 1)
     ok, rows = check_run(out, 1.0, layers="2")
     assert ok and rows[0]["layer"] == 2 and rows[0]["n"] > 0
+
+
+def test_bad_gate_options_are_one_line_exit_2(tmp_path, capsys):
+    """A gate given 'none' as its bound, or a table without the default asr column, is bad input
+    (exit 2, one line), never "check FAILED" (1) nor an internal error."""
+    run = make_run(tmp_path / "r", {2: (1, 50)})
+    assert main(["check", str(run), "--max-asr", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-asr is required, not 'none'" in err and "internal error" not in err
+    table = (run / "metrics.csv").read_text().replace("asr", "asr_llamaguard")
+    (run / "metrics.csv").write_text(table)
+    assert main(["check", str(run), "--max-asr", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--judge None" not in err and "has no asr column" in err and err.endswith("pass --judge NAME"), err

@@ -280,3 +280,22 @@ def test_train_rm_cli_errors(tiny_base, tmp_path, capsys):
     assert len(err) == 1 and "--max-length 512 is more than the 128 positions" in err[0], err
     written = sorted(p.name for p in (tmp_path / "o3").rglob("*")) if (tmp_path / "o3").exists() else []
     assert written in ([], [".layersafe.lock"]), written
+
+
+def test_resume_never_trains_over_another_folder(tiny_base, tmp_path, capsys):
+    """``--resume`` into a folder with no checkpoint trains only when the folder is empty: a model
+    folder (or an old log) is refused and left byte for byte; an unreadable checkpoint state is one
+    line, not an internal error."""
+    model = tmp_path / "a_model"
+    shutil.copytree(tiny_base, model)
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    assert _train_cli(tiny_base, model, "--resume") == 2
+    assert "--resume: no checkpoint in" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before
+    bad = tmp_path / "bad" / "checkpoints" / "step-0000006"
+    bad.mkdir(parents=True)
+    (bad / "trainer_state.json").write_text("{trunc")
+    assert _train_cli(tiny_base, tmp_path / "bad", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "trainer_state.json is unreadable" in err and "internal error" not in err
+    assert _train_cli(tiny_base, tmp_path / "new", "--resume", "--steps", "2") == 0  # empty: a fresh run

@@ -158,3 +158,15 @@ def test_bad_inputs(tmp_path, capsys, sft_data):
     (tmp_path / "f").write_text("a file")
     assert main(["sft", "--data", str(sft_data), "--out", str(tmp_path / "f")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_unknown_lora_targets_are_one_line(tiny_llava_dir, sft_data, tmp_path, capsys):
+    """LoRA target names that match no language-model layer: one line naming the layers there
+    are (peft's own error used to surface as an internal error), exit 2."""
+    argv = ["sft", "--model", str(tiny_llava_dir), "--data", str(sft_data), "--layers", "1", "--steps", "1",
+            "--batch-size", "2", "--device", "cpu", "--dtype", "float32", "--no-progress",
+            "--lora-target-modules", "foo_proj", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'foo_proj' matched no language-model layer" in err[0], err
+    assert "q_proj" in err[0] and "down_proj" in err[0] and "internal error" not in err[0]

@@ -374,6 +374,36 @@ def lora_target(adapter, names: list[str]) -> str:
     return r".*" + re.escape(adapter.language_model_name) + r"\..*\.(" + "|".join(map(re.escape, names)) + r")"
 
 
+def lora_wrap(adapter, model, cfg):
+    """``model`` with LoRA adapters on ``cfg.lora_target_modules`` of the language model (align
+    and sft); names that match no layer are one line naming the ones there are."""
+    from peft import LoraConfig, get_peft_model
+
+    from ..models.peft_quiet import peft_wrap
+
+    names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=lora_target(adapter, names), bias="none")
+
+    def no_match() -> UserError:
+        lm = f"{adapter.language_model_name}."
+        have = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                       if lm in f"{n}." and isinstance(m, torch.nn.Linear)} - {"lm_head"})
+        return UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer; "
+                         f"its linear layers: {', '.join(have) or 'none'}")
+
+    try:
+        with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
+            wrapped = get_peft_model(model, lcfg)
+    except ValueError as e:  # peft's NoMatchingPeftModuleError
+        if "not found in the base model" not in str(e) and type(e).__name__ != "NoMatchingPeftModuleError":
+            raise
+        raise no_match() from None
+    if not any(p.requires_grad for p in wrapped.parameters()):
+        raise no_match()
+    return wrapped
+
+
 def check_trainable(adapter, cfg) -> None:
     """Refuse, before anything is written, what this family cannot train with: the static-cache
     decoder where the family decodes with stock generate (docs/families.md says why)."""
@@ -520,20 +550,9 @@ class OnPolicyTrainer:
             self.policy = PolicyWithValue(raw, raw, hidden, value_head=self.value_head)
             self.ref_policy = PolicyWithValue(self.ref_model, self.ref_model, hidden, value_head=False)
         else:
-            from peft import LoraConfig, get_peft_model
-
-            from ..models.peft_quiet import peft_wrap
-
-            names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
             # Regex on full module names: LoRA goes into the language model only, never the
             # vision tower or projector (their names also contain q_proj / linear_*).
-            target = lora_target(self.adapter, names)
-            lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                              target_modules=target, bias="none")
-            with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
-                self.peft = get_peft_model(raw, lcfg)
-            if not any(p.requires_grad for p in self.peft.parameters()):
-                raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
+            self.peft = lora_wrap(self.adapter, raw, cfg)
             low = raw.get_output_embeddings().weight.dtype
             self.policy = PolicyWithValue(self.peft, raw, hidden, value_head=self.value_head,
                                           autocast_dtype=low if low in (torch.bfloat16, torch.float16) else None)

@@ -182,9 +182,15 @@ def _check_out(cfg: RMTrainConfig, out: Path) -> Path | None:
         if (out / CARD).is_file():
             raise UserError(f"{out} holds a finished reward model ({CARD}); nothing to resume")
         if not ckpts:
+            if not is_empty(out):  # never train over a folder of something else (a model, a log)
+                raise UserError(f"--resume: no checkpoint in {out / CKPT_DIR}; start without --resume, in an "
+                                "empty or new --out")
             return None
-        state = json.loads((ckpts[-1] / STATE).read_text())
-        saved = state["config"]
+        try:
+            saved = json.loads((ckpts[-1] / STATE).read_text())["config"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"checkpoint {ckpts[-1]}: {STATE} is unreadable ({type(e).__name__}); remove that "
+                            "checkpoint to resume from the one before, or start a new --out") from None
         saved.setdefault("learning_rate", saved.get("lr"))  # checkpoints written before the rename
         diff = [k for k in RMTrainConfig.RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
         if diff:

@@ -104,22 +104,11 @@ class SFTTrainer:
         eos = self.raw.generation_config.eos_token_id
         self.eos_id = (eos[0] if isinstance(eos, list) else eos) if eos is not None else self.tok.eos_token_id
         torch.manual_seed(cfg.seed)
-        from peft import LoraConfig, get_peft_model
-
-        from ..models.peft_quiet import peft_wrap
-
         for p in self.raw.parameters():
             p.requires_grad_(False)
-        from .onpolicy import lora_target
+        from .onpolicy import lora_wrap
 
-        names = [t.strip() for t in cfg.lora_target_modules.split(",") if t.strip()]
-        target = lora_target(adapter, names)  # the language model only, as L-PPO
-        lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=target, bias="none")
-        with peft_wrap():  # peft's own read of a deprecated transformers attribute (models/peft_quiet.py)
-            self.peft = get_peft_model(self.raw, lcfg)
-        if not any(p.requires_grad for p in self.peft.parameters()):
-            raise UserError(f"--lora-target-modules {cfg.lora_target_modules!r} matched no language-model layer")
+        self.peft = lora_wrap(adapter, self.raw, cfg)  # the language model only, as L-PPO
         # family-specific (models/*.py), before sharding wraps the layers; names go to run.json
         self.recomputed = adapter.require_recompute(self.raw) if cfg.family_recompute else []
         self.sharding = None  # run.json's fsdp summary
