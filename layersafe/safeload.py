@@ -21,8 +21,13 @@ def check_local_folder(name: str, what: str = "model") -> None:
     """A name that is clearly a path (not a hub id OWNER/NAME) must be an existing folder;
     otherwise the hub client's "Repo id must be in the form ..." would hide the real mistake."""
     looks_local = name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
-    if looks_local and not Path(name).expanduser().exists():
+    p = Path(name).expanduser()
+    if looks_local and not p.exists():
         raise UserError(f"{what} folder not found: {name}; check the path, or give a hub id OWNER/NAME")
+    # An existing folder is loaded from disk: without a config the loaders' own errors are cut-off
+    # tokenizer messages ("Couldn't instantiate the backend tokenizer from one of:").
+    if p.is_dir() and not (p / "config.json").is_file() and not (p / "adapter_config.json").is_file():
+        raise UserError(f"{name} has no config.json; pass a folder saved with save_pretrained or a hub id")
 
 
 def weights_kwargs(allow_pickle: bool) -> dict:

@@ -121,6 +121,12 @@ def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kw
 
     if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(name)):
         raise UserError(f"cannot load {what} {name!r}: no such folder")
+    folder = os.path.expanduser(name)
+    if os.path.isdir(folder) and not any(os.path.isfile(os.path.join(folder, f))
+                                         for f in ("config.json", "tokenizer_config.json", "adapter_config.json")):
+        # else transformers' message is a cut-off "Couldn't instantiate the backend tokenizer from one of:"
+        raise UserError(f"cannot load {what} {name!r}: the folder has no config.json; pass a folder saved with "
+                        "save_pretrained or a hub id")
     flag = "allow_pickle=1 in the judge spec"
     if allow_pickle is not None:
         check_weights(os.path.expanduser(name), allow_pickle, what, flag)
@@ -279,4 +285,10 @@ def get_judge(spec: str, **options) -> Judge:
     judges = available()
     if name not in judges:
         raise UserError(f"unknown judge {name!r}; available: {', '.join(sorted(judges))}")
-    return judges[name](arg, **{**spec_opts, **options})
+    import os
+
+    judge = judges[name](arg, **{**spec_opts, **options})  # its own checks of the spec first
+    # A path that is not there is found here, when a scan checks its judges, not after the generation.
+    if arg and arg.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(arg)):
+        raise UserError(f"judge {name}: {arg!r} does not exist; check the path, or give a hub id OWNER/NAME")
+    return judge
