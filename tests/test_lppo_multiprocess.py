@@ -186,8 +186,9 @@ def test_ptx_two_processes_equal_one_process(tiny_llava_dir, tmp_path):
 
 
 def test_a_bad_image_in_one_process_rows_stops_every_process(tiny_llava_dir, tmp_path):
-    """Each process preprocesses only its own rows' images: the one that meets a bad image must not
-    leave the other waiting in the gather. Both print the same one line and exit 2."""
+    """Every process checks every training image up front, so a bad one stops both before any
+    rollout: the same one line from each, exit 2. (One that goes bad mid-run, met by one process's
+    rows, must not leave the other waiting in the gather: tests/test_prefetch.py.)"""
     rows = [{"id": f"h{i}", "prompt": f"Explain harmful thing {i}", "harmful": True,
              "image": "skimage:no_such_photo" if i == 5 else "skimage:coffee"} for i in range(8)]
     data = tmp_path / "d.jsonl"
@@ -201,7 +202,8 @@ def test_a_bad_image_in_one_process_rows_stops_every_process(tiny_llava_dir, tmp
     assert proc.returncode != 0
     said = [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("layersafe: error:")]
     assert len(said) == 2 and len(set(said)) == 1, said  # both processes, the same line
-    assert "cannot load training sample h5" in said[0]
+    assert "1 of 2 images cannot be loaded, e.g. row h5" in said[0]  # found up front, before any rollout
+    assert not (tmp_path / "al" / "checkpoints").exists()
 
 
 def test_rollout_parts_keep_key_groups_together_and_cover_every_row():

@@ -71,7 +71,12 @@ def _pools(data):
     return load_training_prompts(_cfg(data, "unused"), log=lambda m: None)
 
 
-def test_a_bad_image_in_a_prefetched_step_stops_the_run_there(base_model, tmp_path):
+def test_a_bad_image_in_a_prefetched_step_stops_the_run_there(base_model, tmp_path, monkeypatch):
+    """An image that goes bad after the start (the up-front check of every image passed: skipped
+    here) stops the run at the step that draws it, with step 1 logged and checkpointed."""
+    from layersafe.data import training
+
+    monkeypatch.setattr(training, "check_images", lambda *a, **k: None)
     cfg = _cfg(tmp_path / "d.jsonl", tmp_path / "out", save_every=1)
     _data(tmp_path / "d.jsonl")
     step2 = {s.id for s in onpolicy.draw_batch(*_pools(tmp_path / "d.jsonl"), cfg, 2)}

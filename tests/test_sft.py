@@ -170,3 +170,20 @@ def test_unknown_lora_targets_are_one_line(tiny_llava_dir, sft_data, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'foo_proj' matched no language-model layer" in err[0], err
     assert "q_proj" in err[0] and "down_proj" in err[0] and "internal error" not in err[0]
+
+
+@pytest.mark.parametrize("command", ["sft", "align"])
+def test_a_bad_training_image_stops_the_run_before_it_starts(command, tiny_llava_dir, sft_data, tmp_path, capsys):
+    """Training images are all loaded once up front: a corrupt one is one line naming its row,
+    exit 2, and no --out folder, not a failure many steps in when its batch is drawn."""
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    rows = sft_data.read_text() + json.dumps({"id": "bad", "prompt": "What is this?", "image": "x.png",
+                                              "harmful": False, "response": "A cup."}) + "\n"
+    data = tmp_path / "with_bad.jsonl"
+    data.write_text(rows)
+    argv = [command, "--model", str(tiny_llava_dir), "--data", str(data), "--layers", "1", "--steps", "2",
+            "--batch-size", "4", "--device", "cpu", "--dtype", "float32", "--no-progress", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 of 3 images cannot be loaded, e.g. row bad (" in err[0], err
+    assert "cannot decode image" in err[0] and not (tmp_path / "o").exists()

@@ -41,7 +41,32 @@ def load_training_prompts(cfg, log=print):
                 s.meta["answers"] = row_answers(s.meta)
             except UserError as e:
                 raise UserError(f"--data {cfg.data}: sample {s.id}: {e}") from None
+    check_images([*samples, *benign], f"--data {cfg.data}" + (f" / --benign-data {cfg.benign_data}" if benign else ""))
     return samples, benign
+
+
+def check_images(samples, what: str, progress: bool = True) -> None:
+    """Every distinct image of the training rows loads, checked once up front: a bad one stops the
+    run in its first seconds, naming the rows, not hours in when its batch is drawn (a training
+    image is the user's to fix, not to skip: skipping would change what is trained on)."""
+    from tqdm.auto import tqdm
+
+    from .base import ImageError, load_image
+
+    by_ref: dict = {}
+    for s in samples:
+        by_ref.setdefault(s.image, []).append(s.id)
+    bad = []
+    for ref, ids in tqdm(by_ref.items(), desc="checking training images", unit="img", leave=False,
+                         disable=not progress or len(by_ref) < 50):
+        try:
+            load_image(ref)
+        except (ImageError, OSError, ValueError) as e:
+            bad.append(f"{ids[0]} ({ref}): {e}")
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UserError(f"{what}: {len(bad)} of {len(by_ref)} images cannot be loaded, e.g. row {bad[0]}{more}; "
+                        "fix or remove those rows")
 
 
 def row_answers(row: dict) -> list[str] | None:
