@@ -109,8 +109,13 @@ def first_line(e: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(e).__name__
 
 
-def load_hint(message: str, allow_pickle: bool, flag: str = "--allow-pickle") -> str:
-    """What to add to a from_pretrained failure: the safetensors hint when that is the cause."""
+def load_hint(message: str, allow_pickle: bool, flag: str = "--allow-pickle", path=None) -> str:
+    """What to add to a from_pretrained failure: the safetensors hint when that is the cause (not
+    for a local folder that holds no weights at all: --allow-pickle would not help there)."""
+    p = Path(str(path)).expanduser() if path is not None else None
+    if p is not None and p.is_dir() and not any(_PICKLE_WEIGHTS.match(f.name) or f.suffix == ".safetensors"
+                                                for f in p.iterdir()):
+        return f" -- {path} holds no weights file (model.safetensors); save the model there with save_pretrained"
     if not allow_pickle and "safetensors" in message:
         return f" -- only safetensors weights are loaded; convert the checkpoint or pass {flag} if you trust it"
     return ""

@@ -33,6 +33,10 @@ def bad(tmp_path_factory, tiny_llava_dir):
     tf.ViTModel(vit).save_pretrained(d / "vit")
     (d / "noconfig").mkdir()
     (d / "noconfig" / "model.safetensors").write_bytes(b"")
+    (d / "noweights").mkdir()  # a config and a tokenizer, no weights file
+    for f in tiny_llava_dir.iterdir():
+        if f.suffix in (".json", ".jinja"):
+            (d / "noweights" / f.name).write_bytes(f.read_bytes())
     files = {
         "empty.jsonl": b"", "blank.jsonl": b"\n  \n\n", "empty.csv": b"",
         "malformed.jsonl": b'{"id": "a", "prompt": "hi", "image": \n[1, 2]\n',
@@ -82,6 +86,8 @@ CASES = [
     ("missing model for scan", lambda b, m, o: SCAN + ["--model", "./no/such/model", "--data", b / "good.jsonl",
                                                        "--out", o], ["not found"]),
     ("no config.json", lambda b, m, o: ["layers", "--model", b / "noconfig"], ["config.json"]),
+    ("no weights file", lambda b, m, o: ["scan", "--model", b / "noweights", "--data", b / "good.jsonl", "--out", o,
+                                         "--no-progress"], ["holds no weights file"]),
     ("text-only model", lambda b, m, o: ["layers", "--model", b / "textonly"], ["text-only"]),
     ("text-only model for align", lambda b, m, o: ["align", "--model", b / "textonly", "--out", o, "--no-progress"],
      ["text-only"]),
@@ -214,3 +220,12 @@ def test_real_process_exit_code_and_stderr(bad, tmp_path):
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith("layersafe: error:")
         assert needle in proc.stderr
+
+
+def test_an_image_path_that_is_a_folder_says_so(tmp_path):
+    from layersafe.data.base import ImageError, load_image
+
+    with pytest.raises(ImageError, match="image path is a folder, not a file"):
+        load_image(str(tmp_path))
+    with pytest.raises(ImageError, match="image file not found"):
+        load_image(str(tmp_path / "nope.png"))

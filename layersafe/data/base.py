@@ -74,6 +74,8 @@ def load_image(ref: str):
             arr = arr.astype(np.uint8) * 255
         return Image.fromarray(arr).convert("RGB")
     path = Path(ref)
+    if path.is_dir():
+        raise ImageError(f"image path is a folder, not a file: {ref}")
     if not path.is_file():
         raise ImageError(f"image file not found: {ref}")
     try:

@@ -137,7 +137,7 @@ def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kw
         return loader.from_pretrained(name, trust_remote_code=False, **kwargs)
     except load_errors() as e:  # a corrupt or truncated checkpoint is the user's file, not a bug
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag)}") from None
+        raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag, path=name)}") from None
 
 
 def model_device_dtype(opts: dict):

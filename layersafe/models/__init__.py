@@ -124,7 +124,7 @@ def load_vlm(model: str, *, dtype: str | None = "auto", device: str | None = "au
     except (*load_errors(), ImportError) as e:  # corrupt pickles/safetensors too (--allow-pickle)
         first = first_line(e)
         hint = (" -- install the missing package (Qwen2.5-VL's processor needs torchvision: "
-                "pip install torchvision matching your torch)") if isinstance(e, ImportError) else load_hint(first, allow_pickle)
+                "pip install torchvision matching your torch)") if isinstance(e, ImportError) else load_hint(first, allow_pickle, path=path)
         raise UserError(f"cannot load model or processor from {model!r}: {first}{hint}") from None
     if adapter:  # a peft adapter (e.g. from `layersafe align`), merged so the family adapter sees a plain model
         from peft import PeftModel

@@ -90,7 +90,7 @@ def load_base(base: str, *, trust_remote_code: bool = False, keep_dropout: bool 
             base, num_labels=1, trust_remote_code=trust_remote_code, dtype=torch.float32, **weights_kwargs(allow_pickle))
     except load_errors() as e:  # corrupt pickles/safetensors too
         first = first_line(e)
-        raise UserError(f"cannot load --base {base!r}: {first}{load_hint(first, allow_pickle)}") from None
+        raise UserError(f"cannot load --base {base!r}: {first}{load_hint(first, allow_pickle, path=base)}") from None
     if prepare_tokenizer(tokenizer, max_length):
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -444,7 +444,7 @@ def load_reward_model(path: str, device: str = "auto", trust_remote_code: bool =
                                                                    **weights_kwargs(allow_pickle))
     except load_errors() as e:  # corrupt pickles/safetensors too
         first = first_line(e)
-        raise UserError(f"cannot load reward model {path!r}: {first}{load_hint(first, allow_pickle)}") from None
+        raise UserError(f"cannot load reward model {path!r}: {first}{load_hint(first, allow_pickle, path=path)}") from None
     require_classifier(model.config, path, "reward model")
     if model.config.num_labels != 1:
         raise UserError(f"{path} has {model.config.num_labels} output labels; a reward model has 1")
