@@ -45,6 +45,10 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     log = log or (lambda m: print(m, file=sys.stderr))
     out = Path(out)
     rows = read_jsonl(out / "generations.jsonl")
+    from .distributed import rank_info
+
+    if rank_info().is_main:  # the others may read run.json while rank 0 is finishing it
+        _note_unfinished(out, len(rows), log)
     extra = _carry_scores(out / SCORES, rows, log, folder_judges(out))
     owned = owned_by(judges)
     extra = {k for k in extra if not owned(k)}
@@ -54,8 +58,6 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     counts = judge_rows(rows, judges, batch_size=batch_size, progress=progress, log=log, journal=out / JOURNAL)
     if timing is not None:
         timing.update(counts.get("timing", {}))
-    from .distributed import rank_info
-
     if not rank_info().is_main:  # a multi-process launch judged together; rank 0 writes (docs/scale.md)
         return per_layer_metrics(rows)
     lacking = [extra - set(r.get("scores") or {}) for r in rows if r.get("response") is not None and not r.get("error")]
@@ -67,6 +69,25 @@ def judge_run(out: str | Path, judges: list[str], *, progress: bool = True, log=
     table = write_metrics(out, rows)
     (out / JOURNAL).unlink(missing_ok=True)
     return table
+
+
+def _note_unfinished(out: Path, n: int, log) -> None:
+    """Say so when the rows judged are not the whole scan: a cut-off last line (not judged) or a
+    scan that did not finish (its metrics will cover fewer rows per layer)."""
+    import json
+
+    gen = out / "generations.jsonl"
+    with gen.open("rb") as f:
+        f.seek(max(gen.stat().st_size - 1, 0))
+        torn = gen.stat().st_size > 0 and f.read(1) != b"\n"
+    try:
+        status = json.loads((out / "run.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if torn or status not in (None, "complete"):
+        why = "its last line is cut off and is not judged" if torn else f"run.json says {status!r}"
+        log(f"note: the scan in {out} is unfinished ({why}); judging its {n} rows. Finish it with "
+            "`layersafe scan ... --resume`, then judge again")
 
 
 def owned_by(specs: list[str]):

@@ -229,3 +229,29 @@ def test_an_image_path_that_is_a_folder_says_so(tmp_path):
         load_image(str(tmp_path))
     with pytest.raises(ImageError, match="image file not found"):
         load_image(str(tmp_path / "nope.png"))
+
+
+def test_judging_an_unfinished_scan_says_so(tmp_path):
+    """A scan cut off mid-write (last line torn) or not finished (run.json running): the rows there
+    are judged and a note says the scan is unfinished and how to finish it; a finished one, none."""
+    import json
+
+    from layersafe.evaluate import judge_run
+
+    run = tmp_path / "r"
+    run.mkdir()
+    rows = [{"sample_id": f"s{i}", "layer": 1, "prompt": "p", "harmful": True, "response": "I cannot help with that.",
+             "error": None} for i in range(3)]
+    gen = "".join(json.dumps(r) + "\n" for r in rows)
+    for text, status, want in [(gen, "complete", None), (gen + '{"sample_id": "s3", "lay', "complete", "cut off"),
+                               (gen, "running", "'running'")]:
+        (run / "generations.jsonl").write_text(text)
+        (run / "run.json").write_text(json.dumps({"status": status}))
+        said: list = []
+        judge_run(run, ["refusal"], progress=False, log=said.append)
+        notes = [m for m in said if "unfinished" in m]
+        if want is None:
+            assert notes == [], said
+        else:
+            assert len(notes) == 1 and want in notes[0] and "judging its 3 rows" in notes[0] and "--resume" in notes[0]
+        assert len((run / "scores.jsonl").read_text().splitlines()) == 3
