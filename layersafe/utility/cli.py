@@ -32,12 +32,17 @@ def cmd_utility(a) -> int:
     if TASKS[a.suite].extra:  # xstest: over-refusal and the unsafe prompts' refusal rate
         print("layer    n   over-refusal  95% CI            unsafe refusal")
         for layer, n, v, lo, hi, u in rows:
-            print(f"{layer:>5} {n:>4}   {v:.3f}       [{lo:.3f}, {hi:.3f}]    {u:.3f}")
+            unsafe = "n/a" if u != u else f"{u:.3f}"  # NaN: no unsafe prompt answered at that layer
+            print(f"{layer:>5} {n:>4}   {v:.3f}       [{lo:.3f}, {hi:.3f}]    {unsafe}")
     else:
         name = TASKS[a.suite].label
         print(f"layer    n   {name:<8} 95% CI")
         for layer, n, v, lo, hi in rows:
             print(f"{layer:>5} {n:>4}   {v:.3f}    [{lo:.3f}, {hi:.3f}]")
+    failed = res["run"].get("stats", {}).get("failed", 0)
+    if failed:
+        print(f"warning: {failed} rows failed and are not counted (their errors: the 'error' field in "
+              f"{a.out}/generations.jsonl)", file=sys.stderr)
     extra = ", metrics_by_category.csv" if (Path(a.out) / "metrics_by_category.csv").is_file() else ""
     print(f"results: {a.out}/ (generations.jsonl, run.json, scores.jsonl, metrics.csv{extra})")
     return 0
