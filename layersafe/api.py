@@ -288,6 +288,8 @@ def scan_judges(judges: Sequence[str] | str | None) -> list[str]:
     ``"none"`` (``--judge none``)."""
     judges = [judges] if isinstance(judges, str) else list(judges or [])
     judges = judges or ["refusal"]
+    if "none" in judges and judges != ["none"]:
+        raise UserError(f"--judge none means no judge; it cannot be given with {', '.join(j for j in judges if j != 'none')}")
     return [] if judges == ["none"] else judges
 
 

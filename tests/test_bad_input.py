@@ -255,3 +255,12 @@ def test_judging_an_unfinished_scan_says_so(tmp_path):
         else:
             assert len(notes) == 1 and want in notes[0] and "judging its 3 rows" in notes[0] and "--resume" in notes[0]
         assert len((run / "scores.jsonl").read_text().splitlines()) == 3
+
+
+def test_judge_none_with_another_judge_is_refused():
+    from layersafe.api import scan_judges
+    from layersafe.errors import UserError
+
+    assert scan_judges(None) == ["refusal"] and scan_judges("none") == [] and scan_judges(["a", "b"]) == ["a", "b"]
+    with pytest.raises(UserError, match="--judge none means no judge; it cannot be given with reward:x"):
+        scan_judges(["none", "reward:x"])
