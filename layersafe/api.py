@@ -288,9 +288,12 @@ def scan_judges(judges: Sequence[str] | str | None) -> list[str]:
     ``"none"`` (``--judge none``)."""
     judges = [judges] if isinstance(judges, str) else list(judges or [])
     judges = judges or ["refusal"]
-    if "none" in judges and judges != ["none"]:
-        raise UserError(f"--judge none means no judge; it cannot be given with {', '.join(j for j in judges if j != 'none')}")
-    return [] if judges == ["none"] else judges
+    others = [j for j in judges if j.strip().lower() != "none"]
+    if not others:
+        return []
+    if len(others) < len(judges):
+        raise UserError(f"--judge none means no judge; it cannot be given with {', '.join(others)}")
+    return judges
 
 
 def scan(config: ScanConfig | None = None, /, *, report: bool = True, progress: bool = True, log: Log | None = None,

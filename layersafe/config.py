@@ -235,7 +235,7 @@ class _Deprecated(argparse.Action):
 
 # A help text that states its default itself ("; default all", "Default 8:", "the command's default:
 # refusal"), as opposed to one that only mentions the default layer.
-_STATES_DEFAULT = re.compile(r"(^|[(;,.:] ?)default\b|\bdefault:", re.IGNORECASE)
+_STATES_DEFAULT = re.compile(r"(^|[(;.:] ?)default[ :]|\bdefault:", re.IGNORECASE)
 
 
 def _help(f: dataclasses.Field, ft: FieldType, default: Any) -> str:

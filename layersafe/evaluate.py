@@ -77,9 +77,13 @@ def _note_unfinished(out: Path, n: int, log) -> None:
     import json
 
     gen = out / "generations.jsonl"
-    with gen.open("rb") as f:
-        f.seek(max(gen.stat().st_size - 1, 0))
-        torn = gen.stat().st_size > 0 and f.read(1) != b"\n"
+    with gen.open("rb") as f:  # what follows the last newline (a row is far below 4 MB)
+        f.seek(max(gen.stat().st_size - (4 << 20), 0))
+        tail = f.read().rsplit(b"\n", 1)[-1]
+    try:
+        torn = bool(tail.strip()) and not isinstance(json.loads(tail), dict)
+    except ValueError:  # read_jsonl dropped it
+        torn = True
     try:
         status = json.loads((out / "run.json").read_text()).get("status")
     except (OSError, ValueError, AttributeError):

@@ -15,6 +15,9 @@ ARGS = ["--model", "tiny-random-llava", "--data", "advbench-images", "--limit", 
 
 def test_reward_judge_that_cannot_load_marks_the_run_failed_and_resume_starts_over(tmp_path, capsys):
     out = tmp_path / "run"
+    # a folder that is there (a missing one is refused before anything runs) but holds no model
+    (tmp_path / "no-such-guard").mkdir()
+    (tmp_path / "no-such-guard" / "notes.txt").write_text("not a model")
     bad = ["align", *ARGS, "--steps", "2", "--reward", f"llamaguard:{tmp_path / 'no-such-guard'}", "--out", str(out)]
     assert main(bad) == 2  # the judge loads lazily: it fails at the first scoring, after run.json exists
     err = capsys.readouterr().err.strip().splitlines()
@@ -25,6 +28,9 @@ def test_reward_judge_that_cannot_load_marks_the_run_failed_and_resume_starts_ov
     assert main(bad) == 2 and "not empty" in capsys.readouterr().err
     rc = main(bad + ["--resume"])
     assert rc == 2 and "no-such-guard" in capsys.readouterr().err  # same judge, same failure: but it got that far
+    # a reward path that is not there at all: refused when the options are read, nothing written
+    gone = ["align", *ARGS, "--steps", "2", "--reward", f"llamaguard:{tmp_path / 'gone'}", "--out", str(tmp_path / "o")]
+    assert main(gone) == 2 and "does not exist" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_failed_run_resumes_from_step_zero_once_the_cause_is_fixed(tmp_path, monkeypatch):

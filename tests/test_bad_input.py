@@ -243,7 +243,8 @@ def test_judging_an_unfinished_scan_says_so(tmp_path):
     rows = [{"sample_id": f"s{i}", "layer": 1, "prompt": "p", "harmful": True, "response": "I cannot help with that.",
              "error": None} for i in range(3)]
     gen = "".join(json.dumps(r) + "\n" for r in rows)
-    for text, status, want in [(gen, "complete", None), (gen + '{"sample_id": "s3", "lay', "complete", "cut off"),
+    for text, status, want in [(gen, "complete", None), (gen.rstrip("\n"), "complete", None),  # only its newline lost
+                               (gen + '{"sample_id": "s3", "lay', "complete", "cut off"),
                                (gen, "running", "'running'")]:
         (run / "generations.jsonl").write_text(text)
         (run / "run.json").write_text(json.dumps({"status": status}))
@@ -257,6 +258,19 @@ def test_judging_an_unfinished_scan_says_so(tmp_path):
         assert len((run / "scores.jsonl").read_text().splitlines()) == 3
 
 
+def test_judge_paths_that_are_not_there_are_found_when_the_spec_is_read(tmp_path):
+    from layersafe.errors import UserError
+    from layersafe.judges.base import get_judge
+
+    rubric = tmp_path / "r.txt"
+    rubric.write_text("Grade {prompt} {response}")
+    for spec, missing in [("reward:runs/x/rm", "runs/x/rm"), (f"rubric:{rubric},model=./no/grader", "./no/grader"),
+                          ("reward:~/no/such/rm", "~/no/such/rm")]:
+        with pytest.raises(UserError, match=f"'{missing}' does not exist"):
+            get_judge(spec)
+    assert get_judge("reward:OWNER/NAME").arg == "OWNER/NAME"  # a hub id is not checked here
+
+
 def test_judge_none_with_another_judge_is_refused():
     from layersafe.api import scan_judges
     from layersafe.errors import UserError
@@ -264,3 +278,21 @@ def test_judge_none_with_another_judge_is_refused():
     assert scan_judges(None) == ["refusal"] and scan_judges("none") == [] and scan_judges(["a", "b"]) == ["a", "b"]
     with pytest.raises(UserError, match="--judge none means no judge; it cannot be given with reward:x"):
         scan_judges(["none", "reward:x"])
+    assert scan_judges(["none", "None"]) == []
+
+
+def test_training_images_any_failure_is_one_line(tmp_path):
+    """check_images turns any image failure into the one-line UserError, Pillow's decompression
+    bomb (an Exception, not an OSError) included."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from layersafe.data.training import check_images
+    from layersafe.errors import UserError
+
+    Image.new("1", (20000, 10000)).save(tmp_path / "huge.png")  # 200 M pixels > Pillow's bomb limit
+    rows = [SimpleNamespace(id="ok", image="skimage:coffee"), SimpleNamespace(id="big", image=str(tmp_path / "huge.png"))]
+    with pytest.raises(UserError, match=r"--data d: 1 of 2 images cannot be loaded, e.g. row big \("):
+        check_images(rows, "--data d")
+    check_images(rows[:1], "--data d")  # a good one passes

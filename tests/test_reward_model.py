@@ -299,3 +299,10 @@ def test_resume_never_trains_over_another_folder(tiny_base, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "trainer_state.json is unreadable" in err and "internal error" not in err
     assert _train_cli(tiny_base, tmp_path / "new", "--resume", "--steps", "2") == 0  # empty: a fresh run
+    # a run that died before its first checkpoint (only its log there) starts over with --resume
+    died = tmp_path / "died"
+    died.mkdir()
+    (died / "train_log.jsonl").write_text('{"step": 0, "split": "eval", "loss": 0.7}\n{"step": 1, "spl')
+    assert _train_cli(tiny_base, died, "--resume", "--steps", "2") == 0
+    steps = [json.loads(line)["step"] for line in (died / "train_log.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(1) == 1  # the old log was rewound, not appended to

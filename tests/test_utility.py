@@ -163,4 +163,4 @@ def test_xstest_with_failed_rows_counts_them_and_prints_no_nan(tiny_llava_dir, t
     assert rc == 0
     line = [ln for ln in cap.out.splitlines() if ln.split()[:1] == ["2"]][0]
     assert line.split()[-1] == "n/a" and "nan" not in cap.out
-    assert "warning: 1 rows failed and are not counted" in cap.err
+    assert "warning: 1 row failed and is not counted" in cap.err

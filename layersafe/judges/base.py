@@ -137,7 +137,7 @@ def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kw
         return loader.from_pretrained(name, trust_remote_code=False, **kwargs)
     except load_errors() as e:  # a corrupt or truncated checkpoint is the user's file, not a bug
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag, path=name)}") from None
+        raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag, path=name if allow_pickle is not None else None)}") from None
 
 
 def model_device_dtype(opts: dict):
@@ -287,8 +287,14 @@ def get_judge(spec: str, **options) -> Judge:
         raise UserError(f"unknown judge {name!r}; available: {', '.join(sorted(judges))}")
     import os
 
-    judge = judges[name](arg, **{**spec_opts, **options})  # its own checks of the spec first
-    # A path that is not there is found here, when a scan checks its judges, not after the generation.
-    if arg and arg.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(arg)):
-        raise UserError(f"judge {name}: {arg!r} does not exist; check the path, or give a hub id OWNER/NAME")
+    opts = {**spec_opts, **options}
+    judge = judges[name](arg, **opts)  # its own checks of the spec first
+    # A path that is not there is found here, when a scan checks its judges, not after the generation
+    # (the argument, and a rubric's or strongreject's model=); "looks local" as for models.
+    for value in (arg, opts.get("model")):
+        if not isinstance(value, str) or not value:
+            continue
+        local = value.startswith(("/", "./", "../", "~")) or value.count("/") > 1
+        if local and not os.path.exists(os.path.expanduser(value)):
+            raise UserError(f"judge {name}: {value!r} does not exist; check the path, or give a hub id OWNER/NAME")
     return judge

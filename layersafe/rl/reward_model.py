@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..io import JsonlAppender, atomic_write_json, read_jsonl, truncate_torn_tail
-from ..lock import is_empty, locked_out
+from ..lock import LOCK_NAME, is_empty, locked_out
 from ..safeload import check_local_folder, check_weights, first_line, load_errors, load_hint, require_classifier, weights_kwargs
 from ..rm_score import PAD_TOKEN, collate, encode_texts, format_dialogue, prepare_tokenizer, score_ids, score_texts  # noqa: F401
 from ..rm_score import appends_eos as _appends_eos, head_rewards as _rewards
@@ -182,9 +182,12 @@ def _check_out(cfg: RMTrainConfig, out: Path) -> Path | None:
         if (out / CARD).is_file():
             raise UserError(f"{out} holds a finished reward model ({CARD}); nothing to resume")
         if not ckpts:
-            if not is_empty(out):  # never train over a folder of something else (a model, a log)
-                raise UserError(f"--resume: no checkpoint in {out / CKPT_DIR}; start without --resume, in an "
-                                "empty or new --out")
+            # A run that died before its first checkpoint starts over there (its log is rewound);
+            # a folder holding anything else (a model, other files) is never trained over.
+            own = {LOG, CKPT_DIR, LOCK_NAME}
+            if out.is_dir() and any(p.name not in own for p in out.iterdir()):
+                raise UserError(f"--resume: no checkpoint in {out / CKPT_DIR} and {out} holds other files; "
+                                "start without --resume in an empty or new --out")
             return None
         try:
             saved = json.loads((ckpts[-1] / STATE).read_text())["config"]

@@ -85,7 +85,7 @@ class SFTTrainer:
             raise UserError(f"--data {cfg.data}: no usable training prompts")
         from ..data.training import check_images
 
-        check_images([s for s, _ in self.pairs], f"--data {cfg.data}")  # before the model loads
+        check_images([s for s, _ in self.pairs], f"--data {cfg.data}", log=log)  # before the model loads
         self.info = info or dist.RankInfo()
         if self.info.world > cfg.batch_size:
             raise UserError(f"--batch-size {cfg.batch_size} is smaller than the {self.info.world} processes: "

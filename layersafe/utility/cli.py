@@ -23,6 +23,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_utility)
 
 
+def _f(x) -> str:
+    """A rate for the console; n/a where nothing was measured (NaN: every row there failed)."""
+    return "  n/a" if x is None or x != x else f"{x:.3f}"
+
+
 def cmd_utility(a) -> int:
     from .run import TASKS, headline, run_utility
 
@@ -32,16 +37,15 @@ def cmd_utility(a) -> int:
     if TASKS[a.suite].extra:  # xstest: over-refusal and the unsafe prompts' refusal rate
         print("layer    n   over-refusal  95% CI            unsafe refusal")
         for layer, n, v, lo, hi, u in rows:
-            unsafe = "n/a" if u != u else f"{u:.3f}"  # NaN: no unsafe prompt answered at that layer
-            print(f"{layer:>5} {n:>4}   {v:.3f}       [{lo:.3f}, {hi:.3f}]    {unsafe}")
+            print(f"{layer:>5} {n:>4}   {_f(v)}       [{_f(lo)}, {_f(hi)}]    {_f(u)}")
     else:
         name = TASKS[a.suite].label
         print(f"layer    n   {name:<8} 95% CI")
         for layer, n, v, lo, hi in rows:
-            print(f"{layer:>5} {n:>4}   {v:.3f}    [{lo:.3f}, {hi:.3f}]")
+            print(f"{layer:>5} {n:>4}   {_f(v)}    [{_f(lo)}, {_f(hi)}]")
     failed = res["run"].get("stats", {}).get("failed", 0)
     if failed:
-        print(f"warning: {failed} rows failed and are not counted (their errors: the 'error' field in "
+        print(f"warning: {failed} row{'s' * (failed != 1)} failed and {'are' if failed != 1 else 'is'} not counted (their errors: the 'error' field in "
               f"{a.out}/generations.jsonl)", file=sys.stderr)
     extra = ", metrics_by_category.csv" if (Path(a.out) / "metrics_by_category.csv").is_file() else ""
     print(f"results: {a.out}/ (generations.jsonl, run.json, scores.jsonl, metrics.csv{extra})")
