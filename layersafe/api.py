@@ -327,10 +327,10 @@ def run_scan_pipeline(cfg: ScanConfig, *, report: bool = True, progress: bool = 
     say = say or (lambda m: None)
     judges = list(cfg.judges)
     if judges:
-        from .judges.base import get_judge
+        from .judges.base import get_judge, require_paths
 
-        for j in judges:  # fail on a bad judge name before hours of generation
-            get_judge(j)
+        for j in judges:  # fail on a bad judge name or path before hours of generation
+            require_paths(get_judge(j))
     run = run_scan(cfg, progress=progress, log=log)
     from .distributed import rank_info
 

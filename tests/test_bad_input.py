@@ -135,7 +135,7 @@ CASES = [
     ("judge input binary csv", judge("refusal", "binary.csv"), ["not UTF-8"]),
     ("judge input wrong columns", judge("refusal", "noresponse.jsonl"), ["lack column"]),
     ("judge unknown", judge("nope"), ["unknown judge"]),
-    ("judge model missing", judge("reward:{b}/nope"), ["does not exist"]),
+    ("judge model missing", judge("reward:{b}/nope"), ["no such folder"]),
     ("reward judge is a causal LM", judge("reward:{b}/textonly,device=cpu"), ["not a sequence classifier"]),
     ("reward judge with 3 labels", judge("reward:{b}/threelabels,device=cpu"), ["3 outputs"]),
     ("toxicity judge is a causal LM", judge("toxicity:{b}/textonly,device=cpu"), ["not a sequence classifier"]),
@@ -258,17 +258,18 @@ def test_judging_an_unfinished_scan_says_so(tmp_path):
         assert len((run / "scores.jsonl").read_text().splitlines()) == 3
 
 
-def test_judge_paths_that_are_not_there_are_found_when_the_spec_is_read(tmp_path):
+def test_judge_paths_that_are_not_there_are_found_before_the_generation(tmp_path):
     from layersafe.errors import UserError
-    from layersafe.judges.base import get_judge
+    from layersafe.judges.base import get_judge, require_paths
 
     rubric = tmp_path / "r.txt"
     rubric.write_text("Grade {prompt} {response}")
     for spec, missing in [("reward:runs/x/rm", "runs/x/rm"), (f"rubric:{rubric},model=./no/grader", "./no/grader"),
                           ("reward:~/no/such/rm", "~/no/such/rm")]:
+        judge = get_judge(spec)  # parsing a spec checks no path (paper plans name judges to come)
         with pytest.raises(UserError, match=f"'{missing}' does not exist"):
-            get_judge(spec)
-    assert get_judge("reward:OWNER/NAME").arg == "OWNER/NAME"  # a hub id is not checked here
+            require_paths(judge)
+    assert require_paths(get_judge("reward:OWNER/NAME")).arg == "OWNER/NAME"  # a hub id is not checked here
 
 
 def test_judge_none_with_another_judge_is_refused():

@@ -285,16 +285,20 @@ def get_judge(spec: str, **options) -> Judge:
     judges = available()
     if name not in judges:
         raise UserError(f"unknown judge {name!r}; available: {', '.join(sorted(judges))}")
+    return judges[name](arg, **{**spec_opts, **options})
+
+
+def require_paths(judge: Judge) -> Judge:
+    """``judge``, once its local paths (the argument, and a rubric's or strongreject's ``model=``)
+    are there: called where a command is about to generate for hours and judge after (scan,
+    utility, align's reward), so a missing path fails first, not last. "Looks local" as for models."""
     import os
 
-    opts = {**spec_opts, **options}
-    judge = judges[name](arg, **opts)  # its own checks of the spec first
-    # A path that is not there is found here, when a scan checks its judges, not after the generation
-    # (the argument, and a rubric's or strongreject's model=); "looks local" as for models.
-    for value in (arg, opts.get("model")):
+    for value in (judge.arg, judge.opts.get("model")):
         if not isinstance(value, str) or not value:
             continue
         local = value.startswith(("/", "./", "../", "~")) or value.count("/") > 1
         if local and not os.path.exists(os.path.expanduser(value)):
-            raise UserError(f"judge {name}: {value!r} does not exist; check the path, or give a hub id OWNER/NAME")
+            raise UserError(f"judge {judge.name}: {value!r} does not exist; check the path, or give a hub id "
+                            "OWNER/NAME")
     return judge

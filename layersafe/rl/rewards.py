@@ -138,9 +138,9 @@ class JudgeReward:
     """Any registered judge (e.g. ``llamaguard:ID``) as ±1: +1 when its first metric says safe."""
 
     def __init__(self, spec: str, allow_pickle: bool = False):
-        from ..judges.base import get_judge
+        from ..judges.base import get_judge, require_paths
 
-        self.judge = get_judge(spec)
+        self.judge = require_paths(get_judge(spec))
         if allow_pickle and "allow_pickle" in self.judge.opts:  # align --allow-pickle reaches judges too
             self.judge.opts["allow_pickle"] = True
         if not self.judge.metrics:

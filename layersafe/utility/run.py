@@ -179,9 +179,9 @@ def _judge_with(specs: Callable[["UtilityConfig"], list[str]]):
 def _needs_reward_judge(cfg) -> None:
     if not cfg.judge:
         raise UserError("--suite reward needs --judge reward:MODEL (a reward model folder or hub id)")
-    from ..judges.base import get_judge
+    from ..judges.base import get_judge, require_paths
 
-    get_judge(cfg.judge)  # bad spec fails before generation
+    require_paths(get_judge(cfg.judge))  # a bad spec or path fails before generation
 
 
 def _needs_answers(ds, answers, cfg) -> None:
