@@ -76,14 +76,9 @@ def _note_unfinished(out: Path, n: int, log) -> None:
     scan that did not finish (its metrics will cover fewer rows per layer)."""
     import json
 
-    gen = out / "generations.jsonl"
-    with gen.open("rb") as f:  # what follows the last newline (a row is far below 4 MB)
-        f.seek(max(gen.stat().st_size - (4 << 20), 0))
-        tail = f.read().rsplit(b"\n", 1)[-1]
-    try:
-        torn = bool(tail.strip()) and not isinstance(json.loads(tail), dict)
-    except ValueError:  # read_jsonl dropped it
-        torn = True
+    from .io import torn_tail
+
+    torn = torn_tail(out / "generations.jsonl") > 0  # read_jsonl dropped that line
     try:
         status = json.loads((out / "run.json").read_text()).get("status")
     except (OSError, ValueError, AttributeError):

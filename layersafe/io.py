@@ -35,31 +35,52 @@ def read_jsonl(path: str | Path, *, tolerate_torn_tail: bool = True) -> list[dic
     return rows
 
 
-def truncate_torn_tail(path: str | Path) -> int:
-    """Cut a partial last line (no trailing newline, and not valid JSON) so appends start on a
-    fresh line; a last line that parses but lacks only its newline is kept and ended.
-    Returns the number of bytes removed."""
-    path = Path(path)
+def _last_line(path: Path) -> bytes:
+    """The bytes after the file's last newline (b"" when it ends with one, is empty or missing),
+    read backwards from the end in 1 MB steps."""
     if not path.exists():
-        return 0
-    size = path.stat().st_size
-    if size == 0:
+        return b""
+    with path.open("rb") as f:
+        pos, tail = f.seek(0, os.SEEK_END), b""
+        while pos > 0:
+            step = min(1 << 20, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+            cut = tail.rfind(b"\n")
+            if cut >= 0:
+                return tail[cut + 1:]
+        return tail
+
+
+def _is_row(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def torn_tail(path: str | Path) -> int:
+    """Bytes of a partial last line (no trailing newline, and not a JSON object: a write cut off
+    by a crash, which :func:`read_jsonl` drops); 0 when there is none."""
+    last = _last_line(Path(path))
+    return 0 if not last.strip() or _is_row(last) else len(last)
+
+
+def truncate_torn_tail(path: str | Path) -> int:
+    """Cut a partial last line (:func:`torn_tail`) so appends start on a fresh line; a last line
+    that parses but lacks only its newline is kept and ended. Returns the number of bytes removed."""
+    path = Path(path)
+    last = _last_line(path)
+    if not last:
         return 0
     with path.open("rb+") as f:
-        data = f.read()
-        if data.endswith(b"\n"):
-            return 0
-        keep = data.rfind(b"\n") + 1
-        try:
-            whole = isinstance(json.loads(data[keep:]), dict)
-        except (ValueError, UnicodeDecodeError):
-            whole = False
-        if whole:  # written whole by something that ends files without a newline: a row, not a tear
+        if _is_row(last):  # written whole by something that ends files without a newline: a row, not a tear
             f.seek(0, os.SEEK_END)
             f.write(b"\n")
             return 0
-        f.truncate(keep)
-        return size - keep
+        f.truncate(f.seek(0, os.SEEK_END) - len(last))
+        return len(last)
 
 
 class JsonlAppender:

@@ -17,16 +17,25 @@ from .errors import UserError
 _PICKLE_WEIGHTS = re.compile(r"^(?:pytorch_model(?:-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json|adapter_model\.bin)$")
 
 
-def check_local_folder(name: str, what: str = "model") -> None:
-    """A name that is clearly a path (not a hub id OWNER/NAME) must be an existing folder;
-    otherwise the hub client's "Repo id must be in the form ..." would hide the real mistake."""
-    looks_local = name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+def looks_local(name: str) -> bool:
+    """Whether ``name`` is clearly a path, not a hub id OWNER/NAME."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+
+
+def lacks_config(name: str, also: tuple[str, ...] = ()) -> bool:
+    """Whether ``name`` is an existing folder with no config.json (nor adapter_config.json, nor
+    ``also``): loaded from disk, the loaders' own error would be a cut-off tokenizer message
+    ("Couldn't instantiate the backend tokenizer from one of:")."""
     p = Path(name).expanduser()
-    if looks_local and not p.exists():
+    return p.is_dir() and not any((p / f).is_file() for f in ("config.json", "adapter_config.json", *also))
+
+
+def check_local_folder(name: str, what: str = "model") -> None:
+    """A name that is clearly a path must be an existing folder (otherwise the hub client's "Repo
+    id must be in the form ..." would hide the real mistake), and a folder must hold a config."""
+    if looks_local(name) and not Path(name).expanduser().exists():
         raise UserError(f"{what} folder not found: {name}; check the path, or give a hub id OWNER/NAME")
-    # An existing folder is loaded from disk: without a config the loaders' own errors are cut-off
-    # tokenizer messages ("Couldn't instantiate the backend tokenizer from one of:").
-    if p.is_dir() and not (p / "config.json").is_file() and not (p / "adapter_config.json").is_file():
+    if lacks_config(name):
         raise UserError(f"{name} has no config.json; pass a folder saved with save_pretrained or a hub id")
 
 

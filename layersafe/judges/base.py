@@ -117,14 +117,11 @@ def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kw
     For weights pass ``allow_pickle`` (the judge's option): safetensors only unless it is true."""
     import os
 
-    from ..safeload import check_weights, load_hint, weights_kwargs
+    from ..safeload import check_weights, lacks_config, load_hint, weights_kwargs
 
     if name.startswith(("/", "./", "../", "~")) and not os.path.isdir(os.path.expanduser(name)):
         raise UserError(f"cannot load {what} {name!r}: no such folder")
-    folder = os.path.expanduser(name)
-    if os.path.isdir(folder) and not any(os.path.isfile(os.path.join(folder, f))
-                                         for f in ("config.json", "tokenizer_config.json", "adapter_config.json")):
-        # else transformers' message is a cut-off "Couldn't instantiate the backend tokenizer from one of:"
+    if lacks_config(name, also=("tokenizer_config.json",)):  # a tokenizer-only folder is fine for a tokenizer
         raise UserError(f"cannot load {what} {name!r}: the folder has no config.json; pass a folder saved with "
                         "save_pretrained or a hub id")
     flag = "allow_pickle=1 in the judge spec"
@@ -137,7 +134,8 @@ def load_hf(loader, name: str, what: str, allow_pickle: bool | None = None, **kw
         return loader.from_pretrained(name, trust_remote_code=False, **kwargs)
     except load_errors() as e:  # a corrupt or truncated checkpoint is the user's file, not a bug
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {what} {name!r}: {first}{load_hint(first, bool(allow_pickle), flag, path=name if allow_pickle is not None else None)}") from None
+        hint = load_hint(first, bool(allow_pickle), flag, path=name if allow_pickle is not None else None)  # weights only
+        raise UserError(f"cannot load {what} {name!r}: {first}{hint}") from None
 
 
 def model_device_dtype(opts: dict):
@@ -294,11 +292,10 @@ def require_paths(judge: Judge) -> Judge:
     utility, align's reward), so a missing path fails first, not last. "Looks local" as for models."""
     import os
 
+    from ..safeload import looks_local
+
     for value in (judge.arg, judge.opts.get("model")):
-        if not isinstance(value, str) or not value:
-            continue
-        local = value.startswith(("/", "./", "../", "~")) or value.count("/") > 1
-        if local and not os.path.exists(os.path.expanduser(value)):
+        if isinstance(value, str) and looks_local(value) and not os.path.exists(os.path.expanduser(value)):
             raise UserError(f"judge {judge.name}: {value!r} does not exist; check the path, or give a hub id "
                             "OWNER/NAME")
     return judge

@@ -45,8 +45,9 @@ def cmd_utility(a) -> int:
             print(f"{layer:>5} {n:>4}   {_f(v)}    [{_f(lo)}, {_f(hi)}]")
     failed = res["run"].get("stats", {}).get("failed", 0)
     if failed:
-        print(f"warning: {failed} row{'s' * (failed != 1)} failed and {'are' if failed != 1 else 'is'} not counted (their errors: the 'error' field in "
-              f"{a.out}/generations.jsonl)", file=sys.stderr)
+        rows_fail = "1 row failed and is" if failed == 1 else f"{failed} rows failed and are"
+        print(f"warning: {rows_fail} not counted (their errors: the 'error' field in {a.out}/generations.jsonl)",
+              file=sys.stderr)
     extra = ", metrics_by_category.csv" if (Path(a.out) / "metrics_by_category.csv").is_file() else ""
     print(f"results: {a.out}/ (generations.jsonl, run.json, scores.jsonl, metrics.csv{extra})")
     return 0
